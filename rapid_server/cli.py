@@ -1,0 +1,141 @@
+"""`rapidboot`: serve functions locally, or invoke one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from .config import (
+    DEFAULT_FUNCTION_NAME,
+    ConfigError,
+    FunctionConfig,
+    ServerConfig,
+    default_region,
+    load_toml,
+    parse_env_assignments,
+    validate_function,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rapidboot", description="A local AWS Lambda and a fast Python runtime."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve functions on a local Invoke API")
+    source = serve.add_argument_group("one function from flags (or use --config)")
+    source.add_argument("--config", type=Path, help="rapidboot.toml with [functions.NAME] tables")
+    source.add_argument("--code", type=Path, help="the function's code directory (its task root)")
+    source.add_argument("--handler", help="MODULE.FUNCTION, e.g. app.handler")
+    source.add_argument("--name", default=DEFAULT_FUNCTION_NAME, help="function name (default: %(default)s)")
+    source.add_argument("--memory", type=int, default=128, help="memory size in MB (default: %(default)s)")
+    source.add_argument("--timeout", type=float, default=3, help="timeout in seconds (default: %(default)s)")
+    source.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable"
+    )
+    source.add_argument(
+        "--command",
+        dest="runtime_command",
+        metavar="CMD",
+        help='runtime command line instead of our bootstrap, e.g. "python3 -m awslambdaric app.handler"',
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=int, default=8080, help="Invoke API port, 0 for any (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--region", default=None, help="AWS region the functions see (default: $AWS_REGION or us-east-1)"
+    )
+    serve.add_argument(
+        "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help=argparse.SUPPRESS
+    )
+
+    invoke = commands.add_parser("invoke", help="invoke a function on a running server")
+    invoke.add_argument("name", help="function name or ARN")
+    payload = invoke.add_mutually_exclusive_group()
+    payload.add_argument("--payload", help="the event, as JSON")
+    payload.add_argument("--payload-file", type=Path, help="read the event from this file")
+    invoke.add_argument(
+        "--endpoint", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)"
+    )
+    invoke.add_argument("--read-timeout", type=float, default=910, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _invoke(args)
+    except ConfigError as exc:
+        print(f"rapidboot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import run
+
+    functions: dict[str, FunctionConfig]
+    if args.config is not None:
+        if args.code is not None or args.handler is not None:
+            raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
+        functions = load_toml(args.config)
+    else:
+        if args.code is None or args.handler is None:
+            raise ConfigError("serve needs --config FILE, or --code DIR and --handler MODULE.FUNCTION")
+        function = validate_function(
+            "--code/--handler",
+            args.name,
+            args.code,
+            args.handler,
+            memory=args.memory,
+            timeout=args.timeout,
+            environment=parse_env_assignments(args.env),
+            command=args.runtime_command,
+        )
+        functions = {function.name: function}
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be 0-65535")
+    config = ServerConfig(functions, host=args.host, port=args.port, region=args.region or default_region())
+    try:
+        return run(config, loop=args.loop)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    import httpx  # only this command needs an HTTP client
+
+    if args.payload_file is not None:
+        try:
+            body = args.payload_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"--payload-file {args.payload_file}: {exc.strerror}") from None
+    else:
+        body = (args.payload or "").encode()
+    url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{quote(args.name, safe='')}/invocations"
+    try:
+        response = httpx.post(url, content=body, timeout=httpx.Timeout(10, read=args.read_timeout))
+    except httpx.HTTPError as exc:
+        print(f"rapidboot: cannot invoke {args.name} at {args.endpoint}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.buffer.write(response.content)
+    if response.content and not response.content.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    if response.status_code >= 300:
+        code = response.headers.get("x-amzn-ErrorType", str(response.status_code))
+        print(f"rapidboot: {code} (HTTP {response.status_code})", file=sys.stderr)
+        return 2
+    if response.headers.get("X-Amz-Function-Error"):
+        print(f"rapidboot: function error ({response.headers['X-Amz-Function-Error']})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Function and server configuration: read once, validated once, typed.
+
+Every problem is reported as one `ConfigError` naming where it came from (file, function, key) and what
+was wrong, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10240
+TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 900
+ENVIRONMENT_MAX_BYTES = 4096
+DEFAULT_FUNCTION_NAME = "function"
+
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+# Names Lambda refuses in a function's configuration (reference section 4, "Res." column).
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+    }
+)
+
+_FUNCTION_KEYS = frozenset({"code", "handler", "memory", "timeout", "environment", "command"})
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    name: str
+    code: Path  # the task root, absolute
+    handler: str
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    environment: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None  # replaces our bootstrap, e.g. awslambdaric
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    functions: Mapping[str, FunctionConfig]
+    host: str = "127.0.0.1"
+    port: int = 8080
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+
+
+def validate_function(
+    where: str,
+    name: str,
+    code: object,
+    handler: object,
+    memory: object = 128,
+    timeout: object = 3,
+    environment: object = None,
+    command: object = None,
+    base_dir: Path | None = None,
+) -> FunctionConfig:
+    """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x")."""
+    if not _FUNCTION_NAME.match(name):
+        raise ConfigError(f"{where}: function name {name!r} must be 1-64 letters, digits, '-' or '_'")
+    if not isinstance(code, str | Path) or not str(code):
+        raise ConfigError(f"{where}.code: required, the directory holding the function's code")
+    code_path = Path(code)
+    if not code_path.is_absolute():
+        code_path = (base_dir or Path.cwd()) / code_path
+    code_path = code_path.resolve()
+    if not code_path.is_dir():
+        raise ConfigError(f"{where}.code: {code_path} is not a directory")
+    if not isinstance(handler, str) or not handler.strip():
+        raise ConfigError(f"{where}.handler: required, e.g. 'app.handler'")
+    if isinstance(memory, bool) or not isinstance(memory, int):
+        raise ConfigError(f"{where}.memory: must be an integer number of MB, got {memory!r}")
+    if not MEMORY_MIN_MB <= memory <= MEMORY_MAX_MB:
+        raise ConfigError(f"{where}.memory: {memory} MB is outside {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ConfigError(f"{where}.timeout: must be a number of seconds, got {timeout!r}")
+    if not TIMEOUT_MIN_S <= timeout <= TIMEOUT_MAX_S:
+        raise ConfigError(f"{where}.timeout: {timeout} s is outside {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} s")
+    env = _validate_environment(f"{where}.environment", environment)
+    argv = _validate_command(f"{where}.command", command, base_dir or Path.cwd())
+    return FunctionConfig(name, code_path, handler.strip(), memory, float(timeout), env, argv)
+
+
+def _validate_environment(where: str, environment: object) -> dict[str, str]:
+    if environment is None:
+        return {}
+    if not isinstance(environment, Mapping):
+        raise ConfigError(f'{where}: must be a table of NAME = "value"')
+    result: dict[str, str] = {}
+    for key, value in environment.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise ConfigError(
+                f"{where}.{key}: not a valid variable name (letters, digits, '_'; letter first)"
+            )
+        if key in RESERVED_ENV_KEYS:
+            raise ConfigError(f"{where}.{key}: reserved by Lambda and cannot be set")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: value must be a string, got {value!r}")
+        result[key] = str(value)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in result.items())
+    if size > ENVIRONMENT_MAX_BYTES:
+        raise ConfigError(
+            f"{where}: {size} bytes in total exceeds Lambda's {ENVIRONMENT_MAX_BYTES}-byte limit"
+        )
+    return result
+
+
+def _validate_command(where: str, command: object, base_dir: Path) -> tuple[str, ...] | None:
+    if command is None:
+        return None
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        raise ConfigError(f'{where}: must be a non-empty list of strings, e.g. ["python3", "-m", ...]')
+    program = command[0]
+    if "/" in program and not os.path.isabs(program):
+        # Relative to where it was written (the toml's directory, or the shell's cwd), not the task root.
+        # abspath, not resolve(): a venv's python is a symlink that must stay one to find its venv.
+        program = os.path.abspath(base_dir / program)
+    return (program, *command[1:])
+
+
+def load_toml(path: Path) -> dict[str, FunctionConfig]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(document) - {"functions"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected [functions.NAME]"
+        )
+    tables = document.get("functions")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{path}: no functions: add a [functions.NAME] table with code and handler")
+    functions: dict[str, FunctionConfig] = {}
+    for name, table in tables.items():
+        where = f"{path}: functions.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        extra = set(table) - _FUNCTION_KEYS
+        if extra:
+            allowed = ", ".join(sorted(_FUNCTION_KEYS))
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed: {allowed}")
+        functions[name] = validate_function(where, name, base_dir=path.parent.resolve(), **_table_args(table))
+    return functions
+
+
+def _table_args(table: dict[str, Any]) -> dict[str, Any]:
+    args = dict(table)
+    args.setdefault("code", None)
+    args.setdefault("handler", None)
+    return args
+
+
+def parse_env_assignments(pairs: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--env {pair!r}: expected KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def bootstrap_command(handler: str) -> tuple[str, ...]:
+    """How the server starts our own runtime: the repository's `bootstrap` file when present (no runpy,
+    the fastest start), else the installed `runtime` package."""
+    bootstrap = Path(__file__).resolve().parent.parent / "bootstrap"
+    if bootstrap.is_file():
+        return (sys.executable, str(bootstrap), handler)
+    return (sys.executable, "-m", "runtime", handler)

@@ -1,0 +1,48 @@
+"""Every AWS error-type string the server produces or recognises, defined once."""
+
+from __future__ import annotations
+
+# Runtime API error bodies (reference section 1).
+INVALID_STATE_TRANSITION = "InvalidStateTransition"
+INVALID_REQUEST_ID = "InvalidRequestID"
+REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+NOT_FOUND = "NotFound"
+METHOD_NOT_ALLOWED = "MethodNotAllowed"
+
+# Invocation failures the platform reports itself (reference section 6, "platform-generated").
+SANDBOX_TIMEDOUT = "Sandbox.Timedout"
+RUNTIME_EXIT_ERROR = "Runtime.ExitError"
+RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+RUNTIME_UNKNOWN = "Runtime.Unknown"
+FUNCTION_UNKNOWN = "Function.Unknown"
+FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+
+# Invoke API service errors (reference section 2): the code goes in `x-amzn-ErrorType`.
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
+INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
+REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
+SERVICE_EXCEPTION = "ServiceException"
+UNKNOWN_OPERATION = "UnknownOperationException"
+
+
+class ServiceError(Exception):
+    """An Invoke API request refused before anything ran: rendered as `x-amzn-ErrorType` + JSON body."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def normalise_function_error_type(value: str | None) -> str | None:
+    """What RAPID keeps of `Lambda-Runtime-Function-Error-Type`: `Runtime.X...`/`Function.X...` as sent
+    (X upper-case), anything else collapsed to `Runtime.Unknown` (`Function.Unknown` if so prefixed)."""
+    if not value:
+        return None
+    for prefix, fallback in (("Runtime.", RUNTIME_UNKNOWN), ("Function.", FUNCTION_UNKNOWN)):
+        if value.startswith(prefix):
+            rest = value[len(prefix) :]
+            return value if rest[:1].isupper() else fallback
+    return RUNTIME_UNKNOWN

@@ -1,0 +1,279 @@
+"""HTTP/1.1 for both of the server's listeners, parsed by httptools (llhttp).
+
+The protocol object only turns bytes into `Request`s and `Response`s into bytes; what a request means is
+decided by the handler it is given (`runtime_api` or `invoke_api`). Requests on one connection are handled
+one after another, in order, as HTTP/1.1 pipelining requires.
+
+A handler may answer by returning a `Response`, or answer later by writing on the connection itself and
+returning `None`: the Runtime API's `/next` long-poll is answered that way, by whoever hands it an event,
+so that the check "is this connection still open?" and the write happen in the same loop step and an
+event is never handed to a connection that has already gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import cast
+from urllib.parse import unquote
+
+import httptools
+
+# Header blocks are bytes built once; per response only the status line and the varying headers are joined.
+_STATUS_LINES: dict[int, bytes] = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAX_HEADER_BYTES = 64 * 1024
+_MAX_QUEUED_REQUESTS = 16  # pipelined requests buffered per connection before we stop reading
+
+
+class Request:
+    """One parsed request. Header names are lower-case; a repeated header keeps its last value."""
+
+    __slots__ = ("body", "body_size", "connection", "headers", "method", "path", "query", "too_large")
+
+    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], connection: Connection):
+        self.method = method
+        self.path = path  # percent-decoded
+        self.query = query  # raw query string, without "?"
+        self.headers = headers
+        self.connection = connection
+        self.body = b""
+        self.body_size = 0  # bytes received, even past the limit
+        self.too_large = False  # body exceeded the listener's limit: `body` holds nothing useful
+
+
+class Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else []
+
+
+Handler = Callable[[Request], Awaitable[Response | None]]
+
+
+def encode_response(response: Response, keep_alive: bool) -> bytes:
+    parts = [_STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode()]
+    for name, value in response.headers:
+        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    parts.append(b"Content-Length: %d\r\n" % len(response.body))
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    parts.append(response.body)
+    return b"".join(parts)
+
+
+class Connection:
+    """What a handler may know and do about the connection its request came on."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: HttpProtocol):
+        self._protocol = protocol
+
+    @property
+    def is_open(self) -> bool:
+        return self._protocol.transport is not None and not self._protocol.transport.is_closing()
+
+    def send(self, response: Response) -> bool:
+        """Write the answer to the request now being handled. False if the peer is gone (nothing sent)."""
+        return self._protocol.send(response)
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, handler: Handler, max_body_size: int, on_error: Callable[[BaseException], None]):
+        self._handler = handler
+        self._max_body_size = max_body_size
+        self._on_error = on_error
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._connection = Connection(self)
+        self._queue: deque[tuple[Request, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._reading_paused = False
+        # Parser state for the request being received.
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._current: Request | None = None
+        self._body_parts: list[bytes] = []
+        # Set while a handler runs; cleared once its response is written.
+        self._awaiting_response = False
+        self._keep_alive = True
+
+    # asyncio.Protocol -------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, b'{"message":"Protocol upgrades are not supported"}')
+        except httptools.HttpParserError as exc:
+            # httptools wraps an exception raised in one of our callbacks; unwrap ours.
+            cause = exc.__context__
+            if isinstance(cause, _RequestTooLarge):
+                self._reject(cause.status, cause.body)
+            else:
+                detail = str(exc).replace('"', "'").encode("utf-8", "replace")[:200]
+                self._reject(400, b'{"message":"Malformed HTTP request: %s"}' % detail)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._queue.clear()
+        if self._worker is not None and not self._worker.done():
+            # A handler waiting on this connection (a parked /next) must stop waiting: nothing can reach it.
+            self._worker.cancel()
+
+    # httptools callbacks ----------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body_parts = []
+        self._current = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        parsed = httptools.parse_url(self._url)
+        path = unquote(parsed.path.decode("latin-1"))
+        query = parsed.query.decode("latin-1") if parsed.query else ""
+        method = self._parser.get_method().decode("ascii")
+        self._current = Request(method, path, query, self._headers, self._connection)
+        declared = self._headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
+            # Known to be too large before a byte of it arrives: refuse now rather than read megabytes.
+            self._current.too_large = True
+            self._current.body_size = int(declared)
+        elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            # curl waits a second for this before sending any body over 1 KiB.
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._current
+        assert request is not None
+        if request.too_large:
+            return
+        request.body_size += len(body)
+        if request.body_size > self._max_body_size:
+            request.too_large = True
+            self._body_parts = []
+            return
+        self._body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._current
+        assert request is not None
+        if not request.too_large:
+            request.body = b"".join(self._body_parts)
+        self._body_parts = []
+        self._current = None
+        keep_alive = self._parser.should_keep_alive() and not request.too_large
+        self._queue.append((request, keep_alive))
+        if len(self._queue) >= _MAX_QUEUED_REQUESTS and self.transport is not None:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    # Handling ---------------------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while self._queue:
+            request, keep_alive = self._queue.popleft()
+            if self._reading_paused and self.transport is not None:
+                self.transport.resume_reading()
+                self._reading_paused = False
+            self._awaiting_response = True
+            self._keep_alive = keep_alive
+            try:
+                response = await self._handler(request)
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:  # a handler bug must not take the listener down
+                self._on_error(exc)
+                response = Response(500, b'{"message":"Internal server error"}', [_JSON])
+            if response is not None:
+                self.send(response)
+            if not keep_alive or self.transport is None:
+                return
+
+    def send(self, response: Response) -> bool:
+        if not self._awaiting_response or self.transport is None or self.transport.is_closing():
+            return False
+        self._awaiting_response = False
+        self.transport.write(encode_response(response, self._keep_alive))
+        if not self._keep_alive:
+            self.transport.close()
+        return True
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > _MAX_HEADER_BYTES:
+            raise _RequestTooLarge(431, b'{"message":"Request header fields too large"}')
+
+    def _reject(self, status: int, body: bytes) -> None:
+        """Answer a request we could not parse, then close: the byte stream can no longer be trusted."""
+        if self.transport is None:
+            return
+        self._queue.clear()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        self.transport.write(encode_response(Response(status, body, [_JSON]), keep_alive=False))
+        self.transport.close()
+
+
+_JSON = ("Content-Type", "application/json")
+
+
+class _RequestTooLarge(Exception):
+    def __init__(self, status: int, body: bytes):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+async def start_listener(
+    handler: Handler,
+    host: str,
+    port: int,
+    max_body_size: int,
+    on_error: Callable[[BaseException], None],
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: HttpProtocol(handler, max_body_size, on_error),
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+    )
+
+
+def bound_port(server: asyncio.Server) -> int:
+    port: int = server.sockets[0].getsockname()[1]
+    return port

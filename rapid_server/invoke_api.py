@@ -1,0 +1,185 @@
+"""The Invoke API as boto3, the AWS CLI and curl call it (reference section 2).
+
+Routes: `POST /2015-03-31/functions/{name}/invocations` (Invoke) and `GET /2015-03-31/functions/`
+(ListFunctions). A request refused here (unknown function, oversized or malformed payload, bad header)
+changes nothing and starts nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+import uuid
+from urllib.parse import parse_qs
+
+import orjson
+
+from . import errors, rendering
+from .environment import Invocation
+from .errors import ServiceError
+from .function import Function
+from .http import Handler, Request, Response
+from .server_state import ServerState
+
+MAX_SYNC_PAYLOAD_BYTES = 6_291_456
+LATEST = "$LATEST"
+
+_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_LIST = re.compile(r"^/2015-03-31/functions/?$")
+# arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER], ACCOUNT:function:NAME[:QUALIFIER], NAME[:QUALIFIER]
+_FULL_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<rest>.+)$")
+_PARTIAL_ARN = re.compile(r"^\d{12}:function:(?P<rest>.+)$")
+
+
+def make_handler(state: ServerState) -> Handler:
+    async def handle(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            match = _INVOKE.match(request.path)
+            if match is not None:
+                if request.method != "POST":
+                    raise _unknown_operation(request)
+                return await _invoke(state, request, match["name"], request_id)
+            if _LIST.match(request.path) is not None:
+                if request.method != "GET":
+                    raise _unknown_operation(request)
+                return _list_functions(state, request_id)
+            raise _unknown_operation(request)
+        except ServiceError as error:
+            return rendering.service_error(error, request_id)
+
+    return handle
+
+
+async def _invoke(state: ServerState, request: Request, name: str, request_id: str) -> Response:
+    function = _resolve(state, name, _query_qualifier(request))
+    invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
+    if invocation_type not in ("RequestResponse", "DryRun", "Event"):
+        raise ServiceError(
+            400,
+            errors.INVALID_PARAMETER_VALUE,
+            f"X-Amz-Invocation-Type: {invocation_type!r} is not one of RequestResponse, Event, DryRun",
+        )
+    if invocation_type == "Event":
+        raise ServiceError(
+            400,
+            errors.INVALID_PARAMETER_VALUE,
+            "X-Amz-Invocation-Type: Event (asynchronous invoke) is not supported by this rapidboot "
+            "version yet; use RequestResponse",
+        )
+    if request.too_large:
+        raise ServiceError(
+            413,
+            errors.REQUEST_TOO_LARGE,
+            f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+        )
+    payload = _validated_payload(request.body)
+    if invocation_type == "DryRun":
+        return Response(204, b"", [("x-amzn-RequestId", request_id)])
+    invocation = Invocation(
+        request_id=request_id,
+        payload=payload,
+        invoked_function_arn=function.arn,
+        trace_id=request.headers.get("x-amzn-trace-id") or _new_trace_id(),
+    )
+    result = await function.invoke(invocation)
+    headers = [
+        ("Content-Type", result.content_type),
+        ("X-Amz-Executed-Version", LATEST),
+        ("x-amzn-RequestId", request_id),
+    ]
+    if result.function_error:
+        headers.append(("X-Amz-Function-Error", "Unhandled"))
+    return Response(200, result.body, headers)
+
+
+def _resolve(state: ServerState, raw_name: str, query_qualifier: str | None) -> Function:
+    """Accept a name, a full ARN or a partial ARN, each optionally qualified. The ARN's region and account
+    are not checked against ours: local tools use all sorts of dummy accounts, and the name is what counts."""
+    rest = raw_name
+    for pattern in (_FULL_ARN, _PARTIAL_ARN):
+        match = pattern.match(raw_name)
+        if match is not None:
+            rest = match["rest"]
+            break
+    name, _, qualifier = rest.partition(":")
+    if qualifier and query_qualifier and qualifier != query_qualifier:
+        raise ServiceError(
+            400,
+            errors.INVALID_PARAMETER_VALUE,
+            f"The derived qualifier from the function name ({qualifier}) does not match the specified "
+            f"qualifier ({query_qualifier}).",
+        )
+    qualifier = qualifier or query_qualifier or ""
+    function = state.functions.get(name)
+    if function is None or qualifier not in ("", LATEST):
+        arn = state.function_arn(name) + (f":{qualifier}" if qualifier else "")
+        raise ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
+    return function
+
+
+def _query_qualifier(request: Request) -> str | None:
+    if not request.query:
+        return None
+    values = parse_qs(request.query).get("Qualifier")
+    return values[-1] if values else None
+
+
+def _validated_payload(body: bytes) -> bytes:
+    """The service passes the payload through as sent, but refuses what is not JSON. No payload at all is
+    the empty object, as when the console or CLI invokes without one."""
+    if not body.strip():
+        return b"{}"
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ServiceError(
+            400,
+            errors.INVALID_REQUEST_CONTENT,
+            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+        ) from None
+    return body
+
+
+def _new_trace_id() -> str:
+    """An X-Ray trace header as Lambda passes it when the caller sent none (not sampled)."""
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+
+
+def _list_functions(state: ServerState, request_id: str) -> Response:
+    functions = [_configuration(state, function) for function in state.functions.values()]
+    body = orjson.dumps({"Functions": functions})
+    return Response(200, body, [rendering.JSON, ("x-amzn-RequestId", request_id)])
+
+
+def _configuration(state: ServerState, function: Function) -> dict[str, object]:
+    """The FunctionConfiguration shape botocore's model describes, for what we know locally."""
+    config = function.config
+    return {
+        "FunctionName": config.name,
+        "FunctionArn": function.arn,
+        "Runtime": state.runtime_name(config),
+        "Role": f"arn:aws:iam::{state.config.account_id}:role/rapidboot-local",
+        "Handler": config.handler,
+        "CodeSize": 0,
+        "Description": "",
+        "Timeout": math.ceil(config.timeout_s),
+        "MemorySize": config.memory_mb,
+        "LastModified": state.started_at,
+        "CodeSha256": "",
+        "Version": LATEST,
+        "Environment": {"Variables": dict(config.environment)},
+        "TracingConfig": {"Mode": "PassThrough"},
+        "PackageType": "Zip",
+        "Architectures": [state.architecture],
+        "EphemeralStorage": {"Size": 512},
+        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
+    }
+
+
+def _unknown_operation(request: Request) -> ServiceError:
+    return ServiceError(
+        404, errors.UNKNOWN_OPERATION, f"No operation for {request.method} {request.path} on the Lambda API"
+    )

@@ -1,0 +1,65 @@
+"""Measured memory of an execution environment, for REPORT's `Max Memory Used`.
+
+The kernel keeps each process's peak resident set (`VmHWM` in /proc/PID/status), so a peak between two
+readings is not missed. An environment is a process tree (the runtime may fork helpers); its peak is taken
+as the sum of its live processes' peaks, kept as a running maximum across readings. That can over-count
+processes whose peaks did not coincide, never under-count a process alive at a reading.
+"""
+
+from __future__ import annotations
+
+import os
+
+_MIB = 1024 * 1024
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """The root and all its descendants, via /proc/PID/task/TID/children."""
+    pids = [root_pid]
+    index = 0
+    while index < len(pids):
+        pid = pids[index]
+        index += 1
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    pids.extend(int(child) for child in f.read().split())
+            except (OSError, ValueError):
+                continue
+    return pids
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set size, 0 if it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Running peak of one environment's process tree."""
+
+    __slots__ = ("_peak_bytes", "root_pid")
+
+    def __init__(self, root_pid: int):
+        self.root_pid = root_pid
+        self._peak_bytes = 0
+
+    def sample(self) -> int:
+        total = sum(peak_rss_bytes(pid) for pid in process_tree(self.root_pid))
+        self._peak_bytes = max(self._peak_bytes, total)
+        return self._peak_bytes
+
+    @property
+    def peak_mb(self) -> int:
+        """Whole MB, rounded up, as Lambda reports it (a 40.2 MB peak shows as 41 MB)."""
+        return -(-self._peak_bytes // _MIB)

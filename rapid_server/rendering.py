@@ -1,0 +1,136 @@
+"""Every response body and platform log line the server produces, built in one place.
+
+Formats follow reference sections 1, 2 and 6: Runtime API errors are `{"errorMessage","errorType"}`, Invoke
+API service errors carry `x-amzn-ErrorType` and `{"Type","message"}`, platform lines are tab-separated as
+CloudWatch shows them.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import orjson
+
+from . import errors
+from .http import Response
+
+JSON = ("Content-Type", "application/json")
+
+RUNTIME_ACCEPTED = Response(202, b'{"status":"OK"}', [JSON])
+
+
+def runtime_error(status: int, error_type: str, message: str) -> Response:
+    return Response(status, orjson.dumps({"errorMessage": message, "errorType": error_type}), [JSON])
+
+
+def invalid_state_transition(message: str) -> Response:
+    return runtime_error(403, errors.INVALID_STATE_TRANSITION, message)
+
+
+def invalid_request_id() -> Response:
+    return runtime_error(400, errors.INVALID_REQUEST_ID, "Invalid request ID")
+
+
+def runtime_payload_too_large(limit: int) -> Response:
+    return runtime_error(
+        413, errors.REQUEST_ENTITY_TOO_LARGE, f"Exceeded maximum allowed payload size ({limit} bytes)."
+    )
+
+
+def service_error(error: errors.ServiceError, request_id: str) -> Response:
+    body = orjson.dumps({"Type": "User", "message": error.message})
+    return Response(
+        error.status,
+        body,
+        [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)],
+    )
+
+
+def function_error_body(error_type: str, message: str) -> bytes:
+    """A failure the platform reports on the function's behalf (timeout, crash), as the invoker sees it."""
+    return orjson.dumps({"errorType": error_type, "errorMessage": message})
+
+
+def timeout_message(request_id: str, timeout_s: float) -> str:
+    return f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+
+
+def exit_message(request_id: str, exit_description: str) -> str:
+    return f"RequestId: {request_id} Error: Runtime exited with error: {exit_description}"
+
+
+def exit_description(returncode: int) -> str:
+    """How Go's os/exec (and so Lambda) words a process's end: `exit status N` or `signal: killed`."""
+    if returncode < 0:
+        return f"signal: {_SIGNAL_WORDS.get(-returncode, str(-returncode))}"
+    return f"exit status {returncode}"
+
+
+# The words Go's syscall.Signal.String() uses, for the signals a runtime is likely to die of.
+_SIGNAL_WORDS = {
+    1: "hangup",
+    2: "interrupt",
+    3: "quit",
+    4: "illegal instruction",
+    6: "aborted",
+    7: "bus error",
+    8: "floating point exception",
+    9: "killed",
+    11: "segmentation fault",
+    13: "broken pipe",
+    15: "terminated",
+}
+
+
+# Platform log lines ---------------------------------------------------------------------------------------
+
+
+def start_line(request_id: str, version: str) -> str:
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_line(request_id: str) -> str:
+    return f"END RequestId: {request_id}"
+
+
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    memory_size_mb: int,
+    max_memory_used_mb: int,
+    init_duration_ms: float | None,
+    status: str | None = None,
+    error_type: str | None = None,
+) -> str:
+    fields = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {billed_ms(duration_ms)} ms",
+        f"Memory Size: {memory_size_mb} MB",
+        f"Max Memory Used: {max_memory_used_mb} MB",
+    ]
+    if init_duration_ms is not None:
+        fields.append(f"Init Duration: {init_duration_ms:.2f} ms")
+    if status is not None:
+        fields.append(f"Status: {status}")
+    if error_type is not None:
+        fields.append(f"Error Type: {error_type}")
+    return "\t".join(fields)
+
+
+def init_report_line(init_duration_ms: float, phase: str, status: str, error_type: str | None) -> str:
+    fields = [f"INIT_REPORT Init Duration: {init_duration_ms:.2f} ms", f"Phase: {phase}", f"Status: {status}"]
+    if error_type is not None:
+        fields.append(f"Error Type: {error_type}")
+    return "\t".join(fields)
+
+
+def timeout_log_line(request_id: str, timeout_s: float, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills duration rounded up to the next whole millisecond."""
+    return max(1, math.ceil(round(duration_ms, 6)))

@@ -1,0 +1,57 @@
+"""The Runtime API `2018-06-01`, as one execution environment's runtime sees it (reference section 1).
+
+All routes on one screen. Each only validates, asks the environment (and so its state machine), and
+renders; the environment decides what a request means for the invoke in flight.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import errors, rendering
+from .environment import MAX_RESPONSE_BYTES, Environment
+from .http import Handler, Request, Response
+
+_PREFIX = "/2018-06-01/runtime"
+_NEXT = f"{_PREFIX}/invocation/next"
+_INIT_ERROR = f"{_PREFIX}/init/error"
+_INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<action>response|error)$")
+
+
+def make_handler(environment: Environment) -> Handler:
+    async def handle(request: Request) -> Response | None:
+        path = request.path
+        if path == _NEXT:
+            if request.method != "GET":
+                return _method_not_allowed("GET")
+            return await environment.runtime_next(request.connection)
+        if path == _INIT_ERROR:
+            if request.method != "POST":
+                return _method_not_allowed("POST")
+            return environment.runtime_init_error(request.body, _error_type(request))
+        match = _INVOCATION.match(path)
+        if match is not None:
+            if request.method != "POST":
+                return _method_not_allowed("POST")
+            request_id = match["id"]
+            if match["action"] == "response":
+                too_large = request.body_size if request.too_large else 0
+                return environment.runtime_response(
+                    request_id, request.body, request.headers.get("content-type"), too_large
+                )
+            if request.too_large:
+                return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
+            return environment.runtime_error(request_id, request.body, _error_type(request))
+        return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
+
+    return handle
+
+
+def _error_type(request: Request) -> str | None:
+    return request.headers.get("lambda-runtime-function-error-type")
+
+
+def _method_not_allowed(allowed: str) -> Response:
+    response = rendering.runtime_error(405, errors.METHOD_NOT_ALLOWED, f"Method not allowed; use {allowed}")
+    response.headers.append(("Allow", allowed))
+    return response

@@ -1,0 +1,67 @@
+"""Run the local Lambda: the Invoke API listener, the functions, and an orderly stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+
+from . import invoke_api
+from .config import ServerConfig
+from .http import bound_port, start_listener
+from .logs import LogSink
+from .loop import LoopName, loop_factory, loop_name
+from .server_state import ServerState
+
+
+def report_internal_error(exc: BaseException) -> None:
+    """A bug of ours in one request: say so loudly on stderr, keep serving."""
+    print("rapidboot: internal error:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+
+
+async def serve(config: ServerConfig, on_ready: Callable[[str], None] | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    state = ServerState(config, LogSink(), report_internal_error)
+    listener = await start_listener(
+        invoke_api.make_handler(state),
+        config.host,
+        config.port,
+        invoke_api.MAX_SYNC_PAYLOAD_BYTES,
+        report_internal_error,
+    )
+    url = f"http://{config.host}:{bound_port(listener)}"
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if on_ready is not None:
+        on_ready(url)
+    try:
+        await stop.wait()
+    finally:
+        listener.close()
+        # Environments get SIGTERM, then SIGKILL after the grace period; in-flight invokes end with an
+        # exit error, which their callers still receive before we close.
+        await asyncio.gather(*(function.stop() for function in state.functions.values()))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def run(config: ServerConfig, loop: LoopName = "auto") -> int:
+    factory = loop_factory(loop)
+
+    def ready(url: str) -> None:
+        names = ", ".join(config.functions)
+        print(
+            f"rapidboot: listening on {url} ({loop_name(factory)}); functions: {names}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(config, ready))
+    return 0

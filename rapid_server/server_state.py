@@ -1,0 +1,34 @@
+"""What the server knows while it runs: its configuration and its functions. Passed to whoever needs it,
+never kept in module globals."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from .config import FunctionConfig, ServerConfig
+from .function import Function
+from .logs import LogSink
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig, sink: LogSink, on_error: Callable[[BaseException], None]):
+        self.config = config
+        self.sink = sink
+        self.started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        self.architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+        self.functions: dict[str, Function] = {
+            name: Function(function_config, self.function_arn(name), config.region, sink, on_error)
+            for name, function_config in config.functions.items()
+        }
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"
+
+    @staticmethod
+    def runtime_name(config: FunctionConfig) -> str:
+        if config.command is not None:
+            return "provided.al2023"
+        return f"python{sys.version_info.major}.{sys.version_info.minor}"
