@@ -22,7 +22,7 @@ ENVIRONMENT_MAX_BYTES = 4096
 DEFAULT_FUNCTION_NAME = "function"
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")  # the Lambda API's pattern: two characters at least
 
 # Names Lambda refuses in a function's configuration (reference section 4, "Res." column).
 RESERVED_ENV_KEYS = frozenset(
@@ -120,12 +120,12 @@ def _validate_environment(where: str, environment: object) -> dict[str, str]:
         raise ConfigError(f'{where}: must be a table of NAME = "value"')
     result: dict[str, str] = {}
     for key, value in environment.items():
-        if not isinstance(key, str) or not _ENV_KEY.match(key):
-            raise ConfigError(
-                f"{where}.{key}: not a valid variable name (letters, digits, '_'; letter first)"
-            )
         if key in RESERVED_ENV_KEYS:
             raise ConfigError(f"{where}.{key}: reserved by Lambda and cannot be set")
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise ConfigError(
+                f"{where}.{key}: invalid name (2+ letters, digits or '_', starting with a letter)"
+            )
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: value must be a string, got {value!r}")
         result[key] = str(value)

@@ -37,6 +37,8 @@ INIT_TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 # Between SIGTERM and SIGKILL when the server stops an environment.
 SHUTDOWN_GRACE_S = 2.0
+# How long a runtime that reported /init/error has to exit by itself before it is stopped.
+_INIT_ERROR_EXIT_GRACE_S = 1.0
 _MEMORY_SAMPLE_INTERVAL_S = 0.1
 _OUTPUT_LINE_LIMIT = 256 * 1024  # a runtime writing one endless line is cut into pieces of this size
 
@@ -113,6 +115,8 @@ class Environment:
         self._dispatched_at = 0.0
         self._outcome: asyncio.Future[_Outcome] | None = None
         self._sampler: asyncio.TimerHandle | None = None
+        self._error_type: str | None = None  # from the runtime's error post, for telemetry
+        self._reaper: asyncio.Task[None] | None = None
         # Output relay
         self._output_fd: int | None = None
         self._output_buffer = b""
@@ -176,6 +180,7 @@ class Environment:
             async with asyncio.timeout(timeout_s):
                 poller = await self._wait_for_poller()
             if poller is None:  # the runtime died between invokes
+                self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
                 outcome = self._exit_outcome(invocation.request_id)
                 self._log_invoke(invocation.request_id, 0.0, outcome)
                 return outcome.result
@@ -236,43 +241,41 @@ class Environment:
     def runtime_response(
         self, request_id: str, body: bytes, content_type: str | None, too_large: int
     ) -> Response:
-        if not self._is_current(request_id):
-            return rendering.invalid_request_id()
-        if not self._machine.allows(Event.RESPONSE):
-            return rendering.invalid_state_transition(
-                f"State transition from {self.state.value} to response is not allowed"
-            )
+        refusal = self._check_answer(request_id, Event.RESPONSE)
+        if refusal is not None:
+            return refusal
         self._machine.fire(Event.RESPONSE)
         if too_large:
-            message = (
-                f"Response payload size ({too_large} bytes) exceeded maximum allowed payload size "
-                f"({MAX_RESPONSE_BYTES} bytes)."
-            )
-            error_body = rendering.function_error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, message)
-            self._complete(
-                _Outcome(
-                    InvokeResult(error_body, "application/json", True),
-                    "error",
-                    errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE,
-                )
-            )
+            self._complete(self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
         self._complete(_Outcome(InvokeResult(body, content_type or "application/json", False)))
         return rendering.RUNTIME_ACCEPTED
 
-    def runtime_error(self, request_id: str, body: bytes, error_type_header: str | None) -> Response:
-        if not self._is_current(request_id):
-            return rendering.invalid_request_id()
-        if not self._machine.allows(Event.ERROR):
-            return rendering.invalid_state_transition(
-                f"State transition from {self.state.value} to error is not allowed"
-            )
+    def runtime_error(
+        self, request_id: str, body: bytes, error_type_header: str | None, too_large: int = 0
+    ) -> Response:
+        refusal = self._check_answer(request_id, Event.ERROR)
+        if refusal is not None:
+            return refusal
         self._machine.fire(Event.ERROR)
-        # The body reaches the invoker unchanged; the type header (optional: awslambdaric omits it) is
-        # kept for telemetry only, like RAPID.
-        errors.normalise_function_error_type(error_type_header)
+        if too_large:
+            self._complete(self._response_too_large(too_large))
+            return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
+        # The body reaches the invoker unchanged. The type header is optional (awslambdaric omits it)
+        # and, as in RAPID, feeds only the REPORT/telemetry error type.
+        self._error_type = errors.normalise_function_error_type(error_type_header)
         self._complete(_Outcome(InvokeResult(body, "application/json", True)))
         return rendering.RUNTIME_ACCEPTED
+
+    def _check_answer(self, request_id: str, event: Event) -> Response | None:
+        """Validate before firing: an unknown or already answered id is 400, a wrong moment 403."""
+        if not self._is_current(request_id):
+            return rendering.invalid_request_id()
+        if not self._machine.allows(event):
+            return rendering.invalid_state_transition(
+                f"State transition from {self.state.value} to {event.value} is not allowed"
+            )
+        return None
 
     def runtime_init_error(self, body: bytes, error_type_header: str | None) -> Response:
         if not self._machine.allows(Event.INIT_ERROR):
@@ -288,9 +291,19 @@ class Environment:
         if not self._init_done.done():
             result = InvokeResult(body or b"{}", "application/json", True)
             self._init_done.set_result(_Outcome(result, "error", error_type))
-        # The runtime is expected to exit now; make sure it does.
-        asyncio.get_running_loop().create_task(self.stop(grace_s=1.0))
+        # The runtime is expected to exit now (it may still be reading this 202); make sure it does.
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_after_init_error())
         return rendering.RUNTIME_ACCEPTED
+
+    async def _reap_after_init_error(self) -> None:
+        if self._exit_watch is not None:
+            try:
+                async with asyncio.timeout(_INIT_ERROR_EXIT_GRACE_S):
+                    await asyncio.shield(self._exit_watch)
+                return
+            except TimeoutError:
+                pass
+        await self.stop(grace_s=_INIT_ERROR_EXIT_GRACE_S)
 
     # Internals -------------------------------------------------------------------------------------------
 
@@ -362,10 +375,11 @@ class Environment:
         except TimeoutError:
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             self._sample_memory()
+            if not self._init_done.done():  # before the kill: the exit watcher must not report an exit
+                self._init_done.set_result(
+                    _Outcome(InvokeResult(b"", "application/json", True), "timeout", None)
+                )
             await self._kill()
-            outcome = _Outcome(InvokeResult(b"", "application/json", True), "timeout", None)
-            if not self._init_done.done():
-                self._init_done.set_result(outcome)
             return self._init_done.result()
 
     def _log_failed_init(self, request_id: str, outcome: _Outcome) -> None:
@@ -419,6 +433,9 @@ class Environment:
             ("Lambda-Runtime-Trace-Id", invocation.trace_id),
         ]
         self._drain_output()  # what was printed before belongs to the previous owner
+        if self._machine.state is State.RESPONDED:
+            # A second worker parked on /next before the first answered: the runtime is asking for work.
+            self._machine.fire(Event.NEXT)
         self._current = invocation
         self._outcome = asyncio.get_running_loop().create_future()
         self._machine.fire(Event.DISPATCH)
@@ -435,13 +452,30 @@ class Environment:
         self._schedule_sample()
 
     def _is_current(self, request_id: str) -> bool:
-        return self._current is not None and self._current.request_id == request_id
+        """Whether `request_id` is the invoke in flight and still unanswered (reference section 1: an
+        unknown or already answered id is 400 InvalidRequestID)."""
+        return (
+            self._current is not None
+            and self._current.request_id == request_id
+            and self._outcome is not None
+            and not self._outcome.done()
+        )
 
     def _complete(self, outcome: _Outcome) -> None:
         self._drain_output()
         self._sample_memory()
         if self._outcome is not None and not self._outcome.done():
             self._outcome.set_result(outcome)
+
+    @staticmethod
+    def _response_too_large(size: int) -> _Outcome:
+        message = (
+            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+            f"({MAX_RESPONSE_BYTES} bytes)."
+        )
+        body = rendering.function_error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, message)
+        error_type = errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE
+        return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
 
     def _finish_invoke(self) -> None:
         self._current = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Runtime API error bodies (reference section 1).
 INVALID_STATE_TRANSITION = "InvalidStateTransition"
 INVALID_REQUEST_ID = "InvalidRequestID"
@@ -36,13 +38,15 @@ class ServiceError(Exception):
         self.message = message
 
 
+# RAPID keeps a header value that *contains* a well-formed type anywhere (its pattern is unanchored).
+_VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
+
+
 def normalise_function_error_type(value: str | None) -> str | None:
-    """What RAPID keeps of `Lambda-Runtime-Function-Error-Type`: `Runtime.X...`/`Function.X...` as sent
-    (X upper-case), anything else collapsed to `Runtime.Unknown` (`Function.Unknown` if so prefixed)."""
+    """What RAPID keeps of `Lambda-Runtime-Function-Error-Type`: the value as sent when it contains
+    `Runtime.Xx...`/`Function.Xx...`, else `Runtime.Unknown` (`Function.Unknown` if so prefixed)."""
     if not value:
         return None
-    for prefix, fallback in (("Runtime.", RUNTIME_UNKNOWN), ("Function.", FUNCTION_UNKNOWN)):
-        if value.startswith(prefix):
-            rest = value[len(prefix) :]
-            return value if rest[:1].isupper() else fallback
-    return RUNTIME_UNKNOWN
+    if _VALID_ERROR_TYPE.search(value):
+        return value
+    return FUNCTION_UNKNOWN if value.startswith("Function.") else RUNTIME_UNKNOWN

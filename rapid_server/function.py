@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from . import errors
 from .config import FunctionConfig
 from .environment import Environment, Invocation, InvokeResult
+from .errors import ServiceError
 from .logs import LogSink
 
 
@@ -38,7 +40,16 @@ class Function:
         return [self._environment] if self._environment is not None else []
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
+        """Run the invoke to its end even if the caller goes away meanwhile: an environment abandoned
+        mid-invoke would be neither answered nor reusable."""
+        task = asyncio.ensure_future(self._invoke(invocation))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _invoke(self, invocation: Invocation) -> InvokeResult:
         async with self._turn:
+            if self._stopping:
+                raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
             environment = self._environment
             if environment is None or not environment.usable:
                 environment = Environment(self.config, self.arn, self._region, self._sink, self._on_error)
@@ -57,3 +68,9 @@ class Function:
         self._environment = None
         if environment is not None:
             await environment.stop()
+
+
+def _retrieve(task: asyncio.Future[InvokeResult]) -> None:
+    """Consume the outcome of an invoke whose caller left, so it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -108,7 +108,10 @@ class HttpProtocol(asyncio.Protocol):
         self._body_parts: list[bytes] = []
         # Set while a handler runs; cleared once its response is written.
         self._awaiting_response = False
+        self._answered: asyncio.Future[None] | None = None
         self._keep_alive = True
+        self._closing = False  # a request without keep-alive was received: it is the last one
+        self._head_bytes = 0
 
     # asyncio.Protocol -------------------------------------------------------------------------------------
 
@@ -121,11 +124,21 @@ class HttpProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # after a request with `Connection: close`, nothing more is read (RFC 9112 section 9.6)
+        if self._current is None:
+            # llhttp reports a header only once it is complete: bound what an unfinished head may buffer.
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEADER_BYTES:
+                self._reject(431, b'{"message":"Request header fields too large"}')
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, b'{"message":"Protocol upgrades are not supported"}')
         except httptools.HttpParserError as exc:
+            if self._closing:
+                return  # llhttp refuses data after a `Connection: close` request; we ignore it
             # httptools wraps an exception raised in one of our callbacks; unwrap ours.
             cause = exc.__context__
             if isinstance(cause, _RequestTooLarge):
@@ -159,6 +172,7 @@ class HttpProtocol(asyncio.Protocol):
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self._head_bytes = 0
         parsed = httptools.parse_url(self._url)
         path = unquote(parsed.path.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
@@ -168,7 +182,6 @@ class HttpProtocol(asyncio.Protocol):
         if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
             # Known to be too large before a byte of it arrives: refuse now rather than read megabytes.
             self._current.too_large = True
-            self._current.body_size = int(declared)
         elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             # curl waits a second for this before sending any body over 1 KiB.
             self.transport.write(_CONTINUE)
@@ -176,9 +189,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._current
         assert request is not None
+        request.body_size += len(body)
         if request.too_large:
             return
-        request.body_size += len(body)
         if request.body_size > self._max_body_size:
             request.too_large = True
             self._body_parts = []
@@ -193,6 +206,8 @@ class HttpProtocol(asyncio.Protocol):
         self._body_parts = []
         self._current = None
         keep_alive = self._parser.should_keep_alive() and not request.too_large
+        self._closing = not keep_alive
+        self._head_bytes = 0
         self._queue.append((request, keep_alive))
         if len(self._queue) >= _MAX_QUEUED_REQUESTS and self.transport is not None:
             self.transport.pause_reading()
@@ -219,6 +234,13 @@ class HttpProtocol(asyncio.Protocol):
                 response = Response(500, b'{"message":"Internal server error"}', [_JSON])
             if response is not None:
                 self.send(response)
+            elif self._awaiting_response:
+                # Answered later through the connection: the next pipelined answer must wait for it.
+                self._answered = asyncio.get_running_loop().create_future()
+                try:
+                    await self._answered
+                except asyncio.CancelledError:
+                    return
             if not keep_alive or self.transport is None:
                 return
 
@@ -226,6 +248,8 @@ class HttpProtocol(asyncio.Protocol):
         if not self._awaiting_response or self.transport is None or self.transport.is_closing():
             return False
         self._awaiting_response = False
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
         self.transport.write(encode_response(response, self._keep_alive))
         if not self._keep_alive:
             self.transport.close()

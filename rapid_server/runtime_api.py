@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from . import errors, rendering
-from .environment import MAX_RESPONSE_BYTES, Environment
+from .environment import Environment
 from .http import Handler, Request, Response
 
 _PREFIX = "/2018-06-01/runtime"
@@ -39,9 +39,8 @@ def make_handler(environment: Environment) -> Handler:
                 return environment.runtime_response(
                     request_id, request.body, request.headers.get("content-type"), too_large
                 )
-            if request.too_large:
-                return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
-            return environment.runtime_error(request_id, request.body, _error_type(request))
+            too_large = request.body_size if request.too_large else 0
+            return environment.runtime_error(request_id, request.body, _error_type(request), too_large)
         return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
 
     return handle
