@@ -128,7 +128,9 @@ class HttpProtocol(asyncio.Protocol):
             return  # after a request with `Connection: close`, nothing more is read (RFC 9112 section 9.6)
         if self._current is None:
             # llhttp reports a header only once it is complete: bound what an unfinished head may buffer.
-            self._head_bytes += len(data)
+            # Only the bytes before the blank line count; the body may follow in the same read.
+            end_of_head = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end_of_head < 0 else end_of_head
             if self._head_bytes > _MAX_HEADER_BYTES:
                 self._reject(431, b'{"message":"Request header fields too large"}')
                 return

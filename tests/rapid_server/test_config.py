@@ -187,12 +187,8 @@ GOOD = 'code = "code"\nhandler = "app.handler"\n'
             "reserved",
             id="reserved-runtime-api",
         ),
-        pytest.param(
-            'environment = { "1BAD" = "x" }', "environment.1BAD", "invalid name", id="env-name"
-        ),
-        pytest.param(
-            'environment = { "A-B" = "x" }', "environment.A-B", "invalid name", id="env-dash"
-        ),
+        pytest.param('environment = { "1BAD" = "x" }', "environment.1BAD", "invalid name", id="env-name"),
+        pytest.param('environment = { "A-B" = "x" }', "environment.A-B", "invalid name", id="env-dash"),
         pytest.param("environment = { FLAG = true }", "environment.FLAG", "must be a string", id="env-bool"),
         pytest.param("environment = { LL = [1] }", "environment.LL", "must be a string", id="env-list"),
         pytest.param('environment = { A = "x" }', "environment.A", "invalid name (2+", id="env-one-letter"),

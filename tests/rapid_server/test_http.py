@@ -841,3 +841,21 @@ def test_valid_requests_then_garbage_in_any_split(
         assert server.errors == []
 
     run(scenario)
+
+
+def test_large_body_in_the_same_read_as_the_head_is_not_a_header_overflow() -> None:
+    """A POST whose head and first 256 KiB of body arrive in one read, on a kept-alive connection after
+    an earlier request: only the head counts toward the header limit."""
+    body = b"b" * (256 * 1024)
+
+    async def scenario() -> None:
+        server = Server(max_body_size=1024 * 1024)
+        server.feed(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        await server.responses(1)
+        server.feed(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        responses = await server.responses(2)
+        assert [r.status for r in responses] == [200, 200]
+        assert responses[1].body == b"POST /second %d" % len(body)
+        assert not server.transport.closed
+
+    run(scenario)
