@@ -1,0 +1,154 @@
+"""Warm invoke latency through `rapidboot serve`: our bootstrap vs awslambdaric, same server, same run.
+
+One realistic full cycle per sample: a keep-alive HTTP client POSTs a 1 KB event to the Invoke API, the
+server hands it to the runtime, the runtime calls the handler and posts the result back, the caller reads the
+response. The two runtimes are measured interleaved (A B A B ...) so machine noise hits both alike.
+
+    python benchmarks/warm_invoke.py [--samples 2000] [--payload-bytes 1024]
+
+Also the cold path: `--cold N` starts N fresh servers per runtime and reports the REPORT line's Init
+Duration and the client's time to the first response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"listening on (http://[0-9.]+:\d+)")
+INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
+HANDLER = "def handler(event, context):\n    return event\n"
+
+
+def start_server(config: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rapid_server", "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    for line in server.stderr:
+        match = READY.search(line)
+        if match:
+            break
+    else:
+        raise SystemExit("server did not start")
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(server.stdout or ()), daemon=True).start()
+    return server, match.group(1), log
+
+
+def write_config(directory: Path) -> Path:
+    code = directory / "code"
+    code.mkdir()
+    (code / "app.py").write_text(HANDLER)
+    ric = [sys.executable, "-m", "awslambdaric", "app.handler"]
+    config = directory / "rapidboot.toml"
+    config.write_text(
+        f'[functions.rapidboot]\ncode = "{code}"\nhandler = "app.handler"\n\n'
+        f'[functions.awslambdaric]\ncode = "{code}"\nhandler = "app.handler"\ncommand = {ric!r}\n'.replace(
+            "'", '"'
+        )
+    )
+    return config
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def warm(config: Path, samples: int, payload_bytes: int) -> dict[str, list[float]]:
+    server, endpoint, _ = start_server(config)
+    payload = ('{"data": "' + "x" * max(0, payload_bytes - 12) + '"}').encode()
+    timings: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
+    try:
+        with httpx.Client(base_url=endpoint, timeout=30) as client:
+            for name in timings:  # warm-up: start both environments, discard
+                for _ in range(50):
+                    client.post(
+                        f"/2015-03-31/functions/{name}/invocations", content=payload
+                    ).raise_for_status()
+            for _ in range(samples):
+                for name, values in timings.items():
+                    start = time.perf_counter()
+                    response = client.post(f"/2015-03-31/functions/{name}/invocations", content=payload)
+                    values.append((time.perf_counter() - start) * 1e6)
+                    if response.status_code != 200 or "x-amz-function-error" in response.headers:
+                        raise SystemExit(
+                            f"{name}: unexpected response {response.status_code} {response.text}"
+                        )
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    return timings
+
+
+def cold(config: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    results: dict[str, list[tuple[float, float]]] = {"rapidboot": [], "awslambdaric": []}
+    for _ in range(rounds):
+        for name, values in results.items():
+            server, endpoint, log = start_server(config)
+            try:
+                start = time.perf_counter()
+                httpx.post(f"{endpoint}/2015-03-31/functions/{name}/invocations", content=b"{}", timeout=30)
+                client_ms = (time.perf_counter() - start) * 1000
+            finally:
+                server.terminate()
+                server.wait(timeout=15)
+            init = next(float(m.group(1)) for line in log if (m := INIT.search(line)))
+            values.append((init, client_ms))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--payload-bytes", type=int, default=1024)
+    parser.add_argument("--cold", type=int, default=0, help="fresh-server cold starts per runtime")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = write_config(Path(tmp))
+        print(
+            f"warm invoke, {args.payload_bytes} B event, {args.samples} samples each, "
+            f"interleaved ({os.cpu_count()} cores)"
+        )
+        timings = warm(config, args.samples, args.payload_bytes)
+        base = statistics.median(timings["awslambdaric"])
+        for name, values in timings.items():
+            p50 = statistics.median(values)
+            print(
+                f"  {name:13} p50 {p50:7.0f} us  p90 {percentile(values, 0.9):7.0f} us  "
+                f"p99 {percentile(values, 0.99):7.0f} us  max {max(values):8.0f} us  ratio {p50 / base:.2f}"
+            )
+        if args.cold:
+            print(
+                f"cold start, {args.cold} fresh environments each "
+                "(Init Duration from REPORT; client time to first response)"
+            )
+            results = cold(config, args.cold)
+            base_init = statistics.median(i for i, _ in results["awslambdaric"])
+            for name, pairs in results.items():
+                init = statistics.median(i for i, _ in pairs)
+                client = statistics.median(c for _, c in pairs)
+                print(
+                    f"  {name:13} init p50 {init:6.1f} ms  first response p50 {client:6.1f} ms  "
+                    f"ratio {init / base_init:.2f}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
