@@ -2,7 +2,9 @@
 
 One realistic full cycle per sample: a keep-alive HTTP client POSTs a 1 KB event to the Invoke API, the
 server hands it to the runtime, the runtime calls the handler and posts the result back, the caller reads the
-response. The two runtimes are measured interleaved (A B A B ...) so machine noise hits both alike.
+response. The client is a minimal socket loop parsed by httptools: httpx alone adds about 1 ms per request
+here, which would drown what is being measured. The two runtimes are measured interleaved (A B A B ...)
+so machine noise hits both alike.
 
     python benchmarks/warm_invoke.py [--samples 2000] [--payload-bytes 1024]
 
@@ -15,15 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import httpx
+import httptools
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"listening on (http://[0-9.]+:\d+)")
@@ -31,23 +33,29 @@ INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
 HANDLER = "def handler(event, context):\n    return event\n"
 
 
-def start_server(config: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rapid_server", "serve", "--config", str(config), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """The server's log goes to a file, not a pipe: a reader thread in this process would wake on every
+    log line and compete with the measuring loop."""
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "rapid_server", "serve", "--config", str(config), "--port", "0"],
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert server.stderr is not None
     for line in server.stderr:
         match = READY.search(line)
         if match:
-            break
-    else:
-        raise SystemExit("server did not start")
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(server.stdout or ()), daemon=True).start()
-    return server, match.group(1), log
+            return server, match.group(1)
+    raise SystemExit("server did not start")
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    server.wait(timeout=15)
+    if server.stderr is not None:
+        server.stderr.close()
 
 
 def write_config(directory: Path) -> Path:
@@ -65,34 +73,66 @@ def write_config(directory: Path) -> Path:
     return config
 
 
+class KeepAliveClient:
+    """One HTTP/1.1 connection, one request at a time; the response is parsed by httptools."""
+
+    def __init__(self, endpoint: str):
+        host, port = endpoint.removeprefix("http://").split(":")
+        self._sock = socket.create_connection((host, int(port)))
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+        self._done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._done = True
+
+    def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        head = f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        self._sock.sendall(head + body)
+        parser = httptools.HttpResponseParser(self)
+        self._headers, self._body, self._done = {}, [], False
+        while not self._done:
+            data = self._sock.recv(262144)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            parser.feed_data(data)
+        return parser.get_status_code(), self._headers, b"".join(self._body)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def warm(config: Path, samples: int, payload_bytes: int) -> dict[str, list[float]]:
-    server, endpoint, _ = start_server(config)
+    server, endpoint = start_server(config, config.parent / "warm.log")
     payload = ('{"data": "' + "x" * max(0, payload_bytes - 12) + '"}').encode()
     timings: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
+    client = KeepAliveClient(endpoint)
     try:
-        with httpx.Client(base_url=endpoint, timeout=30) as client:
-            for name in timings:  # warm-up: start both environments, discard
-                for _ in range(50):
-                    client.post(
-                        f"/2015-03-31/functions/{name}/invocations", content=payload
-                    ).raise_for_status()
-            for _ in range(samples):
-                for name, values in timings.items():
-                    start = time.perf_counter()
-                    response = client.post(f"/2015-03-31/functions/{name}/invocations", content=payload)
-                    values.append((time.perf_counter() - start) * 1e6)
-                    if response.status_code != 200 or "x-amz-function-error" in response.headers:
-                        raise SystemExit(
-                            f"{name}: unexpected response {response.status_code} {response.text}"
-                        )
+        for name in timings:  # warm-up: start both environments, discard
+            for _ in range(200):
+                client.post(f"/2015-03-31/functions/{name}/invocations", payload)
+        for _ in range(samples):
+            for name, values in timings.items():
+                start = time.perf_counter()
+                status, headers, body = client.post(f"/2015-03-31/functions/{name}/invocations", payload)
+                values.append((time.perf_counter() - start) * 1e6)
+                if status != 200 or b"x-amz-function-error" in headers or body != payload:
+                    raise SystemExit(f"{name}: unexpected response {status} {body[:200]!r}")
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        client.close()
+        stop_server(server)
     return timings
 
 
@@ -100,14 +140,17 @@ def cold(config: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
     results: dict[str, list[tuple[float, float]]] = {"rapidboot": [], "awslambdaric": []}
     for _ in range(rounds):
         for name, values in results.items():
-            server, endpoint, log = start_server(config)
+            log_path = config.parent / "cold.log"
+            server, endpoint = start_server(config, log_path)
             try:
+                client = KeepAliveClient(endpoint)
                 start = time.perf_counter()
-                httpx.post(f"{endpoint}/2015-03-31/functions/{name}/invocations", content=b"{}", timeout=30)
+                client.post(f"/2015-03-31/functions/{name}/invocations", b"{}")
                 client_ms = (time.perf_counter() - start) * 1000
+                client.close()
             finally:
-                server.terminate()
-                server.wait(timeout=15)
+                stop_server(server)
+            log = log_path.read_text().splitlines()
             init = next(float(m.group(1)) for line in log if (m := INIT.search(line)))
             values.append((init, client_ms))
     return results
