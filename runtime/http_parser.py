@@ -157,6 +157,15 @@ class ResponseParser:
             self._head_bytes += len(line) + 2
         return line
 
+    def _take_body_part(self) -> bool:
+        """Take what is buffered of the body (or chunk) being read; True once all of it is here."""
+        if not self._buf:
+            return False
+        part = self._take_body(self._remaining)
+        self._body_parts.append(part)
+        self._remaining -= len(part)
+        return not self._remaining
+
     def _take_body(self, limit: int) -> bytes:
         buf = self._buf
         if len(buf) <= limit:
@@ -192,14 +201,8 @@ class ResponseParser:
                     continue
                 self._start_body()
             elif state == _BODY_LENGTH:
-                if self._remaining:
-                    if not self._buf:
-                        return None
-                    part = self._take_body(self._remaining)
-                    self._body_parts.append(part)
-                    self._remaining -= len(part)
-                    if self._remaining:
-                        return None
+                if self._remaining and not self._take_body_part():
+                    return None
                 return self._finish()
             elif state == _CHUNK_SIZE:
                 line = self._take_line(MAX_CHUNK_LINE_BYTES, "chunk size line")
@@ -216,12 +219,7 @@ class ResponseParser:
                 self._remaining = size
                 self._state = _CHUNK_DATA
             elif state == _CHUNK_DATA:
-                if not self._buf:
-                    return None
-                part = self._take_body(self._remaining)
-                self._body_parts.append(part)
-                self._remaining -= len(part)
-                if self._remaining:
+                if not self._take_body_part():
                     return None
                 self._state = _CHUNK_END
             elif state == _CHUNK_END:
