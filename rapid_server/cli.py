@@ -37,6 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable"
     )
     source.add_argument(
+        "--reserved-concurrency", type=int, default=None, metavar="N", help="cap and guarantee"
+    )
+    source.add_argument(
+        "--provisioned-concurrency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="environments initialised at start",
+    )
+    source.add_argument(
+        "--idle-timeout", type=float, default=300, metavar="S", help="reap idle environments after S seconds"
+    )
+    source.add_argument("--ephemeral-storage", type=int, default=512, metavar="MB", help="size of /tmp (512)")
+    source.add_argument(
         "--command",
         dest="runtime_command",
         metavar="CMD",
@@ -45,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
     serve.add_argument(
         "--port", type=int, default=8080, help="Invoke API port, 0 for any (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="concurrent executions across all functions, like an account's (default: %(default)s)",
     )
     serve.add_argument(
         "--region", default=None, help="AWS region the functions see (default: $AWS_REGION or us-east-1)"
@@ -96,11 +117,23 @@ def _serve(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             environment=parse_env_assignments(args.env),
             command=args.runtime_command,
+            reserved_concurrency=args.reserved_concurrency,
+            provisioned_concurrency=args.provisioned_concurrency,
+            idle_timeout=args.idle_timeout,
+            ephemeral_storage=args.ephemeral_storage,
         )
         functions = {function.name: function}
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 0-65535")
-    config = ServerConfig(functions, host=args.host, port=args.port, region=args.region or default_region())
+    if args.max_concurrency < 1:
+        raise ConfigError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
+    config = ServerConfig(
+        functions,
+        host=args.host,
+        port=args.port,
+        region=args.region or default_region(),
+        max_concurrency=args.max_concurrency,
+    )
     try:
         return run(config, loop=args.loop)
     except OSError as exc:

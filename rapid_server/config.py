@@ -19,6 +19,9 @@ from typing import Any
 MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10240
 TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 900
 ENVIRONMENT_MAX_BYTES = 4096
+EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB = 512, 10240
+DEFAULT_IDLE_TIMEOUT_S = 300.0  # how long an idle environment is kept warm before it is reaped
+DEFAULT_MAX_CONCURRENCY = 1000  # a new AWS account's concurrent executions per Region
 DEFAULT_FUNCTION_NAME = "function"
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -49,7 +52,20 @@ RESERVED_ENV_KEYS = frozenset(
     }
 )
 
-_FUNCTION_KEYS = frozenset({"code", "handler", "memory", "timeout", "environment", "command"})
+_FUNCTION_KEYS = frozenset(
+    {
+        "code",
+        "handler",
+        "memory",
+        "timeout",
+        "environment",
+        "command",
+        "reserved_concurrency",
+        "provisioned_concurrency",
+        "idle_timeout",
+        "ephemeral_storage",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -65,6 +81,10 @@ class FunctionConfig:
     timeout_s: float = 3.0
     environment: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] | None = None  # replaces our bootstrap, e.g. awslambdaric
+    reserved_concurrency: int | None = None  # cap and guarantee; 0 throttles every invoke
+    provisioned_concurrency: int = 0  # environments initialised at server start, used first, never reaped
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    ephemeral_storage_mb: int = EPHEMERAL_MIN_MB  # the size of the environment's /tmp (TMPDIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +94,20 @@ class ServerConfig:
     port: int = 8080
     region: str = "us-east-1"
     account_id: str = "123456789012"
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+    def __post_init__(self) -> None:
+        reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
+        if reserved > self.max_concurrency:
+            names = ", ".join(
+                f"{f.name}={f.reserved_concurrency}"
+                for f in self.functions.values()
+                if f.reserved_concurrency
+            )
+            raise ConfigError(
+                f"reserved_concurrency adds up to {reserved} ({names}), more than --max-concurrency "
+                f"{self.max_concurrency}"
+            )
 
 
 def validate_function(
@@ -85,6 +119,10 @@ def validate_function(
     timeout: object = 3,
     environment: object = None,
     command: object = None,
+    reserved_concurrency: object = None,
+    provisioned_concurrency: object = 0,
+    idle_timeout: object = DEFAULT_IDLE_TIMEOUT_S,
+    ephemeral_storage: object = EPHEMERAL_MIN_MB,
     base_dir: Path | None = None,
 ) -> FunctionConfig:
     """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x")."""
@@ -110,7 +148,40 @@ def validate_function(
         raise ConfigError(f"{where}.timeout: {timeout} s is outside {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} s")
     env = _validate_environment(f"{where}.environment", environment)
     argv = _validate_command(f"{where}.command", command, base_dir or Path.cwd())
-    return FunctionConfig(name, code_path, handler.strip(), memory, float(timeout), env, argv)
+    reserved = None
+    if reserved_concurrency is not None:
+        reserved = _integer(
+            f"{where}.reserved_concurrency", reserved_concurrency, 0, DEFAULT_MAX_CONCURRENCY * 1000
+        )
+    provisioned = _integer(f"{where}.provisioned_concurrency", provisioned_concurrency, 0, 10_000)
+    if reserved is not None and provisioned > reserved:
+        raise ConfigError(
+            f"{where}.provisioned_concurrency: {provisioned} is more than reserved_concurrency {reserved}"
+        )
+    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float) or idle_timeout <= 0:
+        raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds, got {idle_timeout!r}")
+    storage = _integer(f"{where}.ephemeral_storage", ephemeral_storage, EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB)
+    return FunctionConfig(
+        name,
+        code_path,
+        handler.strip(),
+        memory,
+        float(timeout),
+        env,
+        argv,
+        reserved,
+        provisioned,
+        float(idle_timeout),
+        storage,
+    )
+
+
+def _integer(where: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: {value} is outside {low}-{high}")
+    return value
 
 
 def _validate_environment(where: str, environment: object) -> dict[str, str]:

@@ -28,8 +28,8 @@ import orjson
 from . import errors, rendering
 from .config import FunctionConfig, bootstrap_command
 from .http import Connection, Response, bound_port, start_listener
+from .limits import EnvironmentLimits
 from .logs import LogSink
-from .memory import PeakMemory
 from .state import Event, State, StateMachine
 
 INIT_TIMEOUT_S = 10.0
@@ -90,8 +90,12 @@ class Environment:
         region: str,
         sink: LogSink,
         on_error: Callable[[BaseException], None],
+        limits: EnvironmentLimits,
+        initialization_type: str = "on-demand",
     ):
         self.config = config
+        self.initialization_type = initialization_type
+        self._limits = limits
         self.function_arn = function_arn
         self._region = region
         self._sink = sink
@@ -99,7 +103,6 @@ class Environment:
         self._machine = StateMachine()
         self._listener: asyncio.Server | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._memory: PeakMemory | None = None
         self._pollers: deque[_Poller] = deque()
         self._poller_arrived: asyncio.Future[None] | None = None
         self._exit_watch: asyncio.Task[None] | None = None
@@ -107,7 +110,9 @@ class Environment:
         # Init
         self._spawned_at = 0.0
         self._init_duration_ms: float | None = None
-        self._init_reported = False  # Init Duration goes on the first REPORT only
+        # Init Duration goes on an on-demand environment's first REPORT only; a provisioned environment's
+        # init happened before anyone invoked it.
+        self._init_reported = initialization_type != "on-demand"
         self._init_done: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
         self._init_error: tuple[bytes, str | None] | None = None
         # The invoke in flight
@@ -156,6 +161,7 @@ class Environment:
                 cwd=self.config.code,
                 env=self._process_environment(runtime_api),
                 start_new_session=True,  # its own process group: a timeout kills everything it started
+                preexec_fn=self._limits.preexec,  # memory cgroup and private /tmp, before any user code
             )
         except OSError as exc:
             os.close(read_fd)
@@ -166,8 +172,21 @@ class Environment:
         os.set_blocking(read_fd, False)
         self._output_fd = read_fd
         asyncio.get_running_loop().add_reader(read_fd, self._read_output)
-        self._memory = PeakMemory(self._process.pid)
+        self._limits.started(self._process.pid)
+        self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
+
+    async def provision(self) -> bool:
+        """Start and initialise ahead of any invoke (provisioned concurrency). False, with an INIT_REPORT
+        line saying why, if init failed."""
+        await self.start()
+        outcome = await self._wait_initialized()
+        if outcome is None:
+            return True
+        init_ms = self._init_duration_ms or 0.0
+        status = outcome.status or "error"
+        self._sink.platform(rendering.init_report_line(init_ms, "init", status, outcome.error_type))
+        return False
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
         """Run one invoke to its end and log it; afterwards `usable` says whether the environment lives on."""
@@ -196,7 +215,18 @@ class Environment:
         duration_ms = (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
         self._finish_invoke()
         self._log_invoke(invocation.request_id, duration_ms, outcome)
+        await self._check_scratch(invocation.request_id)
         return outcome.result
+
+    async def _check_scratch(self, request_id: str) -> None:
+        """Where the kernel cannot limit /tmp, an environment that overfilled it is reset after the invoke."""
+        if self._returncode is not None:
+            return
+        overflow = self._limits.scratch_overflow_bytes()
+        if overflow:
+            limit_mb = self.config.ephemeral_storage_mb
+            self._sink.platform(rendering.scratch_overflow_line(request_id, limit_mb, overflow))
+            await self._kill()
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """SIGTERM the process group, SIGKILL it after `grace_s`, and release everything."""
@@ -335,7 +365,8 @@ class Environment:
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
+                "TMPDIR": str(self._limits.scratch),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
                 "AWS_REGION": self._region,
@@ -481,9 +512,6 @@ class Environment:
         self._current = None
         self._dispatched_at = 0.0
         self._outcome = None
-        if self._sampler is not None:
-            self._sampler.cancel()
-            self._sampler = None
 
     async def _time_out(self, request_id: str) -> _Outcome:
         self._sample_memory()
@@ -497,7 +525,11 @@ class Environment:
     def _exit_outcome(self, request_id: str) -> _Outcome:
         message = rendering.exit_message(request_id, self._exit_text())
         body = rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message)
-        return _Outcome(InvokeResult(body, "application/json", True), "error", errors.RUNTIME_EXIT_ERROR)
+        return _Outcome(InvokeResult(body, "application/json", True), "error", self._exit_error_type())
+
+    def _exit_error_type(self) -> str:
+        """The invoker always sees Runtime.ExitError; the REPORT says when memory was the cause."""
+        return errors.RUNTIME_OUT_OF_MEMORY if self._limits.out_of_memory else errors.RUNTIME_EXIT_ERROR
 
     def _exit_text(self) -> str:
         return rendering.exit_description(
@@ -538,12 +570,16 @@ class Environment:
         if self._poller_arrived is not None and not self._poller_arrived.done():
             self._poller_arrived.set_result(None)
         self._close_listener()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        self._limits.release()
 
     def _exit_outcome_for_init(self) -> _Outcome:
         if self._init_error is not None:
             body, error_type = self._init_error
             return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
-        return _Outcome(InvokeResult(b"", "application/json", True), "error", errors.RUNTIME_EXIT_ERROR)
+        return _Outcome(InvokeResult(b"", "application/json", True), "error", self._exit_error_type())
 
     async def _kill(self) -> None:
         if self._machine.state is not State.TERMINATED:
@@ -570,19 +606,20 @@ class Environment:
     # Memory ----------------------------------------------------------------------------------------------
 
     def _sample_memory(self) -> None:
-        if self._memory is not None and self._returncode is None:
-            self._memory.sample()
+        if self._returncode is None:
+            self._limits.sample()
 
     def _schedule_sample(self) -> None:
-        """Sample while an invoke runs, so a crash mid-invoke still reports the memory it had used."""
+        """Sample for the process's whole life: under RSS watching this is what enforces the memory limit,
+        and a crash still reports the memory used before it."""
         self._sample_memory()
-        if self._machine.state is State.INVOKING:
+        if self._returncode is None:
             self._sampler = asyncio.get_running_loop().call_later(
                 _MEMORY_SAMPLE_INTERVAL_S, self._schedule_sample
             )
 
     def _peak_mb(self) -> int:
-        return self._memory.peak_mb if self._memory is not None else 0
+        return self._limits.peak_mb
 
     # Output relay ----------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ METHOD_NOT_ALLOWED = "MethodNotAllowed"
 SANDBOX_TIMEDOUT = "Sandbox.Timedout"
 RUNTIME_EXIT_ERROR = "Runtime.ExitError"
 RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+RUNTIME_OUT_OF_MEMORY = "Runtime.OutOfMemory"  # REPORT/telemetry only; the invoker sees Runtime.ExitError
 RUNTIME_UNKNOWN = "Runtime.Unknown"
 FUNCTION_UNKNOWN = "Function.Unknown"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
@@ -25,17 +26,19 @@ INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
 INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
 REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
 SERVICE_EXCEPTION = "ServiceException"
+TOO_MANY_REQUESTS = "TooManyRequestsException"
 UNKNOWN_OPERATION = "UnknownOperationException"
 
 
 class ServiceError(Exception):
     """An Invoke API request refused before anything ran: rendered as `x-amzn-ErrorType` + JSON body."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, reason: str | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.reason = reason  # `Reason` of a TooManyRequestsException
 
 
 # RAPID keeps a header value that *contains* a well-formed type anywhere (its pattern is unanchored).

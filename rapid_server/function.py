@@ -1,20 +1,28 @@
-"""A function: its configuration and the execution environments that serve it.
+"""A function: its configuration and its pool of execution environments.
 
-In this slice a function has at most one environment and invokes take turns on it (each waits for the one
-before to finish; none is lost or answered with another's response). The pool shape (acquire an
-environment, start one when there is none usable, drop one that ended) is what scale-out builds on.
+An invoke takes one unit of concurrency (or is throttled at once), then an idle warm environment:
+provisioned ones first, then on-demand ones most recently used first, so the least used age out and are
+reaped after `idle_timeout`. With none idle, a new environment is started. An environment that timed out,
+crashed or failed init is never reused; a provisioned one that is lost is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from . import errors
+from . import errors, rendering
+from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
 from .environment import Environment, Invocation, InvokeResult
 from .errors import ServiceError
+from .limits import LimitsFactory
 from .logs import LogSink
+
+ON_DEMAND = "on-demand"
+PROVISIONED = "provisioned-concurrency"
 
 
 class Function:
@@ -25,52 +33,172 @@ class Function:
         region: str,
         sink: LogSink,
         on_error: Callable[[BaseException], None],
+        limits: LimitsFactory,
+        limiter: ConcurrencyLimiter,
     ):
         self.config = config
         self.arn = arn
         self._region = region
         self._sink = sink
         self._on_error = on_error
-        self._environment: Environment | None = None
-        self._turn = asyncio.Lock()
+        self._limits = limits
+        self._limiter = limiter
+        self._idle: list[Environment] = []  # on-demand, most recently used last
+        self._idle_provisioned: list[Environment] = []
+        self._busy: set[Environment] = set()
+        self._last_used: dict[Environment, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
     def environments(self) -> list[Environment]:
-        return [self._environment] if self._environment is not None else []
+        """Every live environment, idle or busy."""
+        return [*self._idle_provisioned, *self._idle, *self._busy]
+
+    async def start(self) -> None:
+        """Provision the function's provisioned concurrency and start reaping idle environments."""
+        if self.config.provisioned_concurrency:
+            ready = await asyncio.gather(
+                *(self._provision() for _ in range(self.config.provisioned_concurrency))
+            )
+            self._idle_provisioned.extend(env for env in ready if env is not None)
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
-        """Run the invoke to its end even if the caller goes away meanwhile: an environment abandoned
-        mid-invoke would be neither answered nor reusable."""
-        task = asyncio.ensure_future(self._invoke(invocation))
+        """Run one invoke. Throttled at once (429) past the concurrency limits; otherwise runs to its end
+        even if the caller goes away meanwhile, so the environment is answered and can be reused."""
+        if self._stopping:
+            raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
+        self._limiter.acquire(self.config.name)
+        task = asyncio.ensure_future(self._run(invocation))
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
-    async def _invoke(self, invocation: Invocation) -> InvokeResult:
-        async with self._turn:
-            if self._stopping:
-                raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
-            environment = self._environment
-            if environment is None or not environment.usable:
-                environment = Environment(self.config, self.arn, self._region, self._sink, self._on_error)
-                self._environment = environment
-                await environment.start()
-            result = await environment.invoke(invocation)
-            if not environment.usable:
-                # Timed out, crashed or failed init: the next invoke gets a fresh environment.
-                self._environment = None
-                await environment.stop(grace_s=0)
-            return result
-
     async def stop(self) -> None:
         self._stopping = True
-        environment = self._environment
-        self._environment = None
-        if environment is not None:
-            await environment.stop()
+        if self._reaper is not None:
+            self._reaper.cancel()
+        environments = self.environments
+        self._idle.clear()
+        self._idle_provisioned.clear()
+        await asyncio.gather(*(env.stop() for env in environments))
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # Internals -------------------------------------------------------------------------------------------
+
+    async def _run(self, invocation: Invocation) -> InvokeResult:
+        try:
+            environment = self._take_idle()
+            if environment is None:
+                environment = self._new_environment(ON_DEMAND)
+                self._busy.add(environment)
+                await environment.start()
+            else:
+                self._busy.add(environment)
+            try:
+                return await environment.invoke(invocation)
+            finally:
+                self._busy.discard(environment)
+                self._put_back(environment)
+        finally:
+            self._limiter.release(self.config.name)
+
+    def _new_environment(self, initialization_type: str) -> Environment:
+        limits = self._limits.for_environment(
+            self.config.name, self.config.memory_mb, self.config.ephemeral_storage_mb
+        )
+        return Environment(
+            self.config, self.arn, self._region, self._sink, self._on_error, limits, initialization_type
+        )
+
+    async def _provision(self) -> Environment | None:
+        environment = self._new_environment(PROVISIONED)
+        if await environment.provision():
+            return environment
+        await environment.stop(grace_s=0)
+        return None
+
+    def _take_idle(self) -> Environment | None:
+        for stack in (self._idle_provisioned, self._idle):
+            while stack:
+                environment = stack.pop()
+                self._last_used.pop(environment, None)
+                if environment.usable:
+                    return environment
+                self._retire(environment)
+        return None
+
+    def _put_back(self, environment: Environment) -> None:
+        if self._stopping or not environment.usable:
+            self._retire(environment)
+            return
+        self._last_used[environment] = asyncio.get_running_loop().time()
+        if environment.initialization_type == PROVISIONED:
+            self._idle_provisioned.append(environment)
+        else:
+            self._idle.append(environment)
+
+    def _retire(self, environment: Environment) -> None:
+        """Stop an environment that will not serve again; keep provisioned concurrency at its level."""
+        self._spawn(environment.stop(grace_s=0))
+        if environment.initialization_type == PROVISIONED and not self._stopping:
+            self._spawn(self._replace_provisioned())
+
+    async def _replace_provisioned(self) -> None:
+        environment = await self._provision()
+        if environment is None:
+            return
+        if self._stopping:
+            await environment.stop(grace_s=0)
+        else:
+            self._idle_provisioned.append(environment)
+
+    async def _reap_idle(self) -> None:
+        """Stop on-demand environments idle longer than `idle_timeout`, as Lambda reaps them."""
+        idle_timeout = self.config.idle_timeout_s
+        interval = max(0.05, min(5.0, idle_timeout / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            keep: list[Environment] = []
+            for environment in self._idle:
+                last_used = self._last_used.get(environment, now)
+                if environment.usable and now - last_used < idle_timeout:
+                    keep.append(environment)
+                    continue
+                self._last_used.pop(environment, None)
+                if environment.usable:
+                    self._sink.platform(
+                        rendering.reaped_line(self.config.name, environment.pid, now - last_used)
+                    )
+                self._spawn(environment.stop())
+            self._idle[:] = keep
+            for environment in [env for env in self._idle_provisioned if not env.usable]:
+                self._idle_provisioned.remove(environment)
+                self._last_used.pop(environment, None)
+                self._retire(environment)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure(self._on_error))
+
+
+def _log_failure(on_error: Callable[[BaseException], None]) -> Callable[[asyncio.Future[None]], None]:
+    def check(task: asyncio.Future[None]) -> None:
+        if not task.cancelled():
+            exception = task.exception()
+            if exception is not None:
+                on_error(exception)
+
+    return check
 
 
 def _retrieve(task: asyncio.Future[InvokeResult]) -> None:
     """Consume the outcome of an invoke whose caller left, so it is not reported as never retrieved."""
     if not task.cancelled():
-        task.exception()
+        with contextlib.suppress(BaseException):
+            task.exception()

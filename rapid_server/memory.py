@@ -60,6 +60,10 @@ class PeakMemory:
         return self._peak_bytes
 
     @property
+    def peak_bytes(self) -> int:
+        return self._peak_bytes
+
+    @property
     def peak_mb(self) -> int:
         """Whole MB, rounded up, as Lambda reports it (a 40.2 MB peak shows as 41 MB)."""
         return -(-self._peak_bytes // _MIB)

@@ -39,12 +39,14 @@ def runtime_payload_too_large(limit: int) -> Response:
 
 
 def service_error(error: errors.ServiceError, request_id: str) -> Response:
-    body = orjson.dumps({"Type": "User", "message": error.message})
-    return Response(
-        error.status,
-        body,
-        [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)],
-    )
+    fields: dict[str, str] = {"Type": "User", "message": error.message}
+    headers = [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)]
+    if (
+        error.reason is not None
+    ):  # throttling: botocore reads `Reason`, and `Retry-After` as retryAfterSeconds
+        fields["Reason"] = error.reason
+        headers.append(("Retry-After", "1"))
+    return Response(error.status, orjson.dumps(fields), headers)
 
 
 def function_error_body(error_type: str, message: str) -> bytes:
@@ -129,6 +131,18 @@ def init_report_line(init_duration_ms: float, phase: str, status: str, error_typ
 def timeout_log_line(request_id: str, timeout_s: float, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"
+
+
+def scratch_overflow_line(request_id: str, limit_mb: int, overflow_bytes: int) -> str:
+    over_mb = -(-overflow_bytes // (1024 * 1024))
+    return (
+        f"RequestId: {request_id} Error: /tmp holds {over_mb} MB more than the function's ephemeral storage "
+        f"of {limit_mb} MB; the environment is reset"
+    )
+
+
+def reaped_line(function: str, pid: int | None, idle_s: float) -> str:
+    return f"rapidboot: {function}: environment (pid {pid}) idle for {idle_s:.0f} s, stopped"
 
 
 def billed_ms(duration_ms: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import traceback
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from . import invoke_api
 from .config import ServerConfig
 from .http import bound_port, start_listener
+from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
 from .server_state import ServerState
@@ -22,9 +24,13 @@ def report_internal_error(exc: BaseException) -> None:
     traceback.print_exception(exc, file=sys.stderr)
 
 
-async def serve(config: ServerConfig, on_ready: Callable[[str], None] | None = None) -> None:
+async def serve(
+    config: ServerConfig, limits: LimitsFactory, on_ready: Callable[[str], None] | None = None
+) -> None:
     loop = asyncio.get_running_loop()
-    state = ServerState(config, LogSink(), report_internal_error)
+    state = ServerState(config, LogSink(), report_internal_error, limits)
+    # Provisioned concurrency is ready before the server says it is.
+    await asyncio.gather(*(function.start() for function in state.functions.values()))
     listener = await start_listener(
         invoke_api.make_handler(state),
         config.host,
@@ -53,6 +59,9 @@ async def serve(config: ServerConfig, on_ready: Callable[[str], None] | None = N
 
 def run(config: ServerConfig, loop: LoopName = "auto") -> int:
     factory = loop_factory(loop)
+    # Probed before the event loop exists: detection forks a throwaway child.
+    limits = detect_limits(str(os.getpid()))
+    print(f"rapidboot: {limits.description}", file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:
         names = ", ".join(config.functions)
@@ -62,6 +71,9 @@ def run(config: ServerConfig, loop: LoopName = "auto") -> int:
             flush=True,
         )
 
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(config, ready))
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(config, limits, ready))
+    finally:
+        limits.close()
     return 0

@@ -8,19 +8,39 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig, ServerConfig
 from .function import Function
+from .limits import LimitsFactory
 from .logs import LogSink
 
 
 class ServerState:
-    def __init__(self, config: ServerConfig, sink: LogSink, on_error: Callable[[BaseException], None]):
+    def __init__(
+        self,
+        config: ServerConfig,
+        sink: LogSink,
+        on_error: Callable[[BaseException], None],
+        limits: LimitsFactory,
+    ):
         self.config = config
         self.sink = sink
+        self.limits = limits
         self.started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
         self.architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+        self.limiter = ConcurrencyLimiter(
+            config.max_concurrency, {name: f.reserved_concurrency for name, f in config.functions.items()}
+        )
         self.functions: dict[str, Function] = {
-            name: Function(function_config, self.function_arn(name), config.region, sink, on_error)
+            name: Function(
+                function_config,
+                self.function_arn(name),
+                config.region,
+                sink,
+                on_error,
+                limits,
+                self.limiter,
+            )
             for name, function_config in config.functions.items()
         }
 

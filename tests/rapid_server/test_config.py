@@ -234,7 +234,10 @@ def test_unknown_key_is_named_with_the_allowed_ones(project: Path) -> None:
     message = load_error(project, f"[functions.myfn]\n{GOOD}timeout_s = 3\nmemroy = 256\n")
     assert "functions.myfn:" in message
     assert "unknown key(s) memroy, timeout_s" in message
-    assert "allowed: code, command, environment, handler, memory, timeout" in message
+    assert (
+        "allowed: code, command, environment, ephemeral_storage, handler, idle_timeout, memory, "
+        "provisioned_concurrency, reserved_concurrency, timeout"
+    ) in message
 
 
 def test_unknown_top_level_key(project: Path) -> None:

@@ -24,6 +24,7 @@ import pytest
 from rapid_server import environment as environment_module
 from rapid_server.config import FunctionConfig
 from rapid_server.environment import MAX_RESPONSE_BYTES, Environment, Invocation, InvokeResult
+from rapid_server.limits import LimitsFactory
 from rapid_server.logs import LogSink
 from rapid_server.loop import loop_factory
 from rapid_server.state import State
@@ -107,7 +108,10 @@ async def started(
         environment={"FAKE_CONTROL_PORT": str(port), **(variables or {})},
         command=command or (sys.executable, "-S", str(FAKE_RUNTIME), scenario),
     )
-    env = Environment(config, ARN, "eu-west-1", LogSink(sink), errors.append)
+    # Plain limits (no cgroup): these tests are about the Runtime API, not enforcement.
+    limits = LimitsFactory(None, tmp_path / "scratch")
+    env_limits = limits.for_environment(FUNCTION, config.memory_mb, config.ephemeral_storage_mb)
+    env = Environment(config, ARN, "eu-west-1", LogSink(sink), errors.append, env_limits)
     harness = Harness(env, sink, errors)
     try:
         await env.start()
@@ -115,6 +119,7 @@ async def started(
     finally:
         await env.stop(grace_s=0)
         control.close()
+        limits.close()
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
