@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--region", default=None, help="AWS region the functions see (default: $AWS_REGION or us-east-1)"
     )
     serve.add_argument(
+        "--memory-enforcement",
+        choices=["auto", "cgroup", "rss"],
+        default="auto",
+        help="how memory limits are enforced: a memory cgroup where possible, else peak-RSS watching",
+    )
+    serve.add_argument(
         "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help=argparse.SUPPRESS
     )
 
@@ -135,9 +141,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_concurrency=args.max_concurrency,
     )
     try:
-        return run(config, loop=args.loop)
+        return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
 
 
 def _invoke(args: argparse.Namespace) -> int:

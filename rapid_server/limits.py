@@ -108,9 +108,14 @@ class LimitsFactory:
                 self._cgroup_root.rmdir()
 
 
-def detect_limits(server_id: str) -> LimitsFactory:
+def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFactory:
+    """`memory_enforcement`: "auto" (a cgroup where possible, else RSS watching), "cgroup" (fail if no
+    cgroup can be made), or "rss"."""
+    cgroup_root = None if memory_enforcement == "rss" else _make_cgroup_root(server_id)
+    if memory_enforcement == "cgroup" and cgroup_root is None:
+        raise OSError(f"no memory cgroup can be created under {_CGROUP_V1_MEMORY}")
     scratch_root = Path(tempfile.mkdtemp(prefix=f"rapidboot-{server_id}-"))
-    return LimitsFactory(_make_cgroup_root(server_id), scratch_root)
+    return LimitsFactory(cgroup_root, scratch_root)
 
 
 # Memory ---------------------------------------------------------------------------------------------------

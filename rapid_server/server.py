@@ -57,10 +57,9 @@ async def serve(
             loop.remove_signal_handler(signum)
 
 
-def run(config: ServerConfig, loop: LoopName = "auto") -> int:
+def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
     factory = loop_factory(loop)
-    # Probed before the event loop exists: detection forks a throwaway child.
-    limits = detect_limits(str(os.getpid()))
+    limits = detect_limits(str(os.getpid()), memory_enforcement)
     print(f"rapidboot: {limits.description}", file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:

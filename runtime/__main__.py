@@ -1,5 +1,20 @@
 """`python -m runtime app.handler`: the same as running the `bootstrap` executable."""
 
-from .main import main
+import os
+import sys
 
-raise SystemExit(main())
+
+def _main() -> int:
+    if os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):  # one lookup when unset, as in `bootstrap`
+        from .exec_wrapper import exec_wrapper, wrapper_to_exec
+
+        wrapper = wrapper_to_exec(os.environ)
+        if wrapper is not None:
+            package = (__spec__.parent if __spec__ is not None else "") or "runtime"
+            return exec_wrapper(wrapper, [sys.executable, "-m", package, *sys.argv[1:]])
+    from .main import main
+
+    return main()
+
+
+raise SystemExit(_main())

@@ -149,6 +149,39 @@ class RuntimeClient:
         headers = b"Content-Type: application/json\r\n" + _error_type_header(error_type)
         return self._post(_API + b"/init/error", headers, body)
 
+    def restore_next(self) -> Response:
+        """SnapStart: `GET /runtime/restore/next`, which returns once the snapshot was restored."""
+        return self._exchange(
+            b"GET " + _API + b"/restore/next HTTP/1.1\r\n" + self._common_headers + b"\r\n", b""
+        )
+
+    def post_restore_error(self, body: bytes, error_type: str) -> Response:
+        headers = b"Content-Type: application/json\r\n" + _error_type_header(error_type)
+        return self._post(_API + b"/restore/error", headers, body)
+
+    def start_streaming_response(
+        self, request_id: str, content_type: str, invocation_id: str | None = None
+    ) -> ResponseStream:
+        """Open a streamed `/response` (reference section 1): the head goes out now, then each chunk
+        as it is written; `ResponseStream.finish` ends it, with the error trailers if the handler failed.
+        """
+        headers = (
+            b"Content-Type: "
+            + content_type.encode("ascii")
+            + b"\r\nLambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
+            + b"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
+        )
+        if invocation_id is not None:
+            headers += b"Lambda-Runtime-Invocation-Id: " + invocation_id.encode("ascii") + b"\r\n"
+        path = _API + b"/invocation/" + request_id.encode("ascii") + b"/response"
+        head = b"POST " + path + b" HTTP/1.1\r\n" + self._common_headers + headers + b"\r\n"
+        # The connection was used for this invoke's `/next` an instant ago, so it is not a stale one
+        # (a streamed body cannot be replayed on a fresh connection like `_exchange` does).
+        sock = self._sock if self._sock is not None else self._connect()
+        stream = ResponseStream(self, sock)
+        stream._send(head)
+        return stream
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
@@ -198,7 +231,7 @@ class RuntimeClient:
     def _read_response(self, sock: _socket.socket) -> Response:
         parser = self._parser
         while True:
-            data = sock.recv(_RECV_BYTES)
+            data = _recv(sock)
             if not data:
                 response = parser.feed_eof()
                 if response is None:
@@ -234,8 +267,72 @@ class RuntimeClient:
         raise RuntimeClientError(f"cannot connect to the Runtime API at {self._host}:{self._port}: {error}")
 
 
+class ResponseStream:
+    """One streamed `/response` in progress: `write` sends a chunk at once, `finish` ends the body."""
+
+    def __init__(self, client: RuntimeClient, sock: _socket.socket) -> None:
+        self._client = client
+        self._sock = sock
+        self.bytes_sent = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return  # an empty chunk would end the chunked body
+        self.bytes_sent += len(data)
+        size = b"%x\r\n" % len(data)
+        if len(data) <= 64 * 1024:
+            self._send(size + data + b"\r\n")
+        else:
+            self._send(size)
+            self._send(data)
+            self._send(b"\r\n")
+
+    def finish(self, error_type: str | None = None, error_body: bytes | None = None) -> Response:
+        """End the body (with the error trailers when `error_type` is given) and read the response."""
+        last = b"0\r\n"
+        if error_type is not None:
+            import binascii  # built in
+
+            last += (
+                _error_type_header(error_type) or b"Lambda-Runtime-Function-Error-Type: Runtime.Unknown\r\n"
+            )
+            encoded = binascii.b2a_base64(error_body or b"", newline=False)
+            last += b"Lambda-Runtime-Function-Error-Body: " + encoded + b"\r\n"
+        self._send(last + b"\r\n")
+        client = self._client
+        try:
+            response = client._read_response(self._sock)
+        except (ConnectionError, _ConnectionClosedIdle, ProtocolError, OSError) as exc:
+            client.close()
+            raise RuntimeClientError(
+                f"streamed response: no valid reply from the Runtime API: {exc}"
+            ) from exc
+        if not response.keep_alive:
+            client.close()
+        return response
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            self._client.close()
+            raise RuntimeClientError(f"connection to the Runtime API lost while streaming: {exc}") from exc
+
+
 class _ConnectionClosedIdle(Exception):
     pass
+
+
+def _recv(sock: _socket.socket) -> bytes:
+    """A blocking `recv` that a signal can interrupt (SIGTERM while waiting on `/next`: `shutdown`).
+
+    Linux hands a process-directed signal to the main thread first unless it blocks it (kernel
+    `complete_signal`), and the main thread is the one waiting here, so `recv` fails with EINTR;
+    Python then runs the handler (PEP 475), which may exit or raise (the exception propagates to the
+    caller, like any other), and otherwise resumes the `recv`. Background threads the function starts
+    do not change that (tested), so no polling is needed.
+    """
+    return sock.recv(_RECV_BYTES)
 
 
 def _send(sock: _socket.socket, head: bytes, body: bytes) -> None:

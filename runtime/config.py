@@ -26,14 +26,17 @@ class RuntimeConfig:
         "function_name",
         "function_version",
         "handler",
+        "initialization_type",
         "log_format",
         "log_group_name",
         "log_level",
         "log_stream_name",
+        "max_concurrency",
         "memory_limit_in_mb",
         "opt_dir",
         "runtime_api",
         "task_root",
+        "telemetry_log_fd",  # logging (3a)
     )
 
     def __init__(
@@ -49,6 +52,9 @@ class RuntimeConfig:
         log_stream_name: str | None = None,
         log_level: str | None = None,
         log_format: str = "Text",
+        initialization_type: str | None = None,
+        max_concurrency: int | None = None,
+        telemetry_log_fd: int | None = None,
     ) -> None:
         self.handler = handler
         self.runtime_api = runtime_api
@@ -62,8 +68,15 @@ class RuntimeConfig:
         self.log_stream_name = log_stream_name
         # A `logging` level name to set on the root logger, or None to leave Python's default.
         self.log_level = log_level
-        # "JSON" or "Text"; only Text is implemented so far (JSON records are a later issue).
+        # "JSON" or "Text" (AWS_LAMBDA_LOG_FORMAT, case-insensitive, anything else is Text).
         self.log_format = log_format
+        # Lifecycle (3b): "snap-start" runs the SnapStart hooks; max_concurrency (None when unset)
+        # selects Managed Instances' multi-concurrent mode, with that many workers.
+        self.initialization_type = initialization_type
+        self.max_concurrency = max_concurrency
+        # Logging (3a): the fd Lambda passes in `_LAMBDA_TELEMETRY_LOG_FD` for framed log records, or
+        # None (unset or not a number). `logs.open_log_sink` opens it and deletes the variable.
+        self.telemetry_log_fd = telemetry_log_fd
 
     @classmethod
     def from_environ(cls, argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> RuntimeConfig:
@@ -86,6 +99,9 @@ class RuntimeConfig:
             log_stream_name=environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
             log_level=_log_level(environ.get("AWS_LAMBDA_LOG_LEVEL")),
             log_format="JSON" if environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "Text",
+            initialization_type=environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") or None,
+            max_concurrency=_max_concurrency(environ.get("AWS_LAMBDA_MAX_CONCURRENCY")),
+            telemetry_log_fd=_fd(environ.get("_LAMBDA_TELEMETRY_LOG_FD")),  # logging (3a)
         )
 
     def layer_paths(self) -> list[str]:
@@ -110,3 +126,18 @@ def _log_level(value: str | None) -> str | None:
     name = value.upper()
     name = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
     return name if name in _LOG_LEVELS else None
+
+
+def _max_concurrency(value: str | None) -> int | None:
+    # awslambdaric's `int()` crashes on junk with a traceback; say what is wrong instead.
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigError(f"AWS_LAMBDA_MAX_CONCURRENCY must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _fd(value: str | None) -> int | None:
+    # Logging (3a). awslambdaric's `int()` crashes on junk; we log to stdout instead.
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None

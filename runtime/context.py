@@ -101,16 +101,11 @@ class LambdaContext:
 
         self.client_context: ClientContext | None = None
         self._w3c: dict[str, str] = {}
-        if invocation.client_context:
-            raw = _parse_header_json(invocation.client_context, "Client Context")
+        raw = _parse_header_json(invocation.client_context, "Client Context")
+        if raw is not None:
             self._w3c = _pop_w3c(raw)
             self.client_context = ClientContext(raw)
-
-        self.identity = CognitoIdentity(
-            _parse_header_json(invocation.cognito_identity, "Cognito Identity")
-            if invocation.cognito_identity
-            else None
-        )
+        self.identity = CognitoIdentity(_parse_header_json(invocation.cognito_identity, "Cognito Identity"))
 
     def get_remaining_time_in_millis(self) -> int:
         remaining = self._deadline_ms - int(time.time() * 1000)
@@ -139,18 +134,32 @@ class LambdaContext:
         )
 
 
-def _parse_header_json(header: str, name: str) -> dict[str, Any]:
+def _parse_header_json(header: str | None, name: str) -> dict[str, Any] | None:
+    """A context header's JSON object; None when the header is absent, empty or JSON `null`.
+
+    Header values arrive decoded as Latin-1 (each byte one code point); Lambda sends this JSON as
+    UTF-8, so the bytes are recovered and decoded as such (non-ASCII names in a client context).
+    A malformed value fails the invoke with awslambdaric's message (stdlib json's text). A value
+    that is valid JSON but not an object also fails it here, as `LambdaContextUnmarshalError`:
+    awslambdaric crashes on it with an `AttributeError` (`'list' object has no attribute 'get'`).
+    """
+    if not header:
+        return None
     try:
-        value = decode_event(header.encode("utf-8", "surrogatepass"), "application/json")
+        raw = header.encode("latin-1")
+    except UnicodeEncodeError:  # built in-process (tests, embedders) from real text
+        raw = header.encode("utf-8", "surrogatepass")
+    try:
+        value = decode_event(raw, "application/json")
     except FaultError as fault:
         detail = fault.message.removeprefix("Unable to unmarshal input: ")
         raise FaultError(LAMBDA_CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {detail}") from None
-    if not isinstance(value, dict):
-        raise FaultError(
-            LAMBDA_CONTEXT_UNMARSHAL_ERROR,
-            f"Unable to parse {name} JSON: expected a JSON object, got {type(value).__name__}",
-        )
-    return value
+    if value is None or isinstance(value, dict):
+        return value
+    raise FaultError(
+        LAMBDA_CONTEXT_UNMARSHAL_ERROR,
+        f"Unable to parse {name} JSON: expected a JSON object, got {type(value).__name__}",
+    )
 
 
 def _pop_w3c(client_context: dict[str, Any]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The root-logger handler that sends `logging` records to the log sink (awslambdaric's text format).
+"""The root-logger handler that sends `logging` records to the log sink, in the configured format.
 
 Imported only once `logging` itself is (see `logs.install_logging`), so it may import it freely.
 """
@@ -17,14 +17,30 @@ TEXT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 class LambdaLoggerHandler(logging.Handler):
-    def __init__(self, sink: LogSink) -> None:
+    """Formats a record and hands it to the sink (with its frame type, on the telemetry fd).
+
+    `frame_types`: the frame type per level (see `telemetry`), or None to send every record untyped.
+    awslambdaric types records by level only in JSON format or when `AWS_LAMBDA_LOG_LEVEL` is set;
+    otherwise each goes out as a text NOTSET frame.
+    """
+
+    def __init__(self, sink: LogSink, frame_types: tuple[int, ...] | None = None) -> None:
         super().__init__()
         # awslambdaric's attribute name: code looking for "the Lambda handler" checks for it.
         self.log_sink = sink
+        self._frame_types = frame_types
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Unlike awslambdaric's, a record that cannot be formatted or written never raises into the
+        # caller: `logging`'s own convention (handleError prints "--- Logging error ---" on stderr).
         try:
-            self.log_sink.log(self.format(record))
+            msg = self.format(record)
+            if self._frame_types is None:
+                self.log_sink.log(msg)
+            else:
+                from .telemetry import level_index  # loaded already: the sink is a TelemetryFdSink
+
+                self.log_sink.log(msg, self._frame_types[level_index(record.levelno)])
         except Exception:
             self.handleError(record)
 
@@ -45,8 +61,23 @@ class RequestIdFilter(logging.Filter):
 def configure(log_level: str | None, state: RequestState, sink: LogSink) -> None:
     # awslambdaric switches every formatter to UTC, not only its own.
     logging.Formatter.converter = time.gmtime
-    handler = LambdaLoggerHandler(sink)
-    handler.setFormatter(logging.Formatter(TEXT_FORMAT, TEXT_DATE_FORMAT))
+    frame_types: tuple[int, ...] | None = None
+    if sink.json_format:
+        from .json_log import JsonFormatter  # only in JSON format: it loads nothing else
+
+        formatter: logging.Formatter = JsonFormatter()
+        if sink.framed:
+            from .telemetry import JSON_FRAME_TYPES
+
+            frame_types = JSON_FRAME_TYPES
+    else:
+        formatter = logging.Formatter(TEXT_FORMAT, TEXT_DATE_FORMAT)
+        if sink.framed and log_level is not None:
+            from .telemetry import TEXT_FRAME_TYPES
+
+            frame_types = TEXT_FRAME_TYPES
+    handler = LambdaLoggerHandler(sink, frame_types)
+    handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter(state))
     root = logging.getLogger()
     if log_level is not None:

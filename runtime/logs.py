@@ -1,18 +1,21 @@
 """Where function output goes: unbuffered stdio, the log sink, and the stdlib `logging` wiring.
 
-The sink is the one seam for log destinations: today `StdoutSink` (awslambdaric's text format);
-the JSON format and the telemetry-fd framing (`_LAMBDA_TELEMETRY_LOG_FD`) are later sinks with the
-same two methods.
+The sink is the one seam for log destinations and formats. `StdoutSink` writes to stdout;
+`telemetry.TelemetryFdSink` writes frames to `_LAMBDA_TELEMETRY_LOG_FD` when Lambda passes one. Each
+knows the format chosen by `AWS_LAMBDA_LOG_FORMAT` (Text or JSON) for the records it renders itself
+(uncaught errors); `logging` records are rendered by `log_handler` before they reach the sink.
 
 `logging` costs ~4-7.5 ms to import (traceback, threading, string, weakref), more than the rest of
 the runtime together, and many handlers never use it. So it is not imported here: a one-shot
 import hook configures it the moment anything (user code, a library, the runtime's own init-error
-warning) first imports it, before that importer gets the module back.
+warning) first imports it, before that importer gets the module back. The JSON format and the
+telemetry fd cost nothing unless they are enabled: their modules load only then.
 """
 
 from __future__ import annotations  # ~0.1 ms; keeps `typing` out of the process
 
 import io
+import os  # frozen, already loaded by the interpreter's start-up
 import sys
 
 TYPE_CHECKING = False  # mypy treats this name as true; `typing` is never imported at run time
@@ -21,12 +24,16 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
+    from .config import RuntimeConfig
     from .errors import ErrorReport
 
 # awslambdaric's text error log: lines joined by "\r" so CloudWatch keeps one event, leading
 # spaces of trace lines turned into NO-BREAK SPACE (U+00A0) so they survive.
 ERROR_LINE_SEPARATOR = "\r"
 ERROR_INDENT = "\u00a0"
+# awslambdaric deletes the variable once the fd is open, so child processes and user code
+# never see it (and cannot write frames of their own into Lambda's log stream).
+TELEMETRY_FD_ENV = "_LAMBDA_TELEMETRY_LOG_FD"
 
 
 class RequestState:
@@ -40,20 +47,57 @@ class RequestState:
 
 
 class LogSink:
-    def log(self, msg: str) -> None:
+    """A log destination. `json_format`: render the runtime's own error records as JSON."""
+
+    # True for a sink that keeps record boundaries itself (the telemetry fd): `logging` records
+    # then carry a frame type saying their level.
+    framed = False
+
+    def __init__(self, json_format: bool = False) -> None:
+        self.json_format = json_format
+
+    def log(self, msg: str, frame_type: int | None = None) -> None:
+        """Write `msg` as is (it carries its own newline, if any). `frame_type`: see `telemetry`."""
         raise NotImplementedError
 
     def log_error(self, lines: Sequence[str]) -> None:
+        """Write one multi-line record as a single log event."""
         raise NotImplementedError
+
+    def log_error_report(self, report: ErrorReport, request_id: str) -> None:
+        """Log an uncaught error (init, invoke or hook) in the configured format.
+
+        `request_id`: the invoke's, or "" for init and SnapStart hook errors (as awslambdaric).
+        """
+        if self.json_format:
+            self.log_error([json_error_record(report, request_id)])
+        else:
+            self.log_error(error_log_lines(report))
 
 
 class StdoutSink(LogSink):
     # `sys.stdout` is looked up per write, like awslambdaric, so a user's redirection applies.
-    def log(self, msg: str) -> None:
+    def log(self, msg: str, frame_type: int | None = None) -> None:
         sys.stdout.write(msg)
 
     def log_error(self, lines: Sequence[str]) -> None:
         sys.stdout.write(ERROR_LINE_SEPARATOR.join(lines) + "\n")
+
+
+def open_log_sink(config: RuntimeConfig) -> LogSink:
+    """The sink for this process: frames on the telemetry fd if Lambda passed one, else stdout."""
+    json_format = config.log_format == "JSON"
+    os.environ.pop(TELEMETRY_FD_ENV, None)
+    fd = config.telemetry_log_fd
+    if fd is not None:
+        from .telemetry import TelemetryFdSink  # ~0.2 ms, only when Lambda passes the fd
+
+        try:
+            return TelemetryFdSink(fd, json_format)
+        except OSError as exc:
+            # awslambdaric dies here; losing the framing is better than losing the function.
+            sys.stderr.write(f"rapidboot: cannot open {TELEMETRY_FD_ENV}={fd} ({exc}); logging to stdout\n")
+    return StdoutSink(json_format)
 
 
 def error_log_lines(report: ErrorReport) -> list[str]:
@@ -74,6 +118,31 @@ def error_log_lines(report: ErrorReport) -> list[str]:
             stripped = line.lstrip(" ")
             lines.append(ERROR_INDENT * (len(line) - len(stripped)) + stripped)
     return lines
+
+
+def json_error_record(report: ErrorReport, request_id: str) -> str:
+    """The JSON-format uncaught-error record, key for key as awslambdaric 4.2.2's `log_error`.
+
+    Older awslambdaric releases wrote the level as `"log_level"` (their issues #202 and #220), so
+    Lambda's log-level filter took these records for INFO and dropped them at WARN; PR #221 fixed it
+    and 4.2.2 writes `"level"` (checked: tests/runtime/test_runtime_logs_process.py runs both). The
+    timestamp has one-second resolution, like awslambdaric's.
+    """
+    import time  # built in
+
+    from .marshal import to_json
+
+    record = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "level": "ERROR",
+        **report.body(request_id),
+    }
+    text = to_json(record)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in the message: escape rather than fail to log
+        text = to_json(record, ascii_only=True)
+    return text
 
 
 def unbuffer_stdio() -> None:

@@ -16,11 +16,12 @@ from .client import RuntimeClientError
 from .context import LambdaContext
 from .errors import MAX_XRAY_CAUSE_BYTES, UNHANDLED_EXCEPTION_WARNING, ErrorReport, current_exception_report
 from .handler import load_handler
-from .logs import error_log_lines
 from .marshal import decode_event, encode_response, to_json, to_json_bytes
 
 TYPE_CHECKING = False  # mypy treats this name as true; `typing` is never imported at run time
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
     from .client import Invocation, RuntimeClient
     from .config import RuntimeConfig
     from .handler import Handler
@@ -29,13 +30,42 @@ if TYPE_CHECKING:
 _TRACE_ID_ENV = "_X_AMZN_TRACE_ID"
 
 
+# Result types recognised without importing `asyncio`/`types`: an `async def` handler returns a
+# coroutine (awaited on `aio`'s loop), a generator or async generator is streamed (`streamer`).
+async def _coroutine_function() -> None:
+    pass
+
+
+def _generator_function() -> Iterator[None]:
+    yield
+
+
+async def _async_generator_function() -> AsyncIterator[None]:
+    yield
+
+
+_probe = _coroutine_function()
+_COROUTINE = type(_probe)
+_probe.close()
+del _probe
+_STREAMED_TYPES = frozenset((type(_generator_function()), type(_async_generator_function())))
+
+
 def run(config: RuntimeConfig, client: RuntimeClient, sink: LogSink, state: RequestState) -> int:
     """Initialise, then serve invokes until the Runtime API goes away; returns the exit code."""
+    concurrent = config.max_concurrency is not None
     try:
         handler = load_handler(config.handler)
     except Exception:
-        report_init_error(client, sink, current_exception_report())
+        report_init_error(client, sink, current_exception_report(), concurrent)
         return 1
+
+    if config.initialization_type == "snap-start":
+        from .snapstart import snapshot_and_restore
+
+        exit_code = snapshot_and_restore(client, sink)
+        if exit_code is not None:
+            return exit_code
 
     while True:
         try:
@@ -51,7 +81,10 @@ def run(config: RuntimeConfig, client: RuntimeClient, sink: LogSink, state: Requ
             invoke(config, client, sink, state, handler, invocation)
         except RuntimeClientError as exc:
             runtime_log(f"Failed to post invocation result. {exc}")
-            return 1
+            if not concurrent:
+                return 1
+            # Managed Instances, like awslambdaric's multi-concurrent client: a failed post costs
+            # that invoke only; the worker keeps serving.
 
 
 def invoke(
@@ -75,10 +108,19 @@ def invoke(
         context = LambdaContext(invocation, config, sink)
         event = decode_event(invocation.body, invocation.content_type)
         result = handler(event, context)
-        body, content_type = encode_response(result)
+        if type(result) is _COROUTINE:
+            from . import aio  # the first `async def` invoke pays for asyncio, sync handlers never
+
+            result = aio.run(result)
+        kind = type(result)
+        streamed = kind is not dict and (
+            kind in _STREAMED_TYPES or getattr(kind, "rapidboot_streaming", False)
+        )
+        if not streamed:
+            body, content_type = encode_response(result)
     except Exception:
         report = current_exception_report()
-        sink.log_error(error_log_lines(report))
+        sink.log_error_report(report, request_id)
         cause = to_json(report.xray_cause(os.getcwd()), ascii_only=True)
         response = client.post_invocation_error(
             request_id,
@@ -89,21 +131,30 @@ def invoke(
         )
         what = "error"
     else:
-        response = client.post_response(request_id, body, content_type, invocation.invocation_id)
+        if streamed:
+            from .streamer import send_stream  # only functions that stream load it
+
+            response = send_stream(client, sink, invocation, result)
+        else:
+            response = client.post_response(request_id, body, content_type, invocation.invocation_id)
         what = "response"
     _check_post(response.status, response.body, what)
 
 
-def report_init_error(client: RuntimeClient, sink: LogSink, report: ErrorReport) -> None:
+def report_init_error(
+    client: RuntimeClient, sink: LogSink, report: ErrorReport, concurrent: bool = False
+) -> None:
     import logging  # the import hook routes it to the sink (see logs.install_logging)
 
     logging.warning(UNHANDLED_EXCEPTION_WARNING)
-    sink.log_error(error_log_lines(report))
+    sink.log_error_report(report, "")
     try:
         response = client.post_init_error(to_json_bytes(report.body("")), report.error_type)
     except RuntimeClientError as exc:
         runtime_log(f"Failed to post init error. {exc}")
         return
+    if concurrent and response.status == 403:
+        return  # another worker reported the init error first (awslambdaric stays silent too)
     if not 200 <= response.status < 300:
         runtime_log(f"Failed to post init error. Http response code: {response.status}.")
 

@@ -11,8 +11,9 @@ import sys
 
 from .client import RuntimeClient, RuntimeClientError
 from .config import ConfigError, RuntimeConfig
-from .logs import RequestState, StdoutSink, install_logging, unbuffer_stdio
+from .logs import RequestState, install_logging, open_log_sink, unbuffer_stdio
 from .loop import run
+from .shutdown import install_sigterm_handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     set_sys_path(config)
     unbuffer_stdio()
     state = RequestState()
-    sink = StdoutSink()
+    sink = open_log_sink(config)  # logging (3a): stdout, or frames on _LAMBDA_TELEMETRY_LOG_FD
     install_logging(config.log_level, state, sink)
+    workers = config.max_concurrency
+    if workers is not None and workers > 1:
+        from .workers import run_workers  # Managed Instances only
+
+        def work() -> int:
+            install_sigterm_handler()
+            return run(config, client, sink, state)
+
+        return run_workers(workers, work)
+    # Before the function's code is imported: a SIGTERM handler of its own replaces ours.
+    install_sigterm_handler()
     return run(config, client, sink, state)
 
 

@@ -176,6 +176,11 @@ def _encode_decimals(obj: Any, ascii_only: bool) -> str:
     return "".join(out)
 
 
+def json_encoder(default: Callable[[Any], Any]) -> Encoder:
+    """A str encoder like `json.JSONEncoder(ensure_ascii=False, default=default).encode`."""
+    return _make_encoder(default, False)
+
+
 def _make_encoder(default: Callable[[Any], Any], ascii_only: bool) -> Encoder:
     if _c_make_encoder is not None:
         # The same call `JSONEncoder.iterencode(o, _one_shot=True)` makes; a fresh `markers` dict
