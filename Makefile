@@ -31,8 +31,8 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check runtime rapid_server tests examples
-	$(BIN)/ruff format --check runtime rapid_server tests examples
+	$(BIN)/ruff check runtime rapid_server layers tests examples benchmarks
+	$(BIN)/ruff format --check runtime rapid_server layers tests examples benchmarks
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
@@ -41,3 +41,7 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Cold start, idle RSS and in-runtime invoke time: our bootstrap vs awslambdaric vs a bare-socket floor.
+bench-coldstart: $(TEST_STAMP)
+	$(BIN)/python benchmarks/coldstart.py

@@ -28,13 +28,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve functions on a local Invoke API")
     source = serve.add_argument_group("one function from flags (or use --config)")
     source.add_argument("--config", type=Path, help="rapidboot.toml with [functions.NAME] tables")
-    source.add_argument("--code", type=Path, help="the function's code directory (its task root)")
+    source.add_argument("--code", type=Path, help="the function's code: a directory (its task root) or a zip")
     source.add_argument("--handler", help="MODULE.FUNCTION, e.g. app.handler")
     source.add_argument("--name", default=DEFAULT_FUNCTION_NAME, help="function name (default: %(default)s)")
     source.add_argument("--memory", type=int, default=128, help="memory size in MB (default: %(default)s)")
     source.add_argument("--timeout", type=float, default=3, help="timeout in seconds (default: %(default)s)")
     source.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable"
+    )
+    source.add_argument(
+        "--layer", action="append", default=[], type=Path, metavar="PATH", help="a layer (zip or directory)"
+    )
+    source.add_argument(
+        "--runtime",
+        choices=["python", "provided"],
+        default="python",
+        help="python: our bootstrap (or --command); provided: the code's or a layer's own `bootstrap`",
     )
     source.add_argument(
         "--reserved-concurrency", type=int, default=None, metavar="N", help="cap and guarantee"
@@ -71,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--region", default=None, help="AWS region the functions see (default: $AWS_REGION or us-east-1)"
     )
     serve.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".rapidboot"),
+        help="where merged layers are cached (default: %(default)s)",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -78,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help=argparse.SUPPRESS
+    )
+
+    commands.add_parser(
+        "layers",
+        help="merge layers as Lambda does, or explain a merge (see `rapidboot layers --help`)",
+        add_help=False,
     )
 
     invoke = commands.add_parser("invoke", help="invoke a function on a running server")
@@ -93,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["layers"]:
+        from layers.cli import main as layers_main  # the layers CLI, under our command name
+
+        return layers_main(arguments[1:], prog="rapidboot layers")
+    args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":
             return _serve(args)
@@ -127,6 +153,8 @@ def _serve(args: argparse.Namespace) -> int:
             provisioned_concurrency=args.provisioned_concurrency,
             idle_timeout=args.idle_timeout,
             ephemeral_storage=args.ephemeral_storage,
+            layers=args.layer,
+            runtime=args.runtime,
         )
         functions = {function.name: function}
     if not 0 <= args.port <= 65535:
@@ -139,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         region=args.region or default_region(),
         max_concurrency=args.max_concurrency,
+        state_dir=args.state_dir.resolve(),
     )
     try:
         return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)

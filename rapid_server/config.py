@@ -22,6 +22,9 @@ ENVIRONMENT_MAX_BYTES = 4096
 EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB = 512, 10240
 DEFAULT_IDLE_TIMEOUT_S = 300.0  # how long an idle environment is kept warm before it is reaped
 DEFAULT_MAX_CONCURRENCY = 1000  # a new AWS account's concurrent executions per Region
+MAX_CONCURRENCY_VARIABLE = "AWS_LAMBDA_MAX_CONCURRENCY"
+OPT_DIR_VARIABLE = "RAPIDBOOT_OPT_DIR"  # the merged layers; our bootstrap reads it (default /opt)
+MAX_PER_ENVIRONMENT = 1000
 DEFAULT_FUNCTION_NAME = "function"
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -64,8 +67,11 @@ _FUNCTION_KEYS = frozenset(
         "provisioned_concurrency",
         "idle_timeout",
         "ephemeral_storage",
+        "layers",
+        "runtime",
     }
 )
+RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
 
 
 class ConfigError(Exception):
@@ -75,7 +81,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class FunctionConfig:
     name: str
-    code: Path  # the task root, absolute
+    code: Path  # the deployment package, absolute: a directory (the task root) or a zip file
     handler: str
     memory_mb: int = 128
     timeout_s: float = 3.0
@@ -85,6 +91,11 @@ class FunctionConfig:
     provisioned_concurrency: int = 0  # environments initialised at server start, used first, never reaped
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     ephemeral_storage_mb: int = EPHEMERAL_MIN_MB  # the size of the environment's /tmp (TMPDIR)
+    # Invokes one environment takes at once: AWS_LAMBDA_MAX_CONCURRENCY in its environment, as on Lambda
+    # Managed Instances, where the runtime runs that many workers polling /next.
+    per_environment_concurrency: int = 1
+    layers: tuple[Path, ...] = ()  # zips or directories, merged in order into the function's /opt
+    runtime: str = "python"  # "provided": run the `bootstrap` of the code or of a layer, as provided.al2023
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,7 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    state_dir: Path = Path(".rapidboot")  # layer cache (and, later, the async queue)
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
@@ -123,19 +135,25 @@ def validate_function(
     provisioned_concurrency: object = 0,
     idle_timeout: object = DEFAULT_IDLE_TIMEOUT_S,
     ephemeral_storage: object = EPHEMERAL_MIN_MB,
+    layers: object = (),
+    runtime: object = "python",
     base_dir: Path | None = None,
 ) -> FunctionConfig:
     """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x")."""
     if not _FUNCTION_NAME.match(name):
         raise ConfigError(f"{where}: function name {name!r} must be 1-64 letters, digits, '-' or '_'")
     if not isinstance(code, str | Path) or not str(code):
-        raise ConfigError(f"{where}.code: required, the directory holding the function's code")
-    code_path = Path(code)
-    if not code_path.is_absolute():
-        code_path = (base_dir or Path.cwd()) / code_path
-    code_path = code_path.resolve()
-    if not code_path.is_dir():
-        raise ConfigError(f"{where}.code: {code_path} is not a directory")
+        raise ConfigError(f"{where}.code: required, the function's code: a directory or a zip file")
+    code_path = _existing_path(f"{where}.code", code, base_dir)
+    if isinstance(layers, str | Path) or not isinstance(layers, list | tuple):
+        raise ConfigError(f"{where}.layers: must be a list of zip files or directories")
+    layer_paths = tuple(
+        _existing_path(f"{where}.layers[{i}]", layer, base_dir) for i, layer in enumerate(layers)
+    )
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"{where}.runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "provided" and command is not None:
+        raise ConfigError(f"{where}.command: a provided runtime runs its own bootstrap; drop one of the two")
     if not isinstance(handler, str) or not handler.strip():
         raise ConfigError(f"{where}.handler: required, e.g. 'app.handler'")
     if isinstance(memory, bool) or not isinstance(memory, int):
@@ -161,6 +179,15 @@ def validate_function(
     if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float) or idle_timeout <= 0:
         raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds, got {idle_timeout!r}")
     storage = _integer(f"{where}.ephemeral_storage", ephemeral_storage, EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB)
+    per_environment = 1
+    if MAX_CONCURRENCY_VARIABLE in env:
+        value = env[MAX_CONCURRENCY_VARIABLE]
+        if not value.isdigit() or not 1 <= int(value) <= MAX_PER_ENVIRONMENT:
+            raise ConfigError(
+                f"{where}.environment.{MAX_CONCURRENCY_VARIABLE}: {value!r} must be a whole number "
+                f"1-{MAX_PER_ENVIRONMENT}"
+            )
+        per_environment = int(value)
     return FunctionConfig(
         name,
         code_path,
@@ -173,7 +200,24 @@ def validate_function(
         provisioned,
         float(idle_timeout),
         storage,
+        per_environment,
+        layer_paths,
+        str(runtime),
     )
+
+
+def _existing_path(where: str, value: object, base_dir: Path | None) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise ConfigError(f"{where}: must be a path, got {value!r}")
+    path = Path(value)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    path = path.resolve()
+    if not path.exists():
+        raise ConfigError(f"{where}: {path} does not exist")
+    if not (path.is_dir() or path.is_file()):
+        raise ConfigError(f"{where}: {path} is neither a directory nor a zip file")
+    return path
 
 
 def _integer(where: str, value: object, low: int, high: int) -> int:

@@ -1,13 +1,17 @@
 """One execution environment: a runtime process, its own Runtime API listener, and its lifecycle.
 
 The environment is driven from two sides. The Invoke API side calls `invoke()`; the runtime process calls
-the Runtime API, whose routes (`runtime_api.py`) call `runtime_next/response/error/init_error` here. Every
-change of lifecycle goes through the transition table in `state.py`.
+the Runtime API, whose routes (`runtime_api.py`) call `runtime_next/response/error/init_error` here.
 
 Lifecycle as Lambda's (reference section 4): spawn -> Init (until the runtime's first `/next`, at most
 10 s) -> Invoke (from handing the event over until the runtime posts the result, at most the function's
 timeout) -> ... A timeout, a crash or an init failure ends the environment; the function starts a fresh one
 for the next invoke.
+
+Each runtime worker that polls `/next` holds a *seat*: one state machine of `state.py`'s transition table
+(ready -> invoking -> responded -> ready). An environment has one seat, or up to AWS_LAMBDA_MAX_CONCURRENCY
+when the runtime runs that many workers (Lambda Managed Instances), so several invokes can be in flight in
+one environment, each answered through the seat that took it. Invokes in flight are found by request id.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from datetime import UTC, datetime
 
 import orjson
 
+from layers import PreparedFunction
+
 from . import errors, rendering
-from .config import FunctionConfig, bootstrap_command
+from .config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command
 from .http import Connection, Response, bound_port, start_listener
 from .limits import EnvironmentLimits
 from .logs import LogSink
+from .output import OutputRelay
 from .state import Event, State, StateMachine
 
 INIT_TIMEOUT_S = 10.0
@@ -40,7 +47,6 @@ SHUTDOWN_GRACE_S = 2.0
 # How long a runtime that reported /init/error has to exit by itself before it is stopped.
 _INIT_ERROR_EXIT_GRACE_S = 1.0
 _MEMORY_SAMPLE_INTERVAL_S = 0.1
-_OUTPUT_LINE_LIMIT = 256 * 1024  # a runtime writing one endless line is cut into pieces of this size
 
 
 @dataclass(slots=True)
@@ -78,6 +84,18 @@ class _Poller:
         self.delivered = delivered
 
 
+class _InFlight:
+    """One invoke handed to the runtime and not yet finished."""
+
+    __slots__ = ("dispatched_at", "invocation", "outcome", "seat")
+
+    def __init__(self, invocation: Invocation, seat: StateMachine, outcome: asyncio.Future[_Outcome]):
+        self.invocation = invocation
+        self.seat = seat
+        self.outcome = outcome
+        self.dispatched_at = time.perf_counter()
+
+
 def _log_stream_name() -> str:
     return datetime.now(UTC).strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
 
@@ -91,22 +109,27 @@ class Environment:
         sink: LogSink,
         on_error: Callable[[BaseException], None],
         limits: EnvironmentLimits,
+        package: PreparedFunction,
         initialization_type: str = "on-demand",
     ):
         self.config = config
-        self.initialization_type = initialization_type
-        self._limits = limits
+        self._package = package  # the task root and /opt this environment sees
         self.function_arn = function_arn
+        self.initialization_type = initialization_type
+        self.capacity = config.per_environment_concurrency  # invokes in flight at once
         self._region = region
         self._sink = sink
         self._on_error = on_error
-        self._machine = StateMachine()
+        self._limits = limits
+        self._seats = [StateMachine()]  # the first seat carries init: its first /next ends Init
+        self._inflight: dict[str, _InFlight] = {}
         self._listener: asyncio.Server | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._pollers: deque[_Poller] = deque()
-        self._poller_arrived: asyncio.Future[None] | None = None
+        self._poller_arrived = asyncio.Event()
         self._exit_watch: asyncio.Task[None] | None = None
         self._returncode: int | None = None
+        self._output: OutputRelay | None = None
         # Init
         self._spawned_at = 0.0
         self._init_duration_ms: float | None = None
@@ -115,25 +138,22 @@ class Environment:
         self._init_reported = initialization_type != "on-demand"
         self._init_done: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
         self._init_error: tuple[bytes, str | None] | None = None
-        # The invoke in flight
-        self._current: Invocation | None = None
-        self._dispatched_at = 0.0
-        self._outcome: asyncio.Future[_Outcome] | None = None
         self._sampler: asyncio.TimerHandle | None = None
-        self._error_type: str | None = None  # from the runtime's error post, for telemetry
         self._reaper: asyncio.Task[None] | None = None
-        # Output relay
-        self._output_fd: int | None = None
-        self._output_buffer = b""
-        self._output_owner: str | None = None  # request id the output belongs to; None = init
 
     @property
     def state(self) -> State:
-        return self._machine.state
+        """The first seat's state: the whole story of an environment that serves one invoke at a time."""
+        return self._seats[0].state
 
     @property
     def usable(self) -> bool:
-        return self._machine.state in (State.INITIALIZING, State.IDLE, State.RESPONDED)
+        """Alive and initialised or initialising: it may take (more) invokes."""
+        return self._seats[0].state not in (State.INIT_FAILED, State.TERMINATED)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
 
     @property
     def pid(self) -> int | None:
@@ -149,7 +169,7 @@ class Environment:
             make_handler(self), "127.0.0.1", 0, MAX_RESPONSE_BYTES, self._on_error
         )
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
-        argv = self.config.command or bootstrap_command(self.config.handler)
+        argv = self._runtime_command()
         read_fd, write_fd = os.pipe()
         self._spawned_at = time.perf_counter()
         try:
@@ -158,10 +178,10 @@ class Environment:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
-                cwd=self.config.code,
+                cwd=self._package.task_root,
                 env=self._process_environment(runtime_api),
                 start_new_session=True,  # its own process group: a timeout kills everything it started
-                preexec_fn=self._limits.preexec,  # memory cgroup and private /tmp, before any user code
+                preexec_fn=self._limits.preexec,  # the memory cgroup, joined before any user code runs
             )
         except OSError as exc:
             os.close(read_fd)
@@ -169,9 +189,7 @@ class Environment:
             self._fail_spawn(argv[0], exc)
             return
         os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        self._output_fd = read_fd
-        asyncio.get_running_loop().add_reader(read_fd, self._read_output)
+        self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
@@ -190,43 +208,33 @@ class Environment:
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
         """Run one invoke to its end and log it; afterwards `usable` says whether the environment lives on."""
+        request_id = invocation.request_id
         outcome = await self._wait_initialized()
         if outcome is not None:
-            self._log_failed_init(invocation.request_id, outcome)
+            self._log_failed_init(request_id, outcome)
             return outcome.result
         timeout_s = self.config.timeout_s
+        flight: _InFlight | None = None
         try:
             async with asyncio.timeout(timeout_s):
-                poller = await self._wait_for_poller()
-            if poller is None:  # the runtime died between invokes
-                self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
-                outcome = self._exit_outcome(invocation.request_id)
-                self._log_invoke(invocation.request_id, 0.0, outcome)
+                poller = await self._take_poller()
+            if poller is None:  # the runtime died before it asked for this invoke
+                self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+                outcome = self._exit_outcome(request_id)
+                self._log_invoke(request_id, 0.0, outcome)
                 return outcome.result
-            self._dispatch(poller, invocation)
-            assert self._outcome is not None
+            flight = self._dispatch(poller, invocation)
             async with asyncio.timeout(timeout_s):
-                outcome = await asyncio.shield(self._outcome)
+                outcome = await asyncio.shield(flight.outcome)
         except TimeoutError:
-            if self._current is None:  # timed out waiting for the runtime to ask for work
-                self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
-                self._dispatched_at = time.perf_counter() - timeout_s
-            outcome = await self._time_out(invocation.request_id)
-        duration_ms = (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
-        self._finish_invoke()
-        self._log_invoke(invocation.request_id, duration_ms, outcome)
-        await self._check_scratch(invocation.request_id)
+            if flight is None:  # timed out waiting for the runtime to ask for work
+                self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+            outcome = await self._time_out(request_id)
+        started = flight.dispatched_at if flight is not None else time.perf_counter() - timeout_s
+        self._inflight.pop(request_id, None)
+        self._log_invoke(request_id, (time.perf_counter() - started) * 1000, outcome)
+        await self._check_scratch(request_id)
         return outcome.result
-
-    async def _check_scratch(self, request_id: str) -> None:
-        """Where the kernel cannot limit /tmp, an environment that overfilled it is reset after the invoke."""
-        if self._returncode is not None:
-            return
-        overflow = self._limits.scratch_overflow_bytes()
-        if overflow:
-            limit_mb = self.config.ephemeral_storage_mb
-            self._sink.platform(rendering.scratch_overflow_line(request_id, limit_mb, overflow))
-            await self._kill()
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """SIGTERM the process group, SIGKILL it after `grace_s`, and release everything."""
@@ -244,13 +252,14 @@ class Environment:
     # Runtime API side (called by runtime_api routes) ---------------------------------------------------
 
     async def runtime_next(self, connection: Connection) -> Response | None:
-        if not self._machine.allows(Event.NEXT):
+        seat = self._seat_for_next()
+        if seat is None:
             return rendering.invalid_state_transition(
                 f"State transition from {self.state.value} to next is not allowed"
             )
-        was_initializing = self._machine.state is State.INITIALIZING
-        self._machine.fire(Event.NEXT)
-        if was_initializing:
+        initializing = seat is self._seats[0] and seat.state is State.INITIALIZING
+        seat.fire(Event.NEXT)
+        if initializing:
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             self._drain_output()
             self._sample_memory()
@@ -259,8 +268,7 @@ class Environment:
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         poller = _Poller(connection, delivered)
         self._pollers.append(poller)
-        if self._poller_arrived is not None and not self._poller_arrived.done():
-            self._poller_arrived.set_result(None)
+        self._poller_arrived.set()
         try:
             await delivered  # answered by _dispatch, which writes the event on the connection itself
         finally:
@@ -271,48 +279,38 @@ class Environment:
     def runtime_response(
         self, request_id: str, body: bytes, content_type: str | None, too_large: int
     ) -> Response:
-        refusal = self._check_answer(request_id, Event.RESPONSE)
-        if refusal is not None:
+        flight, refusal = self._answering(request_id, Event.RESPONSE)
+        if flight is None:
             return refusal
-        self._machine.fire(Event.RESPONSE)
+        flight.seat.fire(Event.RESPONSE)
         if too_large:
-            self._complete(self._response_too_large(too_large))
+            self._complete(flight, self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
-        self._complete(_Outcome(InvokeResult(body, content_type or "application/json", False)))
+        self._complete(flight, _Outcome(InvokeResult(body, content_type or "application/json", False)))
         return rendering.RUNTIME_ACCEPTED
 
     def runtime_error(
         self, request_id: str, body: bytes, error_type_header: str | None, too_large: int = 0
     ) -> Response:
-        refusal = self._check_answer(request_id, Event.ERROR)
-        if refusal is not None:
+        flight, refusal = self._answering(request_id, Event.ERROR)
+        if flight is None:
             return refusal
-        self._machine.fire(Event.ERROR)
+        flight.seat.fire(Event.ERROR)
         if too_large:
-            self._complete(self._response_too_large(too_large))
+            self._complete(flight, self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
-        # The body reaches the invoker unchanged. The type header is optional (awslambdaric omits it)
-        # and, as in RAPID, feeds only the REPORT/telemetry error type.
-        self._error_type = errors.normalise_function_error_type(error_type_header)
-        self._complete(_Outcome(InvokeResult(body, "application/json", True)))
+        # The body reaches the invoker unchanged. The type header is optional (awslambdaric omits it) and,
+        # as in RAPID, would only feed telemetry; a handler's exception is no REPORT status.
+        self._complete(flight, _Outcome(InvokeResult(body, "application/json", True)))
         return rendering.RUNTIME_ACCEPTED
 
-    def _check_answer(self, request_id: str, event: Event) -> Response | None:
-        """Validate before firing: an unknown or already answered id is 400, a wrong moment 403."""
-        if not self._is_current(request_id):
-            return rendering.invalid_request_id()
-        if not self._machine.allows(event):
-            return rendering.invalid_state_transition(
-                f"State transition from {self.state.value} to {event.value} is not allowed"
-            )
-        return None
-
     def runtime_init_error(self, body: bytes, error_type_header: str | None) -> Response:
-        if not self._machine.allows(Event.INIT_ERROR):
+        seat = self._seats[0]
+        if not seat.allows(Event.INIT_ERROR):
             return rendering.invalid_state_transition(
-                f"State transition from {self.state.value} to init error is not allowed"
+                f"State transition from {seat.state.value} to init error is not allowed"
             )
-        self._machine.fire(Event.INIT_ERROR)
+        seat.fire(Event.INIT_ERROR)
         self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
         error_type = errors.normalise_function_error_type(error_type_header) or _error_type_of(body)
         self._init_error = (body, error_type)
@@ -325,6 +323,208 @@ class Environment:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_after_init_error())
         return rendering.RUNTIME_ACCEPTED
 
+    # Seats and invokes in flight -------------------------------------------------------------------------
+
+    def _seat_for_next(self) -> StateMachine | None:
+        """Which seat a `/next` takes: a worker back from answering; else the init seat; else a new seat
+        while under capacity; else a seat re-polling after its connection dropped. None: refused (403)."""
+        for wanted in (State.RESPONDED, State.INITIALIZING):
+            for seat in self._seats:
+                if seat.state is wanted:
+                    return seat
+        if self._seats[0].state is State.IDLE and len(self._seats) < self.capacity:
+            seat = StateMachine()
+            self._seats.append(seat)
+            return seat
+        for seat in self._seats:
+            if seat.allows(Event.NEXT):
+                return seat
+        return None
+
+    def _seat_for_dispatch(self) -> StateMachine:
+        for seat in self._seats:
+            if seat.state is State.IDLE:
+                return seat
+        # A worker parked a second /next before its answer was in: it is asking for work again.
+        for seat in self._seats:
+            if seat.state is State.RESPONDED:
+                seat.fire(Event.NEXT)
+                return seat
+        raise RuntimeError("a /next is parked but no seat can take an event")
+
+    async def _take_poller(self) -> _Poller | None:
+        """Take the oldest parked `/next` whose connection is still open; None if the process has ended."""
+        while True:
+            while self._pollers:
+                poller = self._pollers.popleft()
+                if poller.connection.is_open:
+                    return poller
+            if self._seats[0].state is State.TERMINATED:
+                return None
+            self._poller_arrived.clear()
+            await self._poller_arrived.wait()
+
+    def _dispatch(self, poller: _Poller, invocation: Invocation) -> _InFlight:
+        deadline_ms = int(time.time() * 1000 + self.config.timeout_s * 1000)
+        headers = [
+            ("Content-Type", invocation.content_type),
+            ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_function_arn),
+            ("Lambda-Runtime-Trace-Id", invocation.trace_id),
+        ]
+        self._drain_output()  # what was printed before belongs to the previous owner
+        seat = self._seat_for_dispatch()
+        seat.fire(Event.DISPATCH)
+        flight = _InFlight(invocation, seat, asyncio.get_running_loop().create_future())
+        self._inflight[invocation.request_id] = flight
+        self._update_output_owner()
+        self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
+        # Checked and written in this same step: no event is handed to a connection that has gone.
+        sent = poller.connection.send(Response(200, invocation.payload, headers))
+        if not poller.delivered.done():
+            poller.delivered.set_result(None)
+        if not sent:
+            # The runtime's connection closed under us after the check; it cannot have the event.
+            self._on_error(RuntimeError("runtime /next connection closed during dispatch"))
+        return flight
+
+    def _answering(self, request_id: str, event: Event) -> tuple[_InFlight | None, Response]:
+        """Validate an answer before firing: an unknown or already answered id is 400 InvalidRequestID
+        (reference section 1), a seat that cannot answer now 403."""
+        flight = self._inflight.get(request_id)
+        if flight is None or flight.outcome.done():
+            return None, rendering.invalid_request_id()
+        if not flight.seat.allows(event):
+            return None, rendering.invalid_state_transition(
+                f"State transition from {flight.seat.state.value} to {event.value} is not allowed"
+            )
+        return flight, rendering.RUNTIME_ACCEPTED
+
+    def _complete(self, flight: _InFlight, outcome: _Outcome) -> None:
+        self._drain_output()
+        self._sample_memory()
+        if not flight.outcome.done():
+            flight.outcome.set_result(outcome)
+
+    def _update_output_owner(self) -> None:
+        if self._output is None:
+            return
+        unanswered = [rid for rid, flight in self._inflight.items() if not flight.outcome.done()]
+        if len(unanswered) == 1:
+            self._output.owner = unanswered[0]
+        elif len(unanswered) > 1:
+            self._output.owner = "*"  # several invokes share the pipe: no line can be told apart
+
+    @staticmethod
+    def _response_too_large(size: int) -> _Outcome:
+        message = (
+            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+            f"({MAX_RESPONSE_BYTES} bytes)."
+        )
+        body = rendering.function_error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, message)
+        error_type = errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE
+        return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
+
+    # Endings ---------------------------------------------------------------------------------------------
+
+    async def _check_scratch(self, request_id: str) -> None:
+        """An environment that overfilled its /tmp is reset after the invoke."""
+        if self._returncode is not None:
+            return
+        overflow = self._limits.scratch_overflow_bytes()
+        if overflow:
+            limit_mb = self.config.ephemeral_storage_mb
+            self._sink.platform(rendering.scratch_overflow_line(request_id, limit_mb, overflow))
+            await self._kill()
+
+    async def _time_out(self, request_id: str) -> _Outcome:
+        self._sample_memory()
+        self._drain_output()
+        self._sink.platform(rendering.timeout_log_line(request_id, self.config.timeout_s))
+        timed_out = self._inflight.get(request_id)
+        outcome = _Outcome(
+            InvokeResult(
+                rendering.function_error_body(
+                    errors.SANDBOX_TIMEDOUT, rendering.timeout_message(request_id, self.config.timeout_s)
+                ),
+                "application/json",
+                True,
+            ),
+            "timeout",
+            None,
+        )
+        if timed_out is not None and not timed_out.outcome.done():
+            timed_out.outcome.set_result(outcome)  # before the kill: the exit watcher must not claim it
+        await self._kill()
+        return outcome
+
+    def _exit_outcome(self, request_id: str) -> _Outcome:
+        message = rendering.exit_message(request_id, self._exit_text())
+        body = rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message)
+        return _Outcome(InvokeResult(body, "application/json", True), "error", self._exit_error_type())
+
+    def _exit_error_type(self) -> str:
+        """The invoker always sees Runtime.ExitError; the REPORT says when memory was the cause."""
+        return errors.RUNTIME_OUT_OF_MEMORY if self._limits.out_of_memory else errors.RUNTIME_EXIT_ERROR
+
+    def _exit_text(self) -> str:
+        return rendering.exit_description(
+            self._returncode if self._returncode is not None else -signal.SIGKILL
+        )
+
+    async def _watch_exit(self, process: asyncio.subprocess.Process) -> None:
+        returncode = await process.wait()
+        self._returncode = returncode
+        self._drain_output(final=True)
+        self._terminate_seats()
+        # Anything the runtime left behind in its process group goes with it.
+        self._signal_group(signal.SIGKILL)
+        if not self._init_done.done():
+            self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
+            self._init_done.set_result(self._exit_outcome_for_init())
+        for request_id, flight in self._inflight.items():
+            if not flight.outcome.done():
+                flight.outcome.set_result(self._exit_outcome(request_id))
+        self._poller_arrived.set()
+        self._close_listener()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        self._limits.release()
+
+    def _exit_outcome_for_init(self) -> _Outcome:
+        if self._init_error is not None:
+            body, error_type = self._init_error
+            return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
+        return _Outcome(InvokeResult(b"", "application/json", True), "error", self._exit_error_type())
+
+    def _terminate_seats(self) -> None:
+        for seat in self._seats:
+            if seat.allows(Event.TERMINATE):
+                seat.fire(Event.TERMINATE)
+
+    async def _kill(self) -> None:
+        self._terminate_seats()
+        self._signal_group(signal.SIGKILL)
+        if self._exit_watch is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._exit_watch)
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        if self._process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signum)
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for poller in list(self._pollers):
+            if not poller.delivered.done():
+                poller.delivered.cancel()
+
     async def _reap_after_init_error(self) -> None:
         if self._exit_watch is not None:
             try:
@@ -335,7 +535,7 @@ class Environment:
                 pass
         await self.stop(grace_s=_INIT_ERROR_EXIT_GRACE_S)
 
-    # Internals -------------------------------------------------------------------------------------------
+    # Init ------------------------------------------------------------------------------------------------
 
     def _process_environment(self, runtime_api: str) -> dict[str, str]:
         """Reference section 4. The server's own environment is not inherited, as on Lambda, except what a
@@ -358,6 +558,7 @@ class Environment:
             if (value := os.environ.get(key)) is not None
         }
         runtime_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        task_root, opt = self._package.task_root, self._package.opt_dir
         env.update(
             {
                 "_HANDLER": config.handler,
@@ -371,25 +572,45 @@ class Environment:
                 "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
                 "AWS_REGION": self._region,
                 "AWS_DEFAULT_REGION": self._region,
-                "LAMBDA_TASK_ROOT": str(config.code),
+                "LAMBDA_TASK_ROOT": str(task_root),
                 "LAMBDA_RUNTIME_DIR": runtime_dir,
                 "LANG": "en_US.UTF-8",
                 "TZ": ":UTC",
+                # Lambda's order: the system's, the task root's, then the layers' (/opt/lib) last.
                 "LD_LIBRARY_PATH": ":".join(
                     p
-                    for p in (os.environ.get("LD_LIBRARY_PATH"), str(config.code), str(config.code / "lib"))
+                    for p in (
+                        os.environ.get("LD_LIBRARY_PATH"),
+                        str(task_root),
+                        str(task_root / "lib"),
+                        str(opt / "lib") if opt is not None else None,
+                    )
                     if p
                 ),
             }
         )
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        if opt is not None:
+            env["PATH"] = f"{path}:{opt / 'bin'}"  # as /opt/bin ends Lambda's PATH
+            env[OPT_DIR_VARIABLE] = str(opt)  # where our bootstrap finds <opt>/python (on Lambda: /opt)
+        else:
+            env["PATH"] = path
         env.update(config.environment)
         return env
+
+    def _runtime_command(self) -> tuple[str, ...]:
+        """What the environment runs: a provided runtime's `bootstrap` (the task root's, else the layers',
+        as provided.al2023), the configured command, or our bootstrap."""
+        if self.config.runtime == "provided":
+            candidates = self._package.bootstrap_candidates()
+            found = next((c for c in candidates if c.is_file()), candidates[0])
+            return (str(found),)
+        return self.config.command or bootstrap_command(self.config.handler)
 
     def _fail_spawn(self, program: str, exc: OSError) -> None:
         reason = exc.strerror.lower() if exc.strerror else str(exc)
         message = f"fork/exec {program}: {reason}"
-        self._machine.fire(Event.TERMINATE)
+        self._terminate_seats()
         self._close_listener()
         body = rendering.function_error_body(errors.RUNTIME_INVALID_ENTRYPOINT, message)
         self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
@@ -413,19 +634,26 @@ class Environment:
             await self._kill()
             return self._init_done.result()
 
+    # Logging ---------------------------------------------------------------------------------------------
+
     def _log_failed_init(self, request_id: str, outcome: _Outcome) -> None:
         """The invoke that found init failed: INIT_REPORT, then the invoke's own START/END/REPORT."""
         init_ms = self._init_duration_ms or 0.0
         self._sink.platform(
             rendering.init_report_line(init_ms, "init", outcome.status or "error", outcome.error_type)
         )
+        result = outcome.result
         if outcome.status == "timeout":
             message = rendering.timeout_message(request_id, self.config.timeout_s)
-            outcome.result.body = rendering.function_error_body(errors.SANDBOX_TIMEDOUT, message)
-        elif not outcome.result.body or outcome.result.body == b"{}":
-            outcome.result.body = rendering.function_error_body(
-                errors.RUNTIME_EXIT_ERROR, rendering.exit_message(request_id, self._exit_text())
+            result = InvokeResult(
+                rendering.function_error_body(errors.SANDBOX_TIMEDOUT, message), result.content_type, True
             )
+        elif not result.body or result.body == b"{}":
+            message = rendering.exit_message(request_id, self._exit_text())
+            result = InvokeResult(
+                rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message), result.content_type, True
+            )
+        outcome.result = result
         self._sink.platform(rendering.start_line(request_id, "$LATEST"))
         if outcome.status == "timeout":
             self._sink.platform(rendering.timeout_log_line(request_id, self.config.timeout_s))
@@ -440,100 +668,6 @@ class Environment:
                 outcome.status,
                 outcome.error_type,
             )
-        )
-
-    async def _wait_for_poller(self) -> _Poller | None:
-        """The oldest parked `/next` whose connection is still open; None if the process has ended."""
-        while True:
-            while self._pollers and not self._pollers[0].connection.is_open:
-                self._pollers.popleft()
-            if self._pollers:
-                return self._pollers[0]
-            if self._machine.state is State.TERMINATED:
-                return None
-            self._poller_arrived = asyncio.get_running_loop().create_future()
-            await self._poller_arrived
-
-    def _dispatch(self, poller: _Poller, invocation: Invocation) -> None:
-        deadline_ms = int(time.time() * 1000 + self.config.timeout_s * 1000)
-        headers = [
-            ("Content-Type", invocation.content_type),
-            ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
-            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
-            ("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_function_arn),
-            ("Lambda-Runtime-Trace-Id", invocation.trace_id),
-        ]
-        self._drain_output()  # what was printed before belongs to the previous owner
-        if self._machine.state is State.RESPONDED:
-            # A second worker parked on /next before the first answered: the runtime is asking for work.
-            self._machine.fire(Event.NEXT)
-        self._current = invocation
-        self._outcome = asyncio.get_running_loop().create_future()
-        self._machine.fire(Event.DISPATCH)
-        self._output_owner = invocation.request_id
-        self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
-        self._dispatched_at = time.perf_counter()
-        # Checked and written in this same step: no event is handed to a connection that has gone.
-        sent = poller.connection.send(Response(200, invocation.payload, headers))
-        if not poller.delivered.done():
-            poller.delivered.set_result(None)
-        if not sent:
-            # The runtime's connection closed under us after the check; it cannot have the event.
-            self._on_error(RuntimeError("runtime /next connection closed during dispatch"))
-        self._schedule_sample()
-
-    def _is_current(self, request_id: str) -> bool:
-        """Whether `request_id` is the invoke in flight and still unanswered (reference section 1: an
-        unknown or already answered id is 400 InvalidRequestID)."""
-        return (
-            self._current is not None
-            and self._current.request_id == request_id
-            and self._outcome is not None
-            and not self._outcome.done()
-        )
-
-    def _complete(self, outcome: _Outcome) -> None:
-        self._drain_output()
-        self._sample_memory()
-        if self._outcome is not None and not self._outcome.done():
-            self._outcome.set_result(outcome)
-
-    @staticmethod
-    def _response_too_large(size: int) -> _Outcome:
-        message = (
-            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-            f"({MAX_RESPONSE_BYTES} bytes)."
-        )
-        body = rendering.function_error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, message)
-        error_type = errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE
-        return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
-
-    def _finish_invoke(self) -> None:
-        self._current = None
-        self._dispatched_at = 0.0
-        self._outcome = None
-
-    async def _time_out(self, request_id: str) -> _Outcome:
-        self._sample_memory()
-        self._drain_output()
-        self._sink.platform(rendering.timeout_log_line(request_id, self.config.timeout_s))
-        await self._kill()
-        message = rendering.timeout_message(request_id, self.config.timeout_s)
-        body = rendering.function_error_body(errors.SANDBOX_TIMEDOUT, message)
-        return _Outcome(InvokeResult(body, "application/json", True), "timeout", None)
-
-    def _exit_outcome(self, request_id: str) -> _Outcome:
-        message = rendering.exit_message(request_id, self._exit_text())
-        body = rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message)
-        return _Outcome(InvokeResult(body, "application/json", True), "error", self._exit_error_type())
-
-    def _exit_error_type(self) -> str:
-        """The invoker always sees Runtime.ExitError; the REPORT says when memory was the cause."""
-        return errors.RUNTIME_OUT_OF_MEMORY if self._limits.out_of_memory else errors.RUNTIME_EXIT_ERROR
-
-    def _exit_text(self) -> str:
-        return rendering.exit_description(
-            self._returncode if self._returncode is not None else -signal.SIGKILL
         )
 
     def _log_invoke(self, request_id: str, duration_ms: float, outcome: _Outcome) -> None:
@@ -554,56 +688,7 @@ class Environment:
             )
         )
 
-    async def _watch_exit(self, process: asyncio.subprocess.Process) -> None:
-        returncode = await process.wait()
-        self._returncode = returncode
-        self._drain_output(final=True)
-        if self._machine.state is not State.TERMINATED:
-            self._machine.fire(Event.TERMINATE)
-        # Anything the runtime left behind in its process group goes with it.
-        self._signal_group(signal.SIGKILL)
-        if not self._init_done.done():
-            self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
-            self._init_done.set_result(self._exit_outcome_for_init())
-        if self._outcome is not None and not self._outcome.done() and self._current is not None:
-            self._outcome.set_result(self._exit_outcome(self._current.request_id))
-        if self._poller_arrived is not None and not self._poller_arrived.done():
-            self._poller_arrived.set_result(None)
-        self._close_listener()
-        if self._sampler is not None:
-            self._sampler.cancel()
-            self._sampler = None
-        self._limits.release()
-
-    def _exit_outcome_for_init(self) -> _Outcome:
-        if self._init_error is not None:
-            body, error_type = self._init_error
-            return _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
-        return _Outcome(InvokeResult(b"", "application/json", True), "error", self._exit_error_type())
-
-    async def _kill(self) -> None:
-        if self._machine.state is not State.TERMINATED:
-            self._machine.fire(Event.TERMINATE)
-        self._signal_group(signal.SIGKILL)
-        if self._exit_watch is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._exit_watch)
-
-    def _signal_group(self, signum: signal.Signals) -> None:
-        if self._process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signum)
-
-    def _close_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        for poller in list(self._pollers):
-            if not poller.delivered.done():
-                poller.delivered.cancel()
-
-    # Memory ----------------------------------------------------------------------------------------------
+    # Memory and output -----------------------------------------------------------------------------------
 
     def _sample_memory(self) -> None:
         if self._returncode is None:
@@ -621,53 +706,9 @@ class Environment:
     def _peak_mb(self) -> int:
         return self._limits.peak_mb
 
-    # Output relay ----------------------------------------------------------------------------------------
-
-    def _read_output(self) -> None:
-        self._drain_output()
-
     def _drain_output(self, final: bool = False) -> None:
-        """Read everything the runtime has written so far. Called before each change of owner (dispatch,
-        response), so a line lands under the request that printed it: the runtime writes its output before
-        it posts its response, so that output is already in the pipe when the response arrives."""
-        fd = self._output_fd
-        if fd is None:
-            return
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                chunk = b""
-            if not chunk:
-                final = True
-                break
-            self._output_buffer += chunk
-            self._emit_lines()
-        if final:
-            if self._output_buffer:
-                self._sink.function_output(self.config.name, self._output_owner, self._output_buffer)
-                self._output_buffer = b""
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(fd)
-            os.close(fd)
-            self._output_fd = None
-
-    def _emit_lines(self) -> None:
-        buffer = self._output_buffer
-        start = 0
-        while True:
-            newline = buffer.find(b"\n", start)
-            if newline < 0:
-                break
-            self._sink.function_output(self.config.name, self._output_owner, buffer[start:newline])
-            start = newline + 1
-        buffer = buffer[start:]
-        while len(buffer) > _OUTPUT_LINE_LIMIT:
-            self._sink.function_output(self.config.name, self._output_owner, buffer[:_OUTPUT_LINE_LIMIT])
-            buffer = buffer[_OUTPUT_LINE_LIMIT:]
-        self._output_buffer = buffer
+        if self._output is not None:
+            self._output.drain(final)
 
 
 def _error_type_of(body: bytes) -> str | None:

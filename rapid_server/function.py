@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from layers import PreparedFunction
+
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
@@ -35,17 +37,20 @@ class Function:
         on_error: Callable[[BaseException], None],
         limits: LimitsFactory,
         limiter: ConcurrencyLimiter,
+        package: PreparedFunction,
     ):
         self.config = config
+        self.package = package
         self.arn = arn
         self._region = region
         self._sink = sink
         self._on_error = on_error
         self._limits = limits
         self._limiter = limiter
-        self._idle: list[Environment] = []  # on-demand, most recently used last
-        self._idle_provisioned: list[Environment] = []
-        self._busy: set[Environment] = set()
+        # Environments with a free seat, most recently used last; provisioned ones are taken first.
+        self._available: list[Environment] = []
+        self._available_provisioned: list[Environment] = []
+        self._load: dict[Environment, int] = {}  # every live environment: its invokes in flight
         self._last_used: dict[Environment, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -54,7 +59,7 @@ class Function:
     @property
     def environments(self) -> list[Environment]:
         """Every live environment, idle or busy."""
-        return [*self._idle_provisioned, *self._idle, *self._busy]
+        return list(self._load)
 
     async def start(self) -> None:
         """Provision the function's provisioned concurrency and start reaping idle environments."""
@@ -62,7 +67,10 @@ class Function:
             ready = await asyncio.gather(
                 *(self._provision() for _ in range(self.config.provisioned_concurrency))
             )
-            self._idle_provisioned.extend(env for env in ready if env is not None)
+            for environment in ready:
+                if environment is not None:
+                    self._load[environment] = 0
+                    self._available_provisioned.append(environment)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
@@ -80,8 +88,8 @@ class Function:
         if self._reaper is not None:
             self._reaper.cancel()
         environments = self.environments
-        self._idle.clear()
-        self._idle_provisioned.clear()
+        self._available.clear()
+        self._available_provisioned.clear()
         await asyncio.gather(*(env.stop() for env in environments))
         await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -89,18 +97,17 @@ class Function:
 
     async def _run(self, invocation: Invocation) -> InvokeResult:
         try:
-            environment = self._take_idle()
+            environment = self._acquire()
             if environment is None:
                 environment = self._new_environment(ON_DEMAND)
-                self._busy.add(environment)
+                self._load[environment] = 1
+                if environment.capacity > 1:
+                    self._available.append(environment)  # it can take more while it starts
                 await environment.start()
-            else:
-                self._busy.add(environment)
             try:
                 return await environment.invoke(invocation)
             finally:
-                self._busy.discard(environment)
-                self._put_back(environment)
+                self._release(environment)
         finally:
             self._limiter.release(self.config.name)
 
@@ -109,7 +116,14 @@ class Function:
             self.config.name, self.config.memory_mb, self.config.ephemeral_storage_mb
         )
         return Environment(
-            self.config, self.arn, self._region, self._sink, self._on_error, limits, initialization_type
+            self.config,
+            self.arn,
+            self._region,
+            self._sink,
+            self._on_error,
+            limits,
+            self.package,
+            initialization_type,
         )
 
     async def _provision(self) -> Environment | None:
@@ -119,28 +133,40 @@ class Function:
         await environment.stop(grace_s=0)
         return None
 
-    def _take_idle(self) -> Environment | None:
-        for stack in (self._idle_provisioned, self._idle):
+    def _acquire(self) -> Environment | None:
+        """A seat in a warm environment: provisioned first, then the most recently used."""
+        for stack in (self._available_provisioned, self._available):
             while stack:
-                environment = stack.pop()
-                self._last_used.pop(environment, None)
-                if environment.usable:
-                    return environment
-                self._retire(environment)
+                environment = stack[-1]
+                if not environment.usable:
+                    stack.pop()
+                    if self._load.get(environment) == 0:
+                        self._retire(environment)
+                    continue
+                self._load[environment] += 1
+                if self._load[environment] >= environment.capacity:
+                    stack.pop()
+                return environment
         return None
 
-    def _put_back(self, environment: Environment) -> None:
+    def _release(self, environment: Environment) -> None:
+        self._load[environment] -= 1
+        stack = (
+            self._available_provisioned if environment.initialization_type == PROVISIONED else self._available
+        )
+        if environment in stack:
+            stack.remove(environment)
         if self._stopping or not environment.usable:
-            self._retire(environment)
+            if self._load[environment] == 0:
+                self._retire(environment)
             return
         self._last_used[environment] = asyncio.get_running_loop().time()
-        if environment.initialization_type == PROVISIONED:
-            self._idle_provisioned.append(environment)
-        else:
-            self._idle.append(environment)
+        stack.append(environment)  # most recently used last
 
     def _retire(self, environment: Environment) -> None:
         """Stop an environment that will not serve again; keep provisioned concurrency at its level."""
+        self._load.pop(environment, None)
+        self._last_used.pop(environment, None)
         self._spawn(environment.stop(grace_s=0))
         if environment.initialization_type == PROVISIONED and not self._stopping:
             self._spawn(self._replace_provisioned())
@@ -152,7 +178,8 @@ class Function:
         if self._stopping:
             await environment.stop(grace_s=0)
         else:
-            self._idle_provisioned.append(environment)
+            self._load[environment] = 0
+            self._available_provisioned.append(environment)
 
     async def _reap_idle(self) -> None:
         """Stop on-demand environments idle longer than `idle_timeout`, as Lambda reaps them."""
@@ -162,23 +189,22 @@ class Function:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            keep: list[Environment] = []
-            for environment in self._idle:
-                last_used = self._last_used.get(environment, now)
-                if environment.usable and now - last_used < idle_timeout:
-                    keep.append(environment)
+            for environment in list(self._available):
+                if self._load.get(environment):
+                    continue  # a seat is busy: not idle
+                idle_s = now - self._last_used.get(environment, now)
+                if environment.usable and idle_s < idle_timeout:
                     continue
-                self._last_used.pop(environment, None)
+                self._available.remove(environment)
                 if environment.usable:
-                    self._sink.platform(
-                        rendering.reaped_line(self.config.name, environment.pid, now - last_used)
-                    )
-                self._spawn(environment.stop())
-            self._idle[:] = keep
-            for environment in [env for env in self._idle_provisioned if not env.usable]:
-                self._idle_provisioned.remove(environment)
+                    self._sink.platform(rendering.reaped_line(self.config.name, environment.pid, idle_s))
+                self._load.pop(environment, None)
                 self._last_used.pop(environment, None)
-                self._retire(environment)
+                self._spawn(environment.stop())
+            for environment in [env for env in self._available_provisioned if not env.usable]:
+                self._available_provisioned.remove(environment)
+                if self._load.get(environment) == 0:
+                    self._retire(environment)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)

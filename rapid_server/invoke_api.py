@@ -163,7 +163,7 @@ def _configuration(state: ServerState, function: Function) -> dict[str, object]:
         "Runtime": state.runtime_name(config),
         "Role": f"arn:aws:iam::{state.config.account_id}:role/rapidboot-local",
         "Handler": config.handler,
-        "CodeSize": 0,
+        "CodeSize": function.package.unzipped_bytes,
         "Description": "",
         "Timeout": math.ceil(config.timeout_s),
         "MemorySize": config.memory_mb,

@@ -7,9 +7,12 @@ import platform
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+
+from layers import LayerError, PreparedFunction, prepare_function
 
 from .concurrency import ConcurrencyLimiter
-from .config import FunctionConfig, ServerConfig
+from .config import ConfigError, FunctionConfig, ServerConfig
 from .function import Function
 from .limits import LimitsFactory
 from .logs import LogSink
@@ -40,6 +43,7 @@ class ServerState:
                 on_error,
                 limits,
                 self.limiter,
+                _prepare(function_config, config.state_dir),
             )
             for name, function_config in config.functions.items()
         }
@@ -49,6 +53,14 @@ class ServerState:
 
     @staticmethod
     def runtime_name(config: FunctionConfig) -> str:
-        if config.command is not None:
+        if config.command is not None or config.runtime == "provided":
             return "provided.al2023"
         return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _prepare(config: FunctionConfig, state_dir: Path) -> PreparedFunction:
+    """The function's task root and merged /opt, from the layer cache when the inputs are unchanged."""
+    try:
+        return prepare_function(config.code, config.layers, state_dir / "layers")
+    except LayerError as exc:
+        raise ConfigError(f"functions.{config.name}: {exc}") from None

@@ -209,13 +209,15 @@ def test_bad_setting_names_file_function_and_key(project: Path, extra: str, key:
 def test_missing_code_directory(project: Path) -> None:
     message = load_error(project, '[functions.myfn]\ncode = "nope"\nhandler = "app.handler"\n')
     assert "functions.myfn.code:" in message
-    assert f"{project / 'nope'} is not a directory" in message
+    assert f"{project / 'nope'} does not exist" in message
 
 
-def test_code_that_is_a_file(project: Path) -> None:
-    (project / "file.py").write_text("")
-    message = load_error(project, '[functions.myfn]\ncode = "file.py"\nhandler = "app.handler"\n')
-    assert "functions.myfn.code:" in message and "is not a directory" in message
+def test_code_may_be_a_file_a_zip_package_checked_when_prepared(project: Path) -> None:
+    (project / "function.zip").write_bytes(b"")
+    functions = load_toml(
+        write_toml(project, '[functions.myfn]\ncode = "function.zip"\nhandler = "app.handler"\n')
+    )
+    assert functions["myfn"].code == (project / "function.zip").resolve()
 
 
 def test_missing_code_key(project: Path) -> None:
@@ -235,8 +237,8 @@ def test_unknown_key_is_named_with_the_allowed_ones(project: Path) -> None:
     assert "functions.myfn:" in message
     assert "unknown key(s) memroy, timeout_s" in message
     assert (
-        "allowed: code, command, environment, ephemeral_storage, handler, idle_timeout, memory, "
-        "provisioned_concurrency, reserved_concurrency, timeout"
+        "allowed: code, command, environment, ephemeral_storage, handler, idle_timeout, layers, memory, "
+        "provisioned_concurrency, reserved_concurrency, runtime, timeout"
     ) in message
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from layers import PreparedFunction
 from rapid_server import environment as environment_module
 from rapid_server.config import FunctionConfig
 from rapid_server.environment import MAX_RESPONSE_BYTES, Environment, Invocation, InvokeResult
@@ -111,7 +112,8 @@ async def started(
     # Plain limits (no cgroup): these tests are about the Runtime API, not enforcement.
     limits = LimitsFactory(None, tmp_path / "scratch")
     env_limits = limits.for_environment(FUNCTION, config.memory_mb, config.ephemeral_storage_mb)
-    env = Environment(config, ARN, "eu-west-1", LogSink(sink), errors.append, env_limits)
+    package = PreparedFunction(task_root=tmp_path, opt_dir=None, unzipped_bytes=0, reused=True)
+    env = Environment(config, ARN, "eu-west-1", LogSink(sink), errors.append, env_limits, package)
     harness = Harness(env, sink, errors)
     try:
         await env.start()

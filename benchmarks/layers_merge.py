@@ -1,0 +1,145 @@
+"""Layer merging: 5 layers totalling 100 MB, first time and cached, against a plain `unzip` of each in turn.
+
+Each sample is one full cycle a user waits for:
+- `unzip`: `unzip -q -o LAYER -d DIR` for the 5 layers in sequence (the peer; no checks, no cache);
+- first merge, `merge --into`: `layers.merge` into a new directory (the container-build path);
+- first merge, cache: `LayerCache.tree` into an empty cache (hash the zips, extract, publish);
+- cached: `prepare_function(code, layers, cache)` with everything cached: the time a new execution
+  environment waits for its task root and /opt.
+The first three are interleaved (A B C A B C ...) so machine noise hits all alike; medians are reported.
+
+    python benchmarks/layers_merge.py [--samples 5] [--total-mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from layers import LayerCache, Limits, merge, prepare_function
+from layers.limits import Budget
+from layers.merge import layer_sources
+
+LAYERS = 5
+
+
+def make_layers(directory: Path, total_mb: int) -> list[Path]:
+    """Like real Python layers: many small modules (compressible text) and a few shared libraries
+    (incompressible); 10 % of the module paths recur in every layer, so later layers override them."""
+    generator = random.Random(5)
+    per_layer = total_mb * 1_000_000 // LAYERS
+    words = [f"name_{n}" for n in range(500)]
+    layers = []
+    for number in range(1, LAYERS + 1):
+        path = directory / f"layer{number}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            written = 0
+            module = 0
+            while written < per_layer // 2:
+                text = " ".join(generator.choices(words, k=4000)).encode()
+                shared = module % 10 == 0
+                name = f"python/pkg{'shared' if shared else number}/mod{module}.py"
+                archive.writestr(name, text)
+                written += len(text)
+                module += 1
+            for library in range(4):
+                info = zipfile.ZipInfo(f"lib/lib{number}_{library}.so", date_time=(2024, 1, 1, 0, 0, 0))
+                info.external_attr = 0o100755 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, generator.randbytes(per_layer // 8))
+                written += per_layer // 8
+        layers.append(path)
+    return layers
+
+
+def unzipped_bytes(layers: list[Path]) -> int:
+    return sum(info.file_size for layer in layers for info in zipfile.ZipFile(layer).infolist())
+
+
+def time_unzip(layers: list[Path], scratch: Path) -> float:
+    target = scratch / "unzip"
+    start = time.perf_counter()
+    for layer in layers:
+        subprocess.run(["unzip", "-q", "-o", str(layer), "-d", str(target)], check=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(target)
+    return elapsed
+
+
+def time_merge_into(layers: list[Path], scratch: Path) -> float:
+    target = scratch / "opt"
+    start = time.perf_counter()
+    merge(layers, target, Limits())
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(target)
+    return elapsed
+
+
+def time_first_cached(layers: list[Path], scratch: Path) -> float:
+    cache = scratch / "cache"
+    start = time.perf_counter()
+    LayerCache(cache).tree(layer_sources(layers), Budget(Limits()))
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(cache)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--total-mb", type=int, default=100)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="layers-bench-") as temporary:
+        scratch = Path(temporary)
+        layers = make_layers(scratch, arguments.total_mb)
+        size = unzipped_bytes(layers)
+        members = sum(len(zipfile.ZipFile(layer).infolist()) for layer in layers)
+        zipped = sum(layer.stat().st_size for layer in layers)
+        print(
+            f"{LAYERS} layers: {members} members, {size / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped"
+        )
+        has_unzip = shutil.which("unzip") is not None
+        samples: dict[str, list[float]] = {"unzip": [], "merge --into": [], "first merge into the cache": []}
+        for _ in range(arguments.samples):
+            if has_unzip:
+                samples["unzip"].append(time_unzip(layers, scratch))
+            samples["merge --into"].append(time_merge_into(layers, scratch))
+            samples["first merge into the cache"].append(time_first_cached(layers, scratch))
+
+        code = scratch / "code"
+        code.mkdir()
+        (code / "app.py").write_text("def handler(event, context):\n    return event\n")
+        cache = scratch / "warm-cache"
+        prepare_function(code, layers, cache)  # the one build
+        waits = []
+        for _ in range(200):
+            start = time.perf_counter()
+            prepared = prepare_function(code, layers, cache)
+            waits.append(time.perf_counter() - start)
+            assert prepared.reused
+        baseline = statistics.median(samples["unzip"]) if has_unzip else None
+        print(f"medians of {arguments.samples} samples (interleaved):")
+        for name, values in samples.items():
+            if not values:
+                print(f"  {name:<28} (unzip not installed)")
+                continue
+            median = statistics.median(values)
+            ratio = f"  x{median / baseline:.2f} unzip" if baseline else ""
+            print(f"  {name:<28} {median * 1000:8.1f} ms  ({size / median / 1e6:.0f} MB/s){ratio}")
+        print(
+            f"  {'cached (environment waits)':<28} {statistics.median(waits) * 1000:8.3f} ms  "
+            f"(median of {len(waits)}; p99 {sorted(waits)[int(len(waits) * 0.99) - 1] * 1000:.3f} ms)"
+        )
+        print(f"  cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
