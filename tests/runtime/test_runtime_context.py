@@ -120,3 +120,25 @@ def test_config_errors_and_log_levels() -> None:
         "/opt",
     )
     assert RuntimeConfig.from_environ([], {**env, "AWS_LAMBDA_LOG_LEVEL": "bogus"}, "/").log_level is None
+
+
+def test_config_log_format_and_telemetry_fd() -> None:
+    env = {"AWS_LAMBDA_RUNTIME_API": "x:1", "_HANDLER": "m.f"}
+    config = RuntimeConfig.from_environ([], env, "/")
+    assert (config.log_format, config.telemetry_log_fd) == ("Text", None)
+    config = RuntimeConfig.from_environ(
+        [], {**env, "AWS_LAMBDA_LOG_FORMAT": "json", "_LAMBDA_TELEMETRY_LOG_FD": "7"}, "/"
+    )
+    assert (config.log_format, config.telemetry_log_fd) == ("JSON", 7)
+    assert (
+        RuntimeConfig.from_environ([], {**env, "_LAMBDA_TELEMETRY_LOG_FD": "x"}, "/").telemetry_log_fd is None
+    )
+
+
+def test_null_headers_are_absent_and_utf8_is_decoded() -> None:
+    context = make(client_context="null", cognito_identity="null")
+    assert context.client_context is None and context.identity.cognito_identity_id is None
+    # Header text arrives as Latin-1 (one code point per byte) holding UTF-8.
+    raw = '{"custom":{"n":"é"}}'.encode().decode("latin-1")
+    client_context = make(client_context=raw).client_context
+    assert client_context is not None and client_context.custom == {"n": "é"}

@@ -148,3 +148,78 @@ def test_decimals_round_trip_like_simplejson(value: object) -> None:
     assert parsed == simplejson.loads(theirs, use_decimal=True)
     # the raw digits, not just the value: 1.10 stays 1.10
     assert ours == theirs
+
+
+# -- large events: decoded with the garbage collector paused -----------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, ensure_ascii=st.booleans(), indent=st.sampled_from([None, 2]))
+def test_paused_decode_matches_json_loads(value: object, ensure_ascii: bool, indent: int | None) -> None:
+    import gc
+    from unittest import mock
+
+    from runtime import marshal
+
+    body = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent).encode("utf-8", "surrogatepass")
+    try:
+        expected = repr(json.loads(body))
+    except Exception as exc:  # lone surrogates: not UTF-8, so json.loads refuses too
+        expected = f"Unable to unmarshal input: {exc}"
+    with mock.patch.object(marshal, "GC_PAUSE_BYTES", 0):
+        try:
+            result = repr(decode_event(body, "application/json"))
+        except FaultError as fault:
+            result = fault.message
+    assert result == expected
+    assert gc.isenabled()
+
+
+def test_large_event_decoded_with_gc_paused_then_restored() -> None:
+    import gc
+    from unittest import mock
+
+    from runtime import marshal
+
+    records = [
+        {"id": i, "name": f"item-{i}", "price": i * 1.25, "tags": ["a", "ć"], "n": None} for i in range(30000)
+    ]
+    body = json.dumps({"items": records}).encode()
+    assert len(body) > marshal.GC_PAUSE_BYTES
+    collections: list[str] = []
+
+    def spy(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    def count_collections() -> int:
+        collections.clear()
+        gc.callbacks.append(spy)
+        try:
+            assert decode_event(body, "application/json") == {"items": records}
+        finally:
+            gc.callbacks.remove(spy)
+        return len(collections)
+
+    gc.collect()
+    paused = count_collections()  # at most the one deferred collection, after the decode
+    with mock.patch.object(marshal, "GC_PAUSE_BYTES", len(body) + 1):
+        gc.collect()
+        unpaused = count_collections()
+    assert paused <= 1 < unpaused
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode_event(body, "application/json")
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+    with pytest.raises(FaultError, match="Unable to unmarshal input: Expecting"):
+        decode_event(body[:-1] + b"x", "application/json")
+    assert gc.isenabled()
