@@ -277,7 +277,12 @@ class Environment:
         return None
 
     def runtime_response(
-        self, request_id: str, body: bytes, content_type: str | None, too_large: int
+        self,
+        request_id: str,
+        body: bytes,
+        content_type: str | None,
+        too_large: int,
+        stream_error: tuple[str, bytes] | None = None,
     ) -> Response:
         flight, refusal = self._answering(request_id, Event.RESPONSE)
         if flight is None:
@@ -286,6 +291,14 @@ class Environment:
         if too_large:
             self._complete(flight, self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
+        if stream_error is not None:
+            # A streamed response that failed midway: the caller gets the error, as from an error post.
+            error_type, error_body = stream_error
+            if not _is_json_object(error_body):
+                message = "The function's response stream ended with an error"
+                error_body = rendering.function_error_body(error_type, message)
+            self._complete(flight, _Outcome(InvokeResult(error_body, "application/json", True)))
+            return rendering.RUNTIME_ACCEPTED
         self._complete(flight, _Outcome(InvokeResult(body, content_type or "application/json", False)))
         return rendering.RUNTIME_ACCEPTED
 
@@ -709,6 +722,13 @@ class Environment:
     def _drain_output(self, final: bool = False) -> None:
         if self._output is not None:
             self._output.drain(final)
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _error_type_of(body: bytes) -> str | None:

@@ -8,6 +8,7 @@ import re
 INVALID_STATE_TRANSITION = "InvalidStateTransition"
 INVALID_REQUEST_ID = "InvalidRequestID"
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+INVALID_RESPONSE_MODE = "InvalidFunctionResponseMode"
 NOT_FOUND = "NotFound"
 METHOD_NOT_ALLOWED = "MethodNotAllowed"
 

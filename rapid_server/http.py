@@ -35,7 +35,17 @@ _MAX_QUEUED_REQUESTS = 16  # pipelined requests buffered per connection before w
 class Request:
     """One parsed request. Header names are lower-case; a repeated header keeps its last value."""
 
-    __slots__ = ("body", "body_size", "connection", "headers", "method", "path", "query", "too_large")
+    __slots__ = (
+        "body",
+        "body_size",
+        "connection",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "too_large",
+        "trailers",
+    )
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], connection: Connection):
         self.method = method
@@ -46,6 +56,7 @@ class Request:
         self.body = b""
         self.body_size = 0  # bytes received, even past the limit
         self.too_large = False  # body exceeded the listener's limit: `body` holds nothing useful
+        self.trailers: dict[str, str] = {}  # fields after a chunked body (lower-case names)
 
 
 class Response:
@@ -171,7 +182,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_header_bytes(len(name) + len(value))
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        fields = self._current.trailers if self._current is not None else self._headers
+        fields[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self._head_bytes = 0

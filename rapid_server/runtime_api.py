@@ -6,6 +6,7 @@ renders; the environment decides what a request means for the invoke in flight.
 
 from __future__ import annotations
 
+import base64
 import re
 
 from . import errors, rendering
@@ -35,15 +36,34 @@ def make_handler(environment: Environment) -> Handler:
                 return _method_not_allowed("POST")
             request_id = match["id"]
             if match["action"] == "response":
+                mode = request.headers.get("lambda-runtime-function-response-mode")
+                if mode is not None and mode.lower() != "streaming":
+                    return rendering.runtime_error(
+                        400, errors.INVALID_RESPONSE_MODE, f"Invalid response mode {mode!r}: use 'streaming'"
+                    )
                 too_large = request.body_size if request.too_large else 0
+                stream_error = _stream_error(request) if mode is not None else None
                 return environment.runtime_response(
-                    request_id, request.body, request.headers.get("content-type"), too_large
+                    request_id, request.body, request.headers.get("content-type"), too_large, stream_error
                 )
             too_large = request.body_size if request.too_large else 0
             return environment.runtime_error(request_id, request.body, _error_type(request), too_large)
         return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
 
     return handle
+
+
+def _stream_error(request: Request) -> tuple[str, bytes] | None:
+    """A streamed response that failed midway says so in its trailers (reference section 1): the error
+    type, and the error body as base64 JSON."""
+    error_type = request.trailers.get("lambda-runtime-function-error-type")
+    if error_type is None:
+        return None
+    try:
+        body = base64.b64decode(request.trailers.get("lambda-runtime-function-error-body", ""), validate=True)
+    except ValueError:
+        body = b""
+    return error_type, body
 
 
 def _error_type(request: Request) -> str | None:

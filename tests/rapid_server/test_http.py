@@ -859,3 +859,20 @@ def test_large_body_in_the_same_read_as_the_head_is_not_a_header_overflow() -> N
         assert not server.transport.closed
 
     run(scenario)
+
+
+def test_trailers_after_a_chunked_body_are_kept_apart_from_the_headers() -> None:
+    async def scenario() -> None:
+        server = Server()
+        server.feed(
+            b"POST /r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Trailer: Lambda-Runtime-Function-Error-Type\r\n\r\n"
+            b"5\r\nhello\r\n0\r\nLambda-Runtime-Function-Error-Type: Runtime.StreamError\r\n\r\n"
+        )
+        await server.responses(1)
+        request = server.requests[0]
+        assert request.body == b"hello"
+        assert request.trailers == {"lambda-runtime-function-error-type": "Runtime.StreamError"}
+        assert "lambda-runtime-function-error-type" not in request.headers
+
+    run(scenario)
