@@ -688,29 +688,27 @@ class Environment:
         if not self._init_reported:
             init_ms = self._init_duration_ms
             self._init_reported = True
-        self._sink.platform(rendering.end_line(request_id))
-        self._sink.platform(
-            rendering.report_line(
-                request_id,
-                duration_ms,
-                self.config.memory_mb,
-                self._peak_mb(),
-                init_ms,
-                outcome.status,
-                outcome.error_type,
-            )
+        report = rendering.report_line(
+            request_id,
+            duration_ms,
+            self.config.memory_mb,
+            self._peak_mb(),
+            init_ms,
+            outcome.status,
+            outcome.error_type,
         )
+        self._sink.platform(rendering.end_line(request_id), report)  # one write for both
 
     # Memory and output -----------------------------------------------------------------------------------
 
-    def _sample_memory(self) -> None:
+    def _sample_memory(self, refresh_tree: bool = False) -> None:
         if self._returncode is None:
-            self._limits.sample()
+            self._limits.sample(refresh_tree)
 
     def _schedule_sample(self) -> None:
         """Sample for the process's whole life: under RSS watching this is what enforces the memory limit,
-        and a crash still reports the memory used before it."""
-        self._sample_memory()
+        and a crash still reports the memory used before it. This tick also refreshes the process tree."""
+        self._sample_memory(refresh_tree=True)
         if self._returncode is None:
             self._sampler = asyncio.get_running_loop().call_later(
                 _MEMORY_SAMPLE_INTERVAL_S, self._schedule_sample

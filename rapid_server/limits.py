@@ -44,9 +44,10 @@ class EnvironmentLimits:
     def started(self, pid: int) -> None:
         self._memory.started(pid)
 
-    def sample(self) -> None:
-        """Read the peak; under RSS watching, kill the environment once it is over its memory."""
-        self._memory.sample()
+    def sample(self, refresh_tree: bool = True) -> None:
+        """Read the peak; under RSS watching, kill the environment once it is over its memory. Without
+        `refresh_tree`, only the processes already known are read (cheap enough for every invoke)."""
+        self._memory.sample(refresh_tree)
 
     @property
     def peak_mb(self) -> int:
@@ -128,7 +129,7 @@ class _Memory:
     def started(self, pid: int) -> None:
         pass
 
-    def sample(self) -> None:
+    def sample(self, refresh_tree: bool) -> None:
         pass
 
     def peak_bytes(self) -> int:
@@ -166,14 +167,14 @@ class _CgroupV1Memory(_Memory):
     def started(self, pid: int) -> None:
         self._rss = PeakMemory(pid)
 
-    def sample(self) -> None:
+    def sample(self, refresh_tree: bool) -> None:
         if self._rss is not None:
-            self._rss.sample()
+            self._rss.sample(refresh_tree)
 
     def peak_bytes(self) -> int:
         """The process tree's peak RSS; the limit itself once the kernel killed for memory. The cgroup's own
         peak is not used: it counts reclaimable page cache (a big /tmp write shows as a full cgroup)."""
-        if self.out_of_memory():
+        if self._oom:  # known once the environment's exit was examined (out_of_memory)
             return self._limit
         return min(self._rss.peak_bytes, self._limit) if self._rss is not None else 0
 
@@ -202,10 +203,10 @@ class _WatchedMemory(_Memory):
     def started(self, pid: int) -> None:
         self._peak = PeakMemory(pid)
 
-    def sample(self) -> None:
+    def sample(self, refresh_tree: bool) -> None:
         if self._peak is None or self._oom:
             return
-        if self._peak.sample() > self._limit:
+        if self._peak.sample(refresh_tree) > self._limit:
             self._oom = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._peak.root_pid, signal.SIGKILL)

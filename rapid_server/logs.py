@@ -17,8 +17,8 @@ class LogSink:
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
 
-    def platform(self, line: str) -> None:
-        self._write(line.encode() + b"\n")
+    def platform(self, *lines: str) -> None:
+        self._write("".join(line + "\n" for line in lines).encode())
 
     def function_output(self, function: str, request_id: str | None, line: bytes) -> None:
         prefix = f"[{function} {request_id or 'init'}] ".encode()

@@ -46,16 +46,23 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 class PeakMemory:
-    """Running peak of one environment's process tree."""
+    """Running peak of one environment's process tree.
 
-    __slots__ = ("_peak_bytes", "root_pid")
+    Reading the peaks of known processes is one small read each; finding the tree walks /proc, so it is
+    refreshed only when asked (the environment's periodic sampler) and reused by per-invoke readings.
+    """
+
+    __slots__ = ("_peak_bytes", "_tree", "root_pid")
 
     def __init__(self, root_pid: int):
         self.root_pid = root_pid
         self._peak_bytes = 0
+        self._tree = [root_pid]
 
-    def sample(self) -> int:
-        total = sum(peak_rss_bytes(pid) for pid in process_tree(self.root_pid))
+    def sample(self, refresh_tree: bool = True) -> int:
+        if refresh_tree:
+            self._tree = process_tree(self.root_pid)
+        total = sum(peak_rss_bytes(pid) for pid in self._tree)
         self._peak_bytes = max(self._peak_bytes, total)
         return self._peak_bytes
 
