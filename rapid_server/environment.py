@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import time
 import uuid
@@ -84,15 +85,26 @@ class _Poller:
         self.delivered = delivered
 
 
+class NotDispatched(Exception):
+    """The invoke never reached this environment's runtime (it died first): run it elsewhere."""
+
+
 class _InFlight:
     """One invoke handed to the runtime and not yet finished."""
 
-    __slots__ = ("dispatched_at", "invocation", "outcome", "seat")
+    __slots__ = ("connection", "dispatched_at", "invocation", "outcome", "seat")
 
-    def __init__(self, invocation: Invocation, seat: StateMachine, outcome: asyncio.Future[_Outcome]):
+    def __init__(
+        self,
+        invocation: Invocation,
+        seat: StateMachine,
+        outcome: asyncio.Future[_Outcome],
+        connection: Connection,
+    ):
         self.invocation = invocation
         self.seat = seat
         self.outcome = outcome
+        self.connection = connection  # the /next the event was written on
         self.dispatched_at = time.perf_counter()
 
 
@@ -129,6 +141,7 @@ class Environment:
         self._poller_arrived = asyncio.Event()
         self._exit_watch: asyncio.Task[None] | None = None
         self._returncode: int | None = None
+        self._pidfd: int | None = None  # readable once the runtime has exited, even before it is reaped
         self._output: OutputRelay | None = None
         # Init
         self._spawned_at = 0.0
@@ -191,6 +204,8 @@ class Environment:
         os.close(write_fd)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
+        with contextlib.suppress(OSError, AttributeError):
+            self._pidfd = os.pidfd_open(self._process.pid)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
 
@@ -207,7 +222,8 @@ class Environment:
         return False
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
-        """Run one invoke to its end and log it; afterwards `usable` says whether the environment lives on."""
+        """Run one invoke to its end and log it; afterwards `usable` says whether the environment lives on.
+        Raises `NotDispatched` when the runtime died before it could be handed the event."""
         request_id = invocation.request_id
         outcome = await self._wait_initialized()
         if outcome is not None:
@@ -218,14 +234,21 @@ class Environment:
         try:
             async with asyncio.timeout(timeout_s):
                 poller = await self._take_poller()
-            if poller is None:  # the runtime died before it asked for this invoke
-                self._sink.platform(rendering.start_line(request_id, "$LATEST"))
-                outcome = self._exit_outcome(request_id)
-                self._log_invoke(request_id, 0.0, outcome)
-                return outcome.result
+            if poller is None or not self._runtime_alive():
+                # Died before it asked for this invoke (e.g. killed while parked on /next, its exit not yet
+                # seen): nothing was handed over, so the invoke is not this environment's to fail. The
+                # environment is finished either way; the exit watcher completes the rest.
+                self._terminate_seats()
+                self._signal_group(signal.SIGKILL)
+                raise NotDispatched
             flight = self._dispatch(poller, invocation)
-            async with asyncio.timeout(timeout_s):
-                outcome = await asyncio.shield(flight.outcome)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    outcome = await asyncio.shield(flight.outcome)
+            except NotDispatched:
+                self._inflight.pop(request_id, None)
+                self._sink.platform(rendering.not_dispatched_line(request_id))
+                raise
         except TimeoutError:
             if flight is None:  # timed out waiting for the runtime to ask for work
                 self._sink.platform(rendering.start_line(request_id, "$LATEST"))
@@ -234,6 +257,13 @@ class Environment:
         self._inflight.pop(request_id, None)
         self._log_invoke(request_id, (time.perf_counter() - started) * 1000, outcome)
         await self._check_scratch(request_id)
+        return outcome.result
+
+    def exit_result(self, request_id: str) -> InvokeResult:
+        """Log and answer an invoke this environment could not run because its runtime had exited."""
+        self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+        outcome = self._exit_outcome(request_id)
+        self._log_invoke(request_id, 0.0, outcome)
         return outcome.result
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -365,12 +395,20 @@ class Environment:
                 return seat
         raise RuntimeError("a /next is parked but no seat can take an event")
 
+    def _runtime_alive(self) -> bool:
+        if self._returncode is not None:
+            return False
+        if self._pidfd is None:
+            return True
+        readable, _, _ = select.select([self._pidfd], [], [], 0)
+        return not readable
+
     async def _take_poller(self) -> _Poller | None:
         """Take the oldest parked `/next` whose connection is still open; None if the process has ended."""
         while True:
             while self._pollers:
                 poller = self._pollers.popleft()
-                if poller.connection.is_open:
+                if poller.connection.is_open and not poller.connection.peer_closed:
                     return poller
             if self._seats[0].state is State.TERMINATED:
                 return None
@@ -389,7 +427,7 @@ class Environment:
         self._drain_output()  # what was printed before belongs to the previous owner
         seat = self._seat_for_dispatch()
         seat.fire(Event.DISPATCH)
-        flight = _InFlight(invocation, seat, asyncio.get_running_loop().create_future())
+        flight = _InFlight(invocation, seat, asyncio.get_running_loop().create_future(), poller.connection)
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
         self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
@@ -397,9 +435,14 @@ class Environment:
         sent = poller.connection.send(Response(200, invocation.payload, headers))
         if not poller.delivered.done():
             poller.delivered.set_result(None)
-        if not sent:
-            # The runtime's connection closed under us after the check; it cannot have the event.
-            self._on_error(RuntimeError("runtime /next connection closed during dispatch"))
+        if not sent or poller.connection.reset_by_peer:
+            # The runtime's end was closed before the event reached it (its close answered our data with
+            # RST): it was dying as the event was written, and never had it.
+            self._inflight.pop(invocation.request_id, None)
+            self._sink.platform(rendering.not_dispatched_line(invocation.request_id))
+            self._terminate_seats()
+            self._signal_group(signal.SIGKILL)
+            raise NotDispatched
         return flight
 
     def _answering(self, request_id: str, event: Event) -> tuple[_InFlight | None, Response]:
@@ -497,7 +540,13 @@ class Environment:
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             self._init_done.set_result(self._exit_outcome_for_init())
         for request_id, flight in self._inflight.items():
-            if not flight.outcome.done():
+            if flight.outcome.done():
+                continue
+            if flight.connection.reset_by_peer:
+                # It died with the event unread in its socket (killed while parked on /next, just as the
+                # event was written): it never ran this invoke, which is not its to fail.
+                flight.outcome.set_exception(NotDispatched())
+            else:
                 flight.outcome.set_result(self._exit_outcome(request_id))
         self._poller_arrived.set()
         self._close_listener()
@@ -505,6 +554,9 @@ class Environment:
             self._sampler.cancel()
             self._sampler = None
         self._limits.release()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def _exit_outcome_for_init(self) -> _Outcome:
         if self._init_error is not None:

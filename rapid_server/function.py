@@ -18,12 +18,13 @@ from layers import PreparedFunction
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
-from .environment import Environment, Invocation, InvokeResult
+from .environment import Environment, Invocation, InvokeResult, NotDispatched
 from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 
 ON_DEMAND = "on-demand"
+_DISPATCH_ATTEMPTS = 3  # environments tried for one invoke whose runtime died before taking it
 PROVISIONED = "provisioned-concurrency"
 
 
@@ -97,19 +98,32 @@ class Function:
 
     async def _run(self, invocation: Invocation) -> InvokeResult:
         try:
-            environment = self._acquire()
-            if environment is None:
-                environment = self._new_environment(ON_DEMAND)
-                self._load[environment] = 1
-                if environment.capacity > 1:
-                    self._available.append(environment)  # it can take more while it starts
-                await environment.start()
-            try:
-                return await environment.invoke(invocation)
-            finally:
-                self._release(environment)
+            for _ in range(_DISPATCH_ATTEMPTS - 1):
+                try:
+                    return await self._run_once(invocation)
+                except NotDispatched:
+                    continue  # that environment died unseen; the next attempt takes another or a new one
+            return await self._run_once(invocation, retry=False)
         finally:
             self._limiter.release(self.config.name)
+
+    async def _run_once(self, invocation: Invocation, retry: bool = True) -> InvokeResult:
+        environment = self._acquire()
+        if environment is None or not retry:
+            environment = self._new_environment(ON_DEMAND)
+            self._load[environment] = 1
+            if environment.capacity > 1:
+                self._available.append(environment)  # it can take more while it starts
+            await environment.start()
+        try:
+            return await environment.invoke(invocation)
+        except NotDispatched:
+            if retry:
+                raise
+            # A brand-new runtime that died before asking for work: report it as the exit it was.
+            return environment.exit_result(invocation.request_id)
+        finally:
+            self._release(environment)
 
     def _new_environment(self, initialization_type: str) -> Environment:
         limits = self._limits.for_environment(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ _STATUS_LINES: dict[int, bytes] = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TCP_ESTABLISHED = 1  # tcpi_state, the first byte of Linux's struct tcp_info
+_TCP_CLOSE = 7
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_QUEUED_REQUESTS = 16  # pipelined requests buffered per connection before we stop reading
 
@@ -99,6 +102,37 @@ class Connection:
         """Write the answer to the request now being handled. False if the peer is gone (nothing sent)."""
         return self._protocol.send(response)
 
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the peer has already closed its end (its FIN arrived, maybe not yet read by the loop):
+        one getsockopt, so a dying runtime's /next is not handed an event."""
+        sock = self._protocol.socket
+        if sock is None:
+            return self._protocol.transport is None
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+        except OSError:
+            return False
+        return bool(state and state[0] != _TCP_ESTABLISHED)
+
+    @property
+    def reset_by_peer(self) -> bool:
+        """Whether the peer closed with data it had not read, or before our data arrived: TCP answers both
+        with RST (a peer that read everything closes with FIN). So what we last sent never reached its
+        reader, however the processes were scheduled meanwhile."""
+        protocol = self._protocol
+        if protocol.reset:
+            return True
+        sock = protocol.socket
+        if sock is None:
+            return False
+        with contextlib.suppress(OSError):
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET:
+                return True
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+            return bool(state and state[0] == _TCP_CLOSE)  # where a RST leaves the connection
+        return False
+
 
 class HttpProtocol(asyncio.Protocol):
     def __init__(self, handler: Handler, max_body_size: int, on_error: Callable[[BaseException], None]):
@@ -107,6 +141,8 @@ class HttpProtocol(asyncio.Protocol):
         self._on_error = on_error
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.socket: socket.socket | None = None
+        self.reset = False  # the connection ended with RST: the peer left data unread
         self._connection = Connection(self)
         self._queue: deque[tuple[Request, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -130,6 +166,7 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
+        self.socket = sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -161,7 +198,9 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(400, b'{"message":"Malformed HTTP request: %s"}' % detail)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.reset = isinstance(exc, ConnectionResetError)
         self.transport = None
+        self.socket = None
         self._queue.clear()
         if self._worker is not None and not self._worker.done():
             # A handler waiting on this connection (a parked /next) must stop waiting: nothing can reach it.

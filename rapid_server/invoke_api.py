@@ -174,7 +174,7 @@ def _configuration(state: ServerState, function: Function) -> dict[str, object]:
         "TracingConfig": {"Mode": "PassThrough"},
         "PackageType": "Zip",
         "Architectures": [state.architecture],
-        "EphemeralStorage": {"Size": 512},
+        "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
     }
 

@@ -88,7 +88,8 @@ class LimitsFactory:
         self._count += 1
         name = f"{function}-{self._count}"
         scratch = self._scratch_root / name
-        scratch.mkdir(mode=0o1777, parents=True)
+        scratch.mkdir(parents=True)
+        scratch.chmod(0o1777)  # like /tmp; mkdir's mode would be cut by the umask
         limit = memory_mb * _MIB
         memory: _Memory
         if self._cgroup_root is not None:
@@ -115,6 +116,7 @@ def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFac
     cgroup_root = None if memory_enforcement == "rss" else _make_cgroup_root(server_id)
     if memory_enforcement == "cgroup" and cgroup_root is None:
         raise OSError(f"no memory cgroup can be created under {_CGROUP_V1_MEMORY}")
+    _remove_stale_scratch()
     scratch_root = Path(tempfile.mkdtemp(prefix=f"rapidboot-{server_id}-"))
     return LimitsFactory(cgroup_root, scratch_root)
 
@@ -240,6 +242,14 @@ def _make_cgroup_root(server_id: str) -> Path | None:
             root.rmdir()
         return None
     return root
+
+
+def _remove_stale_scratch() -> None:
+    """Scratch roots of servers that died without cleaning up (SIGKILL)."""
+    for root in Path(tempfile.gettempdir()).glob("rapidboot-*-*"):
+        pid = root.name.split("-")[1]
+        if root.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _remove_stale_cgroups() -> None:

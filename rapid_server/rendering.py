@@ -145,6 +145,10 @@ def reaped_line(function: str, pid: int | None, idle_s: float) -> str:
     return f"rapidboot: {function}: environment (pid {pid}) idle for {idle_s:.0f} s, stopped"
 
 
+def not_dispatched_line(request_id: str) -> str:
+    return f"RequestId: {request_id} the runtime exited before reading this event; it runs elsewhere"
+
+
 def billed_ms(duration_ms: float) -> int:
     """Lambda bills duration rounded up to the next whole millisecond."""
     return max(1, math.ceil(round(duration_ms, 6)))

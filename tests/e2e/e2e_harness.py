@@ -537,3 +537,139 @@ def request_id_of(response: httpx.Response) -> str:
     request_id = response.headers.get("x-amzn-RequestId")
     assert request_id, f"no x-amzn-RequestId header in {dict(response.headers)}"
     return request_id
+
+
+# --- Scaling, limits, faults and soak (test_e2e_scaling.py, test_e2e_faults.py, test_e2e_soak.py) -------
+
+FAKE_RUNTIMES_DIR = Path(__file__).parent / "fake_runtimes"
+MISBEHAVING_RUNTIME = FAKE_RUNTIMES_DIR / "misbehaving.py"
+
+
+def write_tables(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Writes a rapidboot.toml from `{name: {key: value}}` as given (any key the server knows, e.g.
+    `reserved_concurrency`); values are written as JSON, which TOML reads the same."""
+    lines: list[str] = []
+    for name, table in tables.items():
+        lines.append(f"[functions.{json.dumps(name)}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def misbehaving_command(mode: str = "serve") -> list[str]:
+    """The `command` of a function run by tests/e2e/fake_runtimes/misbehaving.py."""
+    return [sys.executable, str(MISBEHAVING_RUNTIME), mode]
+
+
+def open_fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def resident_kb(pid: int) -> int:
+    """VmRSS of a process, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Polls a condition of the outside world (process counts, files) that gives no event to wait on;
+    bounded, and returns as soon as it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def invoke_all_at_once(
+    server: RapidServer, name: str, events: Sequence[Any], timeout: float = HTTP_TIMEOUT_S
+) -> list[httpx.Response]:
+    """Sends one invoke per event, each on its own connection, released together by a barrier; returns
+    the responses in the order of `events`."""
+    url = server.endpoint + server.invoke_path(name)
+    barrier = threading.Barrier(len(events))
+    results: list[httpx.Response | BaseException | None] = [None] * len(events)
+
+    def call(index: int) -> None:
+        try:
+            with httpx.Client(timeout=timeout) as client:
+                request = client.build_request("POST", url, content=json.dumps(events[index]).encode())
+                barrier.wait(timeout)
+                results[index] = client.send(request)
+        except BaseException as error:  # reported below, in the test's thread
+            results[index] = error
+
+    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(events))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 5)
+    server.record_processes()
+    responses: list[httpx.Response] = []
+    for index, result in enumerate(results):
+        if not isinstance(result, httpx.Response):
+            raise AssertionError(f"invoke {index} of {len(events)} got no response: {result!r}")
+        responses.append(result)
+    return responses
+
+
+class HeldInvoke:
+    """An invoke of a misbehaving-runtime function parked in its `hold` action until `release()`: the test,
+    not a clock, decides when it ends. Started by `hold_invoke`, which returns once the runtime holds it."""
+
+    def __init__(self, server: RapidServer, name: str, token: str, fifo: Path) -> None:
+        self.server = server
+        self.token = token
+        self.fifo = fifo
+        os.mkfifo(fifo)
+        self._result: list[httpx.Response | BaseException] = []
+        url = server.endpoint + server.invoke_path(name)
+        content = json.dumps({"action": "hold", "token": token, "fifo": str(fifo)}).encode()
+        self._thread = threading.Thread(target=self._call, args=(url, content), daemon=True)
+        self._thread.start()
+        pattern = re.compile(rf"^\[{re.escape(name)} (\S+)\] holding {re.escape(token)} pid (\d+)$")
+        line = server.wait_for_line(lambda line: pattern.match(line) is not None)
+        match = pattern.match(line)
+        assert match is not None
+        self.request_id, self.pid = match[1], int(match[2])
+
+    def _call(self, url: str, content: bytes) -> None:
+        try:
+            with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+                self._result.append(client.post(url, content=content))
+        except BaseException as error:
+            self._result.append(error)
+
+    def release(self, word: str = "released") -> httpx.Response:
+        def open_writer() -> bool:
+            try:  # non-blocking: fails (ENXIO) until the runtime has opened its end
+                self._fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                return False
+            return True
+
+        assert wait_until(open_writer, LINE_TIMEOUT_S), (
+            f"the runtime holding {self.token} never opened its FIFO"
+        )
+        try:
+            os.write(self._fd, word.encode() + b"\n")
+        finally:
+            os.close(self._fd)
+        return self.result()
+
+    def result(self) -> httpx.Response:
+        self._thread.join(HTTP_TIMEOUT_S)
+        assert self._result, f"the held invoke {self.token} got no response within {HTTP_TIMEOUT_S} s"
+        outcome = self._result[0]
+        if not isinstance(outcome, httpx.Response):
+            raise AssertionError(f"the held invoke {self.token} failed: {outcome!r}")
+        return outcome
+
+
+def hold_invoke(server: RapidServer, name: str, token: str, directory: Path) -> HeldInvoke:
+    return HeldInvoke(server, name, token, directory / f"{token}.fifo")

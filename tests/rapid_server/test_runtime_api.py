@@ -24,7 +24,7 @@ import pytest
 from layers import PreparedFunction
 from rapid_server import environment as environment_module
 from rapid_server.config import FunctionConfig
-from rapid_server.environment import MAX_RESPONSE_BYTES, Environment, Invocation, InvokeResult
+from rapid_server.environment import MAX_RESPONSE_BYTES, Environment, Invocation, InvokeResult, NotDispatched
 from rapid_server.limits import LimitsFactory
 from rapid_server.logs import LogSink
 from rapid_server.loop import loop_factory
@@ -594,16 +594,20 @@ def test_platform_lines_and_output_for_two_invokes(run: Callable[..., None], tmp
     run(scenario())
 
 
-def test_invoke_after_the_runtime_exited_logs_start_end_report(
-    run: Callable[..., None], tmp_path: Path
-) -> None:
+def test_invoke_after_the_runtime_exited_is_not_dispatched(run: Callable[..., None], tmp_path: Path) -> None:
+    """The runtime died before it asked for the invoke: the environment refuses it (NotDispatched) so the
+    function can run it in another environment, and logs nothing for it; exit_result answers it if asked."""
+
     async def scenario() -> None:
         async with started(tmp_path, "exit-after-response") as h:
             await h.invoke()
             assert (await h.report())["status"] == 202
-            request_id, result = await h.invoke()
+            with pytest.raises(NotDispatched):
+                await h.invoke()
+            assert not h.env.usable
+            result = h.env.exit_result("after-exit")
             assert json.loads(result.body)["errorType"] == "Runtime.ExitError"
-            lines = h.platform_lines(request_id)
+            lines = h.platform_lines("after-exit")
             assert [line.split(" RequestId")[0] for line in lines] == ["START", "END", "REPORT"]
 
     run(scenario())
