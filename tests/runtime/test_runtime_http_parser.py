@@ -218,3 +218,64 @@ def test_valid_responses_round_trip(
         for name, value in headers.items():
             assert response.headers[name] == value
         assert response.keep_alive
+
+
+# -- the head in one pass ----------------------------------------------------------------------------
+
+
+def test_head_with_mixed_line_endings() -> None:
+    data = b"HTTP/1.1 200 OK\r\nA: 1\nB:  2 \t\r\nA: 3\n\r\n"  # bare LFs, repeated field, OWS
+    [response] = feed_all(data)
+    assert response.headers == {"a": "1, 3", "b": "2"}
+    [response] = feed_all(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi")
+    assert (response.headers, response.body) == ({"content-length": "2"}, b"hi")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", "control character"),  # a CR not before an LF
+        (b"HTTP/1.1 200 OK\r\nX: a\r\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 OK\r\n: v\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\nB\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nN\xe9: v\r\n\r\n", "invalid header name"),
+        (b"HTTP/1.1 200 OK\r\nX : v\r\n\r\n", "invalid header name"),
+        (b"\r\n\r\n", "not an HTTP/1.x status line"),
+    ],
+)
+def test_head_errors_name_the_line(data: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        feed_all(data)
+
+
+def test_bad_status_line_fails_before_the_header_section_ends() -> None:
+    parser = ResponseParser()
+    with pytest.raises(ProtocolError, match=r"not an HTTP/1\.x status line"):
+        parser.feed(b"SSH-2.0-OpenSSH\r\nmore")
+
+
+def test_eof_message_names_status_line_or_header_section() -> None:
+    with pytest.raises(ProtocolError, match="middle of the status line"):
+        feed_all(b"HTTP/1.1 20")
+    with pytest.raises(ProtocolError, match="middle of the header section"):
+        feed_all(b"HTTP/1.1 200 OK\r\nX: 1\r\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    messages=st.lists(responses(), min_size=1, max_size=3),
+    splits=st.lists(st.integers(0, 3000), max_size=10),
+    bare_lf=st.booleans(),
+)
+def test_valid_responses_round_trip_with_bare_lf_heads(
+    messages: list[tuple[bytes, int, dict[str, str], bytes]], splits: list[int], bare_lf: bool
+) -> None:
+    wire = b""
+    for raw, *_ in messages:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        wire += (head.replace(b"\r\n", b"\n") + b"\n\n" if bare_lf else head + sep) + rest
+    parsed = feed_all(wire, splits)
+    assert len(parsed) == len(messages)
+    for response, (_, status, headers, body) in zip(parsed, messages, strict=True):
+        assert (response.status, response.body) == (status, body)
+        assert all(response.headers[name] == value for name, value in headers.items())

@@ -6,6 +6,7 @@ import decimal
 import json
 import math
 import os
+import re
 
 import pytest
 import simplejson
@@ -54,14 +55,26 @@ def test_decode_errors_use_json_messages(body: bytes) -> None:
 
 
 def test_encode_basic_and_bytes() -> None:
-    assert encode_response({"é": "ü", "n": None}) == ('{"é": "ü", "n": null}'.encode(), "application/json")
+    # Results are compact (a deliberate difference: awslambdaric writes `{"é": "ü", "n": null}`).
+    assert encode_response({"é": "ü", "n": None}) == ('{"é":"ü","n":null}'.encode(), "application/json")
     assert encode_response(b"\x00") == (b"\x00", "application/unknown")
     assert encode_response(bytearray(b"ab")) == (b"ab", "application/unknown")
     assert encode_response([math.nan, math.inf, -math.inf]) == (
-        b"[NaN, Infinity, -Infinity]",
+        b"[NaN,Infinity,-Infinity]",
         "application/json",
     )
     assert encode_response("\ud800") == (b'"\\ud800"', "application/json")  # lone surrogate: escaped
+    assert encode_response({"d": decimal.Decimal("1.10"), "s": "a, b: c"}) == (
+        b'{"d":1.10,"s":"a, b: c"}',
+        "application/json",
+    )
+
+
+def test_error_bodies_keep_awslambdaric_spacing() -> None:
+    # Only handler results are compact; error bodies, X-Ray causes and log records are not.
+    assert (
+        to_json({"errorMessage": "x", "stackTrace": [1, 2]}) == '{"errorMessage": "x", "stackTrace": [1, 2]}'
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,6 +133,14 @@ json_values = st.recursive(
 )
 
 
+_STRING_OR_SPACE = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+')
+
+
+def _without_spaces(ric_text: str) -> bytes:
+    """awslambdaric's JSON text with the whitespace between tokens dropped, every token kept as is."""
+    return _STRING_OR_SPACE.sub(lambda match: match.group(1) or "", ric_text).encode()
+
+
 @settings(max_examples=300, deadline=None)
 @given(value=json_values)
 def test_same_text_as_awslambdaric(value: object, ric_encoder: simplejson.JSONEncoder) -> None:
@@ -131,6 +152,8 @@ def test_same_text_as_awslambdaric(value: object, ric_encoder: simplejson.JSONEn
         assert isinstance(exc, (ValueError, TypeError))
         return
     assert to_json(value) == expected
+    # Handler results: the same tokens (digits of floats and Decimals, escapes, NaN), no spaces.
+    assert encode_response(value)[0] == _without_spaces(expected)
 
 
 @settings(max_examples=300, deadline=None)

@@ -269,7 +269,7 @@ def test_bytes_result_and_marshal_errors(task_root: Path) -> None:
     errors = {p.path.split("/")[-2]: p.json() for p in run.api.posts("/error")}
     assert responses["k1"].body == b"\x00raw"
     assert responses["k1"].headers["content-type"] == "application/unknown"
-    assert responses["k3"].body == b'{"d": 1.10, "n": NaN}'
+    assert responses["k3"].body == b'{"d":1.10,"n":NaN}'  # compact: a deliberate difference
     assert errors["k2"]["errorType"] == "Runtime.MarshalError"
     assert (
         errors["k2"]["errorMessage"]
