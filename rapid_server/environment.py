@@ -47,7 +47,6 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 SHUTDOWN_GRACE_S = 2.0
 # How long a runtime that reported /init/error has to exit by itself before it is stopped.
 _INIT_ERROR_EXIT_GRACE_S = 1.0
-_MEMORY_SAMPLE_INTERVAL_S = 0.1
 
 
 @dataclass(slots=True)
@@ -153,6 +152,8 @@ class Environment:
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
+        # Told when the process has ended and everything is settled (the pool retires the environment).
+        self.on_exit: Callable[[Environment], None] | None = None
 
     @property
     def state(self) -> State:
@@ -557,6 +558,8 @@ class Environment:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        if self.on_exit is not None:
+            self.on_exit(self)
 
     def _exit_outcome_for_init(self) -> _Outcome:
         if self._init_error is not None:
@@ -763,7 +766,7 @@ class Environment:
         self._sample_memory(refresh_tree=True)
         if self._returncode is None:
             self._sampler = asyncio.get_running_loop().call_later(
-                _MEMORY_SAMPLE_INTERVAL_S, self._schedule_sample
+                self._limits.sample_interval_s, self._schedule_sample
             )
 
     def _peak_mb(self) -> int:

@@ -129,7 +129,7 @@ class Function:
         limits = self._limits.for_environment(
             self.config.name, self.config.memory_mb, self.config.ephemeral_storage_mb
         )
-        return Environment(
+        environment = Environment(
             self.config,
             self.arn,
             self._region,
@@ -139,6 +139,18 @@ class Function:
             self.package,
             initialization_type,
         )
+        environment.on_exit = self._exited
+        return environment
+
+    def _exited(self, environment: Environment) -> None:
+        """An environment's process ended. If it was idle, retire it now (and so replace a provisioned one)
+        rather than at the next reaper tick; a busy one is retired when its invokes release it."""
+        if self._stopping or self._load.get(environment) != 0:
+            return
+        for stack in (self._available, self._available_provisioned):
+            if environment in stack:
+                stack.remove(environment)
+        self._retire(environment)
 
     async def _provision(self) -> Environment | None:
         environment = self._new_environment(PROVISIONED)

@@ -44,6 +44,12 @@ class EnvironmentLimits:
     def started(self, pid: int) -> None:
         self._memory.started(pid)
 
+    @property
+    def sample_interval_s(self) -> float:
+        """How often the environment samples between invokes: often where sampling enforces the limit
+        (RSS watching), seldom where the kernel does (a cgroup) and it only keeps crash reports fresh."""
+        return self._memory.sample_interval_s
+
     def sample(self, refresh_tree: bool = True) -> None:
         """Read the peak; under RSS watching, kill the environment once it is over its memory. Without
         `refresh_tree`, only the processes already known are read (cheap enough for every invoke)."""
@@ -125,6 +131,8 @@ def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFac
 
 
 class _Memory:
+    sample_interval_s = 0.1
+
     def join(self) -> None:
         """In the child before exec."""
 
@@ -147,6 +155,8 @@ class _Memory:
 class _CgroupV1Memory(_Memory):
     """The kernel enforces the limit (it SIGKILLs a process of the group at the limit) and keeps the peak.
     Swap is capped too where the kernel accounts it, so the limit cannot be dodged by swapping."""
+
+    sample_interval_s = 1.0
 
     def __init__(self, path: Path, limit_bytes: int):
         self._path = path
