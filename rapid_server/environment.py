@@ -195,7 +195,6 @@ class Environment:
                 cwd=self._package.task_root,
                 env=self._process_environment(runtime_api),
                 start_new_session=True,  # its own process group: a timeout kills everything it started
-                preexec_fn=self._limits.preexec,  # the memory cgroup, joined before any user code runs
             )
         except OSError as exc:
             os.close(read_fd)

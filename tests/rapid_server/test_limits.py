@@ -53,10 +53,9 @@ def spawn_allocator(
         [sys.executable, "-c", ALLOCATOR, str(megabytes)],
         stdout=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=limits.preexec,
     )
     children.append(child)
-    limits.started(child.pid)
+    limits.started(child.pid)  # as the server does: the cgroup (if any) takes it right after spawn
     return child
 
 
