@@ -70,10 +70,12 @@ def safe_parts(name: str, label: str) -> tuple[str, ...]:
     if "\0" in name:
         raise LayerError(f"{label}: member {name!r} has a NUL byte in its name; refused")
     normalized = name.replace("\\", "/")
-    drive_letter = len(normalized) >= 2 and normalized[1] == ":" and normalized[0].isalpha()
+    parts = tuple(part for part in normalized.split("/") if part not in ("", "."))
+    # A drive letter is judged after `.` components are dropped: `./c:` is as absolute as `c:`.
+    first = parts[0] if parts else ""
+    drive_letter = len(first) >= 2 and first[1] == ":" and first[0].isalpha()
     if normalized.startswith("/") or drive_letter:
         raise LayerError(f"{label}: member {name!r} is an absolute path; refused")
-    parts = tuple(part for part in normalized.split("/") if part not in ("", "."))
     if ".." in parts:
         raise LayerError(f"{label}: member {name!r} has '..' in its path; refused")
     return parts
