@@ -27,6 +27,7 @@ class ConcurrencyLimiter:
         self._unreserved_capacity = max_concurrency - sum(self._reserved.values())
         self._unreserved_in_use = 0
         self._in_use: dict[str, int] = dict.fromkeys(reserved, 0)
+        self.total_in_use = 0  # every function's together
 
     def in_use(self, function: str) -> int:
         return self._in_use.get(function, 0)
@@ -42,10 +43,12 @@ class ConcurrencyLimiter:
         else:
             self._unreserved_in_use += 1
         self._in_use[function] += 1
+        self.total_in_use += 1
 
     def release(self, function: str) -> None:
         if self._in_use[function] <= 0:
             raise RuntimeError(f"release without acquire for {function}")
         self._in_use[function] -= 1
+        self.total_in_use -= 1
         if function not in self._reserved:
             self._unreserved_in_use -= 1

@@ -9,7 +9,6 @@ crashed or failed init is never reused; a provisioned one that is lost is replac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -75,14 +74,17 @@ class Function:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
 
     async def invoke(self, invocation: Invocation) -> InvokeResult:
-        """Run one invoke. Throttled at once (429) past the concurrency limits; otherwise runs to its end
-        even if the caller goes away meanwhile, so the environment is answered and can be reused."""
+        """Run one invoke. Throttled at once (429) past the concurrency limits; otherwise runs to its end,
+        so the environment is answered and can be reused.
+
+        Not to be cancelled: an invoke cut short would leave its environment mid-invoke. No caller cancels
+        it: the Invoke API's listener does not cancel its handlers when the invoker disconnects
+        (`cancel_on_disconnect=False` in server.py), and the event dispatcher never cancels an attempt.
+        That replaced a task + shield per invoke here, measured at ~5 us of the server's CPU per invoke."""
         if self._stopping:
             raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
         self._limiter.acquire(self.config.name)
-        task = asyncio.ensure_future(self._run(invocation))
-        task.add_done_callback(_retrieve)
-        return await asyncio.shield(task)
+        return await self._run(invocation)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -116,7 +118,12 @@ class Function:
                 self._available.append(environment)  # it can take more while it starts
             await environment.start()
         try:
-            return await environment.invoke(invocation)
+            # The only invoke in flight in the whole server: its invoker is answered before the 202 to the
+            # runtime and before END/REPORT and the /tmp check, since nothing else waits on the server
+            # (one client: p50 -13% on the 2-core machine). Under load the 202 goes first, as it keeps the
+            # other runtimes busy (8 and 64 clients: 7% more throughput that way).
+            answer_first = self._limiter.total_in_use == 1
+            return await environment.invoke(invocation, answer_first)
         except NotDispatched:
             if retry:
                 raise
@@ -160,19 +167,27 @@ class Function:
         return None
 
     def _acquire(self) -> Environment | None:
-        """A seat in a warm environment: provisioned first, then the most recently used."""
+        """A seat in a warm environment: provisioned first, then the most recently used whose runtime is
+        already waiting on /next, else the most recently used. An environment just released has usually
+        not asked for its next event yet: under load (8 concurrent clients), taking it made the invoke wait
+        for that runtime while others were idle and ready."""
         for stack in (self._available_provisioned, self._available):
-            while stack:
-                environment = stack[-1]
-                if not environment.usable:
-                    stack.pop()
-                    if self._load.get(environment) == 0:
-                        self._retire(environment)
-                    continue
-                self._load[environment] += 1
-                if self._load[environment] >= environment.capacity:
-                    stack.pop()
-                return environment
+            while stack and not stack[-1].usable:
+                environment = stack.pop()
+                if self._load.get(environment) == 0:
+                    self._retire(environment)
+            if not stack:
+                continue
+            index = len(stack) - 1
+            for candidate in range(index, -1, -1):
+                if stack[candidate].polling and stack[candidate].usable:
+                    index = candidate
+                    break
+            environment = stack[index]
+            self._load[environment] += 1
+            if self._load[environment] >= environment.capacity:
+                del stack[index]
+            return environment
         return None
 
     def _release(self, environment: Environment) -> None:
@@ -247,10 +262,3 @@ def _log_failure(on_error: Callable[[BaseException], None]) -> Callable[[asyncio
                 on_error(exception)
 
     return check
-
-
-def _retrieve(task: asyncio.Future[InvokeResult]) -> None:
-    """Consume the outcome of an invoke whose caller left, so it is not reported as never retrieved."""
-    if not task.cancelled():
-        with contextlib.suppress(BaseException):
-            task.exception()

@@ -198,6 +198,8 @@ class _CgroupV1Memory(_Memory):
         return self._oom
 
     def release(self) -> None:
+        if self._rss is not None:
+            self._rss.close()
         self.out_of_memory()  # read before the cgroup goes
         # A cgroup can be removed once its processes are gone; the caller has waited for that.
         with contextlib.suppress(OSError):
@@ -228,6 +230,10 @@ class _WatchedMemory(_Memory):
 
     def out_of_memory(self) -> bool:
         return self._oom
+
+    def release(self) -> None:
+        if self._peak is not None:
+            self._peak.close()
 
 
 # Detection ------------------------------------------------------------------------------------------------

@@ -7,15 +7,24 @@ invoke) so output from several functions and environments stays attributable whe
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import BinaryIO
 
 
 class LogSink:
-    __slots__ = ("_stream",)
+    """On the server's stdout, lines are gathered and written once per turn of the event loop: the lines of
+    one turn (under load, the STARTs and REPORTs of many environments) leave in one write(2), in the order
+    they were written. stdout may be unbuffered (PYTHONUNBUFFERED), where each line took a write(2) of its
+    own: ~5% of the server's CPU at 8 concurrent clients. A stream given explicitly (tests) is written at
+    once, as is every line outside a running loop."""
+
+    __slots__ = ("_batched", "_pending", "_stream")
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
+        self._batched = stream is None
+        self._pending: list[bytes] = []
 
     def platform(self, *lines: str) -> None:
         self._write("".join(line + "\n" for line in lines).encode())
@@ -24,7 +33,27 @@ class LogSink:
         prefix = f"[{function} {request_id or 'init'}] ".encode()
         self._write(prefix + line + b"\n")
 
+    def flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._emit(data)
+
     def _write(self, data: bytes) -> None:
+        if self._pending:
+            self._pending.append(data)  # a flush is already due this turn
+            return
+        if self._batched:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self._pending.append(data)
+                loop.call_soon(self.flush)
+                return
+        self._emit(data)
+
+    def _emit(self, data: bytes) -> None:
         try:
             self._stream.write(data)
             self._stream.flush()

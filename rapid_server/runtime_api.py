@@ -6,6 +6,7 @@ renders; the environment decides what a request means for the invoke in flight.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 
@@ -20,12 +21,14 @@ _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<action>respo
 
 
 def make_handler(environment: Environment) -> Handler:
-    async def handle(request: Request) -> Response | None:
+    # A plain function, not a coroutine: every route answers at once or parks (/next), so the listener
+    # answers in the step that parsed the request, with no task per request (http.py).
+    def handle(request: Request) -> Response | None:
         path = request.path
         if path == _NEXT:
             if request.method != "GET":
                 return _method_not_allowed("GET")
-            return await environment.runtime_next(request.connection)
+            return environment.runtime_next(request.connection)
         if path == _INIT_ERROR:
             if request.method != "POST":
                 return _method_not_allowed("POST")
@@ -43,14 +46,31 @@ def make_handler(environment: Environment) -> Handler:
                     )
                 too_large = request.body_size if request.too_large else 0
                 stream_error = _stream_error(request) if mode is not None else None
-                return environment.runtime_response(
+                response = environment.runtime_response(
                     request_id, request.body, request.headers.get("content-type"), too_large, stream_error
                 )
-            too_large = request.body_size if request.too_large else 0
-            return environment.runtime_error(request_id, request.body, _error_type(request), too_large)
+            else:
+                too_large = request.body_size if request.too_large else 0
+                response = environment.runtime_error(
+                    request_id, request.body, _error_type(request), too_large
+                )
+            if response is not rendering.RUNTIME_ACCEPTED or not environment.answers_invoker_first(
+                request_id
+            ):
+                return response
+            _after_invoker(request, response)
+            return None
         return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
 
     return handle
+
+
+def _after_invoker(request: Request, response: Response) -> None:
+    """Write the 202 for an accepted answer after the invoker's answer: the invoke's own continuation was
+    queued first (when the answer completed it), and it writes the invoker's response in that step. The
+    runtime waits for its 202 either way; the invoker does not wait for the 202's write and the wake-up of
+    the runtime it causes (~20 us of the server's CPU, measured on the 2-core benchmark machine)."""
+    asyncio.get_running_loop().call_soon(request.connection.send, response)
 
 
 def _stream_error(request: Request) -> tuple[str, bytes] | None:
