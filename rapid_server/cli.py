@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=300, metavar="S", help="reap idle environments after S seconds"
     )
     source.add_argument("--ephemeral-storage", type=int, default=512, metavar="MB", help="size of /tmp (512)")
+    events = serve.add_argument_group("Event (asynchronous) invokes of that function")
+    events.add_argument("--maximum-retry-attempts", type=int, default=2, metavar="N", help="0-2 (default: 2)")
+    events.add_argument(
+        "--maximum-event-age", type=float, default=21600, metavar="S", help="60-21600 (default: 21600)"
+    )
+    events.add_argument(
+        "--retry-base-delay", type=float, default=60, metavar="S", help="first retry after S, then 2S (60)"
+    )
+    events.add_argument("--on-success", metavar="DEST", help="function:NAME or file:PATH")
+    events.add_argument("--on-failure", metavar="DEST", help="function:NAME or file:PATH")
     source.add_argument(
         "--command",
         dest="runtime_command",
@@ -83,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         default=Path(".rapidboot"),
-        help="where merged layers are cached (default: %(default)s)",
+        help="merged layers' cache and the Event invokes' queue (default: %(default)s)",
     )
     serve.add_argument(
         "--memory-enforcement",
@@ -108,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     payload.add_argument("--payload-file", type=Path, help="read the event from this file")
     invoke.add_argument(
         "--endpoint", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)"
+    )
+    invoke.add_argument(
+        "--invocation-type",
+        choices=["RequestResponse", "Event", "DryRun"],
+        default="RequestResponse",
+        help="Event: queue it and return at once (prints the request id); DryRun: check only",
     )
     invoke.add_argument("--read-timeout", type=float, default=910, help=argparse.SUPPRESS)
     return parser
@@ -155,6 +171,11 @@ def _serve(args: argparse.Namespace) -> int:
             ephemeral_storage=args.ephemeral_storage,
             layers=args.layer,
             runtime=args.runtime,
+            maximum_retry_attempts=args.maximum_retry_attempts,
+            maximum_event_age=args.maximum_event_age,
+            retry_base_delay=args.retry_base_delay,
+            on_success=args.on_success,
+            on_failure=args.on_failure,
         )
         functions = {function.name: function}
     if not 0 <= args.port <= 65535:
@@ -187,10 +208,15 @@ def _invoke(args: argparse.Namespace) -> int:
         body = (args.payload or "").encode()
     url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{quote(args.name, safe='')}/invocations"
     try:
-        response = httpx.post(url, content=body, timeout=httpx.Timeout(10, read=args.read_timeout))
+        headers = {"X-Amz-Invocation-Type": args.invocation_type}
+        timeout = httpx.Timeout(10, read=args.read_timeout)
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         print(f"rapidboot: cannot invoke {args.name} at {args.endpoint}: {exc}", file=sys.stderr)
         return 2
+    if response.status_code == 202:  # queued: there is no response, only the invocation's request id
+        print(response.headers.get("x-amzn-RequestId", ""), flush=True)
+        return 0
     sys.stdout.buffer.write(response.content)
     if response.content and not response.content.endswith(b"\n"):
         sys.stdout.buffer.write(b"\n")

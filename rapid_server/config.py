@@ -25,6 +25,15 @@ DEFAULT_MAX_CONCURRENCY = 1000  # a new AWS account's concurrent executions per 
 MAX_CONCURRENCY_VARIABLE = "AWS_LAMBDA_MAX_CONCURRENCY"
 OPT_DIR_VARIABLE = "RAPIDBOOT_OPT_DIR"  # the merged layers; our bootstrap reads it (default /opt)
 MAX_PER_ENVIRONMENT = 1000
+# Asynchronous invocation (reference section 7; the service's EventInvokeConfig ranges and defaults).
+RETRY_ATTEMPTS_MAX = 2
+EVENT_AGE_MIN_S, EVENT_AGE_MAX_S = 60, 21600
+DEFAULT_RETRY_BASE_DELAY_S = 60.0  # the service waits about 1 minute, then about 2
+RETRY_BASE_DELAY_MIN_S, RETRY_BASE_DELAY_MAX_S = 0.01, 3600.0
+# Lowers the 60 s minimum of `maximum_event_age`, for tests that must see an event expire (never set it in
+# real use: the service refuses less than 60 s). Read once, when the configuration is validated.
+MIN_EVENT_AGE_VARIABLE = "RAPIDBOOT_MIN_EVENT_AGE"
+DESTINATION_KINDS = ("function", "file")
 DEFAULT_FUNCTION_NAME = "function"
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -69,6 +78,11 @@ _FUNCTION_KEYS = frozenset(
         "ephemeral_storage",
         "layers",
         "runtime",
+        "maximum_retry_attempts",
+        "maximum_event_age",
+        "retry_base_delay",
+        "on_success",
+        "on_failure",
     }
 )
 RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
@@ -76,6 +90,19 @@ RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the packag
 
 class ConfigError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where an asynchronous invoke's record goes: `function:NAME` (another function of this server,
+    invoked asynchronously with the record as its event) or `file:PATH` (one JSON line per record)."""
+
+    kind: str  # "function" | "file"
+    function: str = ""
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return f"function:{self.function}" if self.kind == "function" else f"file:{self.path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +123,13 @@ class FunctionConfig:
     per_environment_concurrency: int = 1
     layers: tuple[Path, ...] = ()  # zips or directories, merged in order into the function's /opt
     runtime: str = "python"  # "provided": run the `bootstrap` of the code or of a layer, as provided.al2023
+    # Event invokes: function errors are retried this many times, `retry_base_delay_s` then twice that
+    # apart; throttled events are retried until they are `maximum_event_age_s` old.
+    maximum_retry_attempts: int = RETRY_ATTEMPTS_MAX
+    maximum_event_age_s: float = float(EVENT_AGE_MAX_S)
+    retry_base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
+    on_success: Destination | None = None
+    on_failure: Destination | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +140,7 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    state_dir: Path = Path(".rapidboot")  # layer cache (and, later, the async queue)
+    state_dir: Path = Path(".rapidboot")  # layer cache and the Event invokes' queue
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
@@ -120,6 +154,22 @@ class ServerConfig:
                 f"reserved_concurrency adds up to {reserved} ({names}), more than --max-concurrency "
                 f"{self.max_concurrency}"
             )
+        check_destinations(self.functions, "")
+
+
+def check_destinations(functions: Mapping[str, FunctionConfig], prefix: str) -> None:
+    """A `function:` destination must be another function of the same server."""
+    for function in functions.values():
+        for key, destination in (("on_success", function.on_success), ("on_failure", function.on_failure)):
+            if (
+                destination is not None
+                and destination.kind == "function"
+                and destination.function not in functions
+            ):
+                raise ConfigError(
+                    f"{prefix}functions.{function.name}.{key}: {destination}: no function "
+                    f"{destination.function!r} in this configuration"
+                )
 
 
 def validate_function(
@@ -137,6 +187,11 @@ def validate_function(
     ephemeral_storage: object = EPHEMERAL_MIN_MB,
     layers: object = (),
     runtime: object = "python",
+    maximum_retry_attempts: object = RETRY_ATTEMPTS_MAX,
+    maximum_event_age: object = EVENT_AGE_MAX_S,
+    retry_base_delay: object = DEFAULT_RETRY_BASE_DELAY_S,
+    on_success: object = None,
+    on_failure: object = None,
     base_dir: Path | None = None,
 ) -> FunctionConfig:
     """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x")."""
@@ -188,6 +243,15 @@ def validate_function(
                 f"1-{MAX_PER_ENVIRONMENT}"
             )
         per_environment = int(value)
+    retry_attempts = _integer(
+        f"{where}.maximum_retry_attempts", maximum_retry_attempts, 0, RETRY_ATTEMPTS_MAX
+    )
+    event_age = _seconds(f"{where}.maximum_event_age", maximum_event_age, _min_event_age(), EVENT_AGE_MAX_S)
+    base_delay = _seconds(
+        f"{where}.retry_base_delay", retry_base_delay, RETRY_BASE_DELAY_MIN_S, RETRY_BASE_DELAY_MAX_S
+    )
+    success = _destination(f"{where}.on_success", on_success, base_dir)
+    failure = _destination(f"{where}.on_failure", on_failure, base_dir)
     return FunctionConfig(
         name,
         code_path,
@@ -203,7 +267,52 @@ def validate_function(
         per_environment,
         layer_paths,
         str(runtime),
+        retry_attempts,
+        event_age,
+        base_delay,
+        success,
+        failure,
     )
+
+
+def _seconds(where: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: must be a number of seconds, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: {value} s is outside {low:g}-{high:g} s")
+    return float(value)
+
+
+def _min_event_age() -> float:
+    override = os.environ.get(MIN_EVENT_AGE_VARIABLE)
+    if override is None:
+        return float(EVENT_AGE_MIN_S)
+    try:
+        return max(0.1, float(override))
+    except ValueError:
+        raise ConfigError(f"${MIN_EVENT_AGE_VARIABLE}: {override!r} is not a number of seconds") from None
+
+
+def _destination(where: str, value: object, base_dir: Path | None) -> Destination | None:
+    """`function:NAME` or `file:PATH` (relative to the toml's directory, or the working directory)."""
+    if value is None:
+        return None
+    kind, _, target = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind not in DESTINATION_KINDS or not target:
+        raise ConfigError(f'{where}: must be "function:NAME" or "file:PATH", got {value!r}')
+    if kind == "function":
+        if not _FUNCTION_NAME.match(target):
+            raise ConfigError(f"{where}: {target!r} is not a function name")
+        return Destination("function", function=target)
+    path = Path(target)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    path = path.resolve()
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a directory; records are appended to a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{where}: {path.parent} does not exist")
+    return Destination("file", path=path)
 
 
 def _existing_path(where: str, value: object, base_dir: Path | None) -> Path:
@@ -268,6 +377,8 @@ def _validate_command(where: str, command: object, base_dir: Path) -> tuple[str,
 
 
 def load_toml(path: Path) -> dict[str, FunctionConfig]:
+    """The functions of a rapidboot.toml. `function:` destinations are checked against the others by
+    ServerConfig, once they are all known."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -294,6 +405,7 @@ def load_toml(path: Path) -> dict[str, FunctionConfig]:
             allowed = ", ".join(sorted(_FUNCTION_KEYS))
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed: {allowed}")
         functions[name] = validate_function(where, name, base_dir=path.parent.resolve(), **_table_args(table))
+    check_destinations(functions, f"{path}: ")
     return functions
 
 

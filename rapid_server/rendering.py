@@ -152,3 +152,25 @@ def not_dispatched_line(request_id: str) -> str:
 def billed_ms(duration_ms: float) -> int:
     """Lambda bills duration rounded up to the next whole millisecond."""
     return max(1, math.ceil(round(duration_ms, 6)))
+
+
+# Event invokes (dispatcher.py) ---------------------------------------------------------------------------
+
+
+def async_failed_line(function: str, request_id: str, condition: str, invoke_count: int) -> str:
+    return f"rapidboot: {function}: event {request_id} failed: {condition} after {invoke_count} invoke(s)"
+
+
+def destination_failed_line(function: str, request_id: str, destination: str, error: OSError) -> str:
+    return (
+        f"rapidboot: {function}: event {request_id}: cannot deliver the record to {destination}: "
+        f"{error.strerror or error}; dropped"
+    )
+
+
+def async_recovered_line(count: int) -> str:
+    return f"rapidboot: {count} event(s) in flight when the last server stopped are queued again"
+
+
+def async_orphaned_line(function: str, count: int) -> str:
+    return f"rapidboot: {count} queued event(s) for {function!r}, not in this configuration, are kept"

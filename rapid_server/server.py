@@ -10,7 +10,9 @@ import traceback
 from collections.abc import Callable
 
 from . import invoke_api
-from .config import ServerConfig
+from .async_queue import AsyncQueue, QueueError
+from .config import ConfigError, ServerConfig
+from .dispatcher import Dispatcher
 from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
@@ -29,6 +31,8 @@ async def serve(
 ) -> None:
     loop = asyncio.get_running_loop()
     state = ServerState(config, LogSink(), report_internal_error, limits)
+    dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
+    state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     listener = await start_listener(
@@ -37,24 +41,37 @@ async def serve(
         config.port,
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
         report_internal_error,
+        cancel_on_disconnect=False,  # an invoke runs to its end when its invoker leaves (Function.invoke)
     )
     url = f"http://{config.host}:{bound_port(listener)}"
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    dispatcher.start()
     if on_ready is not None:
         on_ready(url)
     try:
         await stop.wait()
     finally:
         listener.close()
+        dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Environments get SIGTERM, then SIGKILL after the grace period; in-flight invokes end with an
         # exit error, which their callers still receive before we close.
         await asyncio.gather(*(function.stop() for function in state.functions.values()))
+        await dispatcher.wait_stopped()
         for _ in range(3):
             await asyncio.sleep(0)
+        state.sink.flush()  # lines of the last turn (LogSink gathers a turn's lines)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _open_queue(config: ServerConfig) -> AsyncQueue:
+    directory = config.state_dir / "async"
+    try:
+        return AsyncQueue(directory)
+    except (QueueError, OSError) as exc:
+        raise ConfigError(f"--state-dir {config.state_dir}: cannot open the Event queue: {exc}") from None
 
 
 def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:

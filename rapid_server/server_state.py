@@ -13,6 +13,7 @@ from layers import LayerError, PreparedFunction, prepare_function
 
 from .concurrency import ConcurrencyLimiter
 from .config import ConfigError, FunctionConfig, ServerConfig
+from .dispatcher import Dispatcher
 from .function import Function
 from .limits import LimitsFactory
 from .logs import LogSink
@@ -47,6 +48,7 @@ class ServerState:
             )
             for name, function_config in config.functions.items()
         }
+        self.dispatcher: Dispatcher | None = None  # Event invokes; set by the server once its queue is open
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"
