@@ -11,12 +11,18 @@ import os
 import time
 
 
-def _runs_so_far(path, token):
+def _complete_lines(path):
+    """The lines another run has finished writing (a concurrent run may be mid-way through its line)."""
     try:
-        with open(path) as output:
-            return sum(1 for line in output if json.loads(line)["event"].get("token") == token)
+        with open(path, "rb") as output:
+            data = output.read()
     except FileNotFoundError:
-        return 0
+        return []
+    return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+
+
+def _runs_so_far(path, token):
+    return sum(1 for run in _complete_lines(path) if run["event"].get("token") == token)
 
 
 def handler(event, context):
@@ -25,8 +31,12 @@ def handler(event, context):
         time.sleep(float(event["sleep"]))
     token = event.get("token")
     earlier = _runs_so_far(path, token) if token is not None else 0
-    with open(path, "a") as output:
-        output.write(json.dumps({"request_id": context.aws_request_id, "event": event}) + "\n")
+    line = (json.dumps({"request_id": context.aws_request_id, "event": event}) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one append: concurrent runs never interleave inside a line
+    finally:
+        os.close(fd)
     if earlier < int(event.get("fail_times", 0)):
         raise RuntimeError(f"run {earlier + 1} of {token} fails on purpose")
     return {"token": token, "run": earlier + 1}
