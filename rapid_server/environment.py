@@ -144,6 +144,7 @@ class Environment:
         self._exit_watch: asyncio.Task[None] | None = None
         self._returncode: int | None = None
         self._pidfd: int | None = None  # readable once the runtime has exited, even before it is reaped
+        self._status_fd: int | None = None  # /proc/PID/status of the runtime, for its pending signals
         self._output: OutputRelay | None = None
         # Init
         self._spawned_at = 0.0
@@ -214,6 +215,8 @@ class Environment:
         self._limits.started(self._process.pid)
         with contextlib.suppress(OSError, AttributeError):
             self._pidfd = os.pidfd_open(self._process.pid)
+        with contextlib.suppress(OSError):
+            self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
 
@@ -421,12 +424,15 @@ class Environment:
         raise RuntimeError("a /next is parked but no seat can take an event")
 
     def _runtime_alive(self) -> bool:
+        """Not exited, not a zombie (pidfd), and no SIGKILL pending. The last matters: a runtime killed
+        while parked on /next may still be in its recv, and if the event lands there before the signal
+        takes effect the kernel hands it the data and then kills it, so it dies having "read" an event it
+        never ran. A pending SIGKILL shows in /proc/PID/status (one pread of a file held open)."""
         if self._returncode is not None:
             return False
-        if self._pidfd is None:
-            return True
-        readable, _, _ = select.select([self._pidfd], [], [], 0)
-        return not readable
+        if self._pidfd is not None and select.select([self._pidfd], [], [], 0)[0]:
+            return False
+        return not _sigkill_pending(self._status_fd)
 
     def _parked_poller(self) -> _Poller | None:
         """The oldest parked `/next` whose connection is still open, if any."""
@@ -595,6 +601,9 @@ class Environment:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        if self._status_fd is not None:
+            os.close(self._status_fd)
+            self._status_fd = None
         if self.on_exit is not None:
             self.on_exit(self)
 
@@ -816,6 +825,27 @@ def _time_up(outcome: asyncio.Future[_Outcome]) -> None:
     """The invoke's timeout: its outcome is settled as timed out, so a late response is refused (400)."""
     if not outcome.done():
         outcome.set_exception(TimeoutError())
+
+
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+def _sigkill_pending(status_fd: int | None) -> bool:
+    """Whether SIGKILL is pending for the process (thread or process-wide masks of /proc/PID/status)."""
+    if status_fd is None:
+        return False
+    try:
+        status = os.pread(status_fd, 4096, 0)
+    except OSError:
+        return True  # the process is gone
+    for field in (b"SigPnd:", b"ShdPnd:"):
+        start = status.find(field)
+        if start >= 0:
+            end = status.find(b"\n", start)
+            with contextlib.suppress(ValueError):
+                if int(status[start + len(field) : end], 16) & _SIGKILL_BIT:
+                    return True
+    return False
 
 
 def _is_json_object(body: bytes) -> bool:
