@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -125,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="RequestResponse",
         help="Event: queue it and return at once (prints the request id); DryRun: check only",
     )
+    invoke.add_argument(
+        "--client-context",
+        metavar="JSON",
+        help='client context as JSON, e.g. \'{"custom": {"k": "v"}}\' (sent base64-encoded, as boto3 does)',
+    )
     invoke.add_argument("--read-timeout", type=float, default=910, help=argparse.SUPPRESS)
     return parser
 
@@ -209,6 +215,8 @@ def _invoke(args: argparse.Namespace) -> int:
     url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{quote(args.name, safe='')}/invocations"
     try:
         headers = {"X-Amz-Invocation-Type": args.invocation_type}
+        if args.client_context is not None:
+            headers["X-Amz-Client-Context"] = base64.b64encode(args.client_context.encode()).decode()
         timeout = httpx.Timeout(10, read=args.read_timeout)
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:

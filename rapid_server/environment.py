@@ -56,6 +56,7 @@ class Invocation:
     invoked_function_arn: str
     trace_id: str
     content_type: str = "application/json"
+    client_context: str | None = None  # decoded JSON; sync invokes only, as on Lambda
 
 
 @dataclass(slots=True)
@@ -462,6 +463,8 @@ class Environment:
             ("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_function_arn),
             ("Lambda-Runtime-Trace-Id", invocation.trace_id),
         ]
+        if invocation.client_context is not None:
+            headers.append(("Lambda-Runtime-Client-Context", invocation.client_context))
         self._drain_output()  # what was printed before belongs to the previous owner
         seat = self._seat_for_dispatch()
         seat.fire(Event.DISPATCH)

@@ -7,6 +7,7 @@ changes nothing and starts nothing.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -24,6 +25,7 @@ from .http import Handler, Request, Response
 from .server_state import ServerState
 
 MAX_SYNC_PAYLOAD_BYTES = 6_291_456
+MAX_CLIENT_CONTEXT_BYTES = 3583
 MAX_EVENT_PAYLOAD_BYTES = 1_048_576  # "1 MB" for Event invokes (reference section 2; 256 KB before 2025)
 LATEST = "$LATEST"
 
@@ -72,6 +74,7 @@ async def _invoke(state: ServerState, request: Request, name: str, request_id: s
             f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
         )
     payload = _validated_payload(request.body)
+    client_context = _client_context(request.headers.get("x-amz-client-context"))
     if invocation_type == "DryRun":
         return Response(204, b"", [("x-amzn-RequestId", request_id)])
     invocation = Invocation(
@@ -79,6 +82,7 @@ async def _invoke(state: ServerState, request: Request, name: str, request_id: s
         payload=payload,
         invoked_function_arn=function.arn,
         trace_id=request.headers.get("x-amzn-trace-id") or _new_trace_id(),
+        client_context=client_context,
     )
     result = await function.invoke(invocation)
     headers = [
@@ -167,6 +171,29 @@ def _new_request_id() -> str:
 
 
 _UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 9562 variant
+
+
+def _client_context(header: str | None) -> str | None:
+    """`X-Amz-Client-Context`: base64 of a JSON object, at most 3,583 bytes as sent (reference section 2).
+    What the runtime gets (`Lambda-Runtime-Client-Context`) is the decoded JSON; kept as latin-1 text so its
+    UTF-8 bytes go through the header unchanged."""
+    if header is None:
+        return None
+    if len(header) > MAX_CLIENT_CONTEXT_BYTES:
+        raise ServiceError(
+            400,
+            errors.INVALID_REQUEST_CONTENT,
+            f"Client context is {len(header)} bytes; it must be at most {MAX_CLIENT_CONTEXT_BYTES} bytes",
+        )
+    try:
+        decoded = base64.b64decode(header, validate=True)
+        if not isinstance(orjson.loads(decoded), dict):
+            raise ValueError("not an object")
+    except (ValueError, orjson.JSONDecodeError):
+        raise ServiceError(
+            400, errors.INVALID_REQUEST_CONTENT, "Client context must be a valid Base64-encoded JSON object."
+        ) from None
+    return decoded.decode("latin-1")
 
 
 def _new_trace_id() -> str:
