@@ -673,3 +673,38 @@ class HeldInvoke:
 
 def hold_invoke(server: RapidServer, name: str, token: str, directory: Path) -> HeldInvoke:
     return HeldInvoke(server, name, token, directory / f"{token}.fifo")
+
+
+# --- Shared by the scaling, limits, faults, soak and client tests -------------------------------------------
+
+SCALING_CODE = str(FUNCTIONS_DIR / "scaling")
+
+
+def chaos(**keys: Any) -> dict[str, Any]:
+    """A function table for the event-steered handler of functions/scaling/chaos.py."""
+    return {"code": SCALING_CODE, "handler": "chaos.handler", "timeout": 10, **keys}
+
+
+def ok_body(response: httpx.Response, token: str) -> dict[str, Any]:
+    """A successful invoke whose answer is the caller's own: its token and its request id."""
+    assert response.status_code == 200, response.text
+    assert "X-Amz-Function-Error" not in response.headers, response.text
+    body: dict[str, Any] = response.json()
+    assert body["token"] == token, body
+    assert body["request_id"] == request_id_of(response), body
+    return body
+
+
+def lambda_client(endpoint: str) -> Any:
+    """boto3's Lambda client on a local server: dummy credentials, no retries (a test sees every answer)."""
+    import boto3  # imported here: only the tests that use boto3 pay for it
+    import botocore.config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=HTTP_TIMEOUT_S),
+    )

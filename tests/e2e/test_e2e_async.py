@@ -18,13 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import httpx
 import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
     RapidServer,
+    lambda_client,
     running_server,
     server_environment,
     wait_until,
@@ -133,14 +132,7 @@ def server(code_root: Path, workdir: Path) -> Iterator[RapidServer]:
 def test_boto3_event_invoke_is_queued_then_run_with_its_request_id(
     server: RapidServer, workdir: Path
 ) -> None:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}),
-    )
+    client = lambda_client(server.endpoint)
     result = client.invoke(FunctionName="record", InvocationType="Event", Payload=b'{"token": "boto3"}')
     assert result["StatusCode"] == 202
     assert result["Payload"].read() == b""

@@ -10,10 +10,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import boto3
-import botocore.config
 import pytest
-from e2e_harness import RapidServer, running_server
+from e2e_harness import RapidServer, lambda_client, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +52,7 @@ def encoded(value: object) -> str:
 
 
 def test_boto3_client_context_reaches_the_handler(server: RapidServer) -> None:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}),
-    )
+    client = lambda_client(server.endpoint)
     result = client.invoke(FunctionName="function", ClientContext=encoded(CONTEXT), Payload=b"{}")
     assert "FunctionError" not in result, result["Payload"].read()
     assert json.loads(result["Payload"].read()) == {

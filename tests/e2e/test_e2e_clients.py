@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 from e2e_harness import ACCOUNT_ARN_PREFIX, SUITE_FUNCTIONS, RapidServer, function_arn, server_environment
+from e2e_harness import lambda_client as new_lambda_client
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +26,7 @@ AWS_CLI = Path(sys.executable).with_name("aws")
 
 @pytest.fixture
 def lambda_client(suite_server: RapidServer) -> Iterator[Any]:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=suite_server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=5),
-    )
+    client = new_lambda_client(suite_server.endpoint)
     yield client
     client.close()
 

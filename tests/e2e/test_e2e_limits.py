@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
-    FUNCTIONS_DIR,
+    SCALING_CODE,
     RapidServer,
     ServerStartError,
+    chaos,
     invoke_all_at_once,
+    ok_body,
     request_id_of,
     running_server,
     wait_process_gone,
@@ -28,21 +29,7 @@ from e2e_harness import (
 
 pytestmark = pytest.mark.e2e
 
-SCALING_CODE = str(FUNCTIONS_DIR / "scaling")
 ENFORCEMENT_LINES = {"cgroup": "memory limits: memory cgroup (", "rss": "memory limits: peak-RSS watching"}
-
-
-def chaos(**keys: Any) -> dict[str, Any]:
-    return {"code": SCALING_CODE, "handler": "chaos.handler", "timeout": 10, **keys}
-
-
-def ok_body(response: httpx.Response, token: str) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    assert "X-Amz-Function-Error" not in response.headers, response.text
-    body = response.json()
-    assert body["token"] == token, body
-    assert body["request_id"] == request_id_of(response), body
-    return body
 
 
 # --- memory -------------------------------------------------------------------------------------------

@@ -16,20 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import httpx
 import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
-    FUNCTIONS_DIR,
-    HTTP_TIMEOUT_S,
+    SCALING_CODE,
     RapidServer,
+    chaos,
     hold_invoke,
     invoke_all_at_once,
     is_alive,
+    lambda_client,
     misbehaving_command,
-    request_id_of,
+    ok_body,
     running_server,
     server_environment,
     wait_process_gone,
@@ -39,14 +38,9 @@ from e2e_harness import (
 
 pytestmark = pytest.mark.e2e
 
-SCALING_CODE = str(FUNCTIONS_DIR / "scaling")
 THROTTLE_BODY = {"Type": "User", "message": "Rate Exceeded."}
 RESERVED_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_REASON = "ConcurrentInvocationLimitExceeded"
-
-
-def chaos(**keys: Any) -> dict[str, Any]:
-    return {"code": SCALING_CODE, "handler": "chaos.handler", "timeout": 10, **keys}
 
 
 def fake(**keys: Any) -> dict[str, Any]:
@@ -57,15 +51,6 @@ def fake(**keys: Any) -> dict[str, Any]:
         "command": misbehaving_command(),
         **keys,
     }
-
-
-def ok_body(response: httpx.Response, token: str) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    assert "X-Amz-Function-Error" not in response.headers, response.text
-    body = response.json()
-    assert body["token"] == token, body
-    assert body["request_id"] == request_id_of(response), body
-    return body
 
 
 def assert_throttled(response: httpx.Response, reason: str) -> None:
@@ -79,17 +64,6 @@ def assert_throttled(response: httpx.Response, reason: str) -> None:
 def environ_of(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(entry.decode().split("=", 1) for entry in raw.split(b"\0") if b"=" in entry)
-
-
-def lambda_client(server: RapidServer) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=HTTP_TIMEOUT_S),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +132,7 @@ def throttle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidS
 def test_reserved_concurrency_throttles_past_its_limit(throttle_server: RapidServer, tmp_path: Path) -> None:
     held = [hold_invoke(throttle_server, "capped", f"cap-{i}", tmp_path) for i in range(2)]
     assert_throttled(throttle_server.invoke("capped", {"token": "third"}), RESERVED_REASON)
-    client = lambda_client(throttle_server)
+    client = lambda_client(throttle_server.endpoint)
     with pytest.raises(client.exceptions.TooManyRequestsException) as raised:
         client.invoke(FunctionName="capped", Payload=b'{"token": "boto3"}')
     error = raised.value.response

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from e2e_harness import (
-    FUNCTIONS_DIR,
+    SCALING_CODE,
     RapidServer,
     descendants,
     misbehaving_command,
@@ -40,7 +40,6 @@ SOAK_INVOKES = 10_000
 WARM_UP_INVOKES = 1_000
 RSS_SLACK_KB = 30 * 1024
 SETTLE_S = 15.0
-SCALING_CODE = str(FUNCTIONS_DIR / "scaling")
 FUNCTIONS = ("steady", "fake", "chaos")
 # For the chaos function: (action, weight); timeouts cost a client a whole second, so they are rare.
 CHAOS_ACTIONS = (("echo", 930), ("raise", 50), ("exit", 8), ("sigkill", 7), ("timeout", 5))
