@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httptools
 import uvloop
+from local_server import start_server, stop_server
 
-READY = re.compile(r"listening on http://([0-9.]+):(\d+)")
 HANDLER = "def handler(event, context):\n    return event\n"
 PAYLOAD = b'{"data": "' + b"x" * 1012 + b'"}'
 
@@ -56,40 +53,6 @@ class Client(asyncio.Protocol):
         )
         self.transport.write(head.encode() + PAYLOAD)
         return await self._done
-
-
-def start_server(config: Path, log: Path) -> tuple[subprocess.Popen[str], str, int]:
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rapid_server",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                "--state-dir",
-                str(config.parent / "state"),
-            ],
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    assert server.stderr is not None
-    for line in server.stderr:
-        match = READY.search(line)
-        if match:
-            return server, match.group(1), int(match.group(2))
-    raise SystemExit("server did not start")
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    server.terminate()
-    server.wait(timeout=15)
-    if server.stderr is not None:
-        server.stderr.close()
 
 
 async def connect(host: str, port: int, count: int) -> list[Client]:

@@ -20,43 +20,17 @@ import os
 import re
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httptools
+from local_server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = re.compile(r"listening on (http://[0-9.]+:\d+)")
 INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
 HANDLER = "def handler(event, context):\n    return event\n"
-
-
-def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[str], str]:
-    """The server's log goes to a file, not a pipe: a reader thread in this process would wake on every
-    log line and compete with the measuring loop."""
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rapid_server", "serve", "--config", str(config), "--port", "0"],
-            stdout=log,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    assert server.stderr is not None
-    for line in server.stderr:
-        match = READY.search(line)
-        if match:
-            return server, match.group(1)
-    raise SystemExit("server did not start")
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    server.terminate()
-    server.wait(timeout=15)
-    if server.stderr is not None:
-        server.stderr.close()
 
 
 def write_config(directory: Path) -> Path:
@@ -116,7 +90,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def warm(config: Path, samples: int, payload_bytes: int) -> dict[str, list[float]]:
-    server, endpoint = start_server(config, config.parent / "warm.log")
+    server, host, port = start_server(config, config.parent / "warm.log")
+    endpoint = f"http://{host}:{port}"
     payload = ('{"data": "' + "x" * max(0, payload_bytes - 12) + '"}').encode()
     expected = json.loads(payload)  # runtimes differ in whitespace (ours writes compact JSON)
     timings: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
@@ -143,7 +118,8 @@ def cold(config: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
     for _ in range(rounds):
         for name, values in results.items():
             log_path = config.parent / "cold.log"
-            server, endpoint = start_server(config, log_path)
+            server, host, port = start_server(config, log_path)
+            endpoint = f"http://{host}:{port}"
             try:
                 client = KeepAliveClient(endpoint)
                 start = time.perf_counter()
