@@ -258,9 +258,8 @@ class Environment:
             if poller is None or not self._runtime_alive():
                 # Died before it asked for this invoke (e.g. killed while parked on /next, its exit not yet
                 # seen): nothing was handed over, so the invoke is not this environment's to fail. The
-                # environment is finished either way; the exit watcher completes the rest.
-                self._terminate_seats()
-                self._signal_group(signal.SIGKILL)
+                # environment is finished either way.
+                self._abandon()
                 raise NotDispatched
             flight = self._dispatch(poller, invocation, answer_first)
             # The timeout is one timer that fails the outcome, not a timeout context around a shield: the
@@ -356,9 +355,7 @@ class Environment:
         self._complete(flight, _Outcome(InvokeResult(body, content_type or "application/json", False)))
         return rendering.RUNTIME_ACCEPTED
 
-    def runtime_error(
-        self, request_id: str, body: bytes, error_type_header: str | None, too_large: int = 0
-    ) -> Response:
+    def runtime_error(self, request_id: str, body: bytes, too_large: int = 0) -> Response:
         flight, refusal = self._answering(request_id, Event.ERROR)
         if flight is None:
             return refusal
@@ -366,8 +363,9 @@ class Environment:
         if too_large:
             self._complete(flight, self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
-        # The body reaches the invoker unchanged. The type header is optional (awslambdaric omits it) and,
-        # as in RAPID, would only feed telemetry; a handler's exception is no REPORT status.
+        # The body reaches the invoker unchanged. Lambda-Runtime-Function-Error-Type is optional (awslambdaric
+        # omits it) and, as in RAPID, feeds only telemetry, which we do not have yet; a handler's exception
+        # is no REPORT status.
         self._complete(flight, _Outcome(InvokeResult(body, "application/json", True)))
         return rendering.RUNTIME_ACCEPTED
 
@@ -481,8 +479,7 @@ class Environment:
             # RST): it was dying as the event was written, and never had it.
             self._inflight.pop(invocation.request_id, None)
             self._sink.platform(rendering.not_dispatched_line(invocation.request_id))
-            self._terminate_seats()
-            self._signal_group(signal.SIGKILL)
+            self._abandon()
             raise NotDispatched
         return flight
 
@@ -537,9 +534,7 @@ class Environment:
         if overflow:
             limit_mb = self.config.ephemeral_storage_mb
             self._sink.platform(rendering.scratch_overflow_line(request_id, limit_mb, overflow))
-            # Unusable from this step on; the exit watcher settles the rest once the process is gone.
-            self._terminate_seats()
-            self._signal_group(signal.SIGKILL)
+            self._abandon()
 
     async def _time_out(self, request_id: str) -> _Outcome:
         self._sample_memory()
@@ -580,9 +575,7 @@ class Environment:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
-        self._terminate_seats()
-        # Anything the runtime left behind in its process group goes with it.
-        self._signal_group(signal.SIGKILL)
+        self._abandon()  # anything the runtime left behind in its process group goes with it
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             self._init_done.set_result(self._exit_outcome_for_init())
@@ -621,9 +614,14 @@ class Environment:
             if seat.allows(Event.TERMINATE):
                 seat.fire(Event.TERMINATE)
 
-    async def _kill(self) -> None:
+    def _abandon(self) -> None:
+        """This runtime serves no more: every seat ends now and its process group is killed. Unusable from
+        this step on; the exit watcher settles the rest once the process is gone."""
         self._terminate_seats()
         self._signal_group(signal.SIGKILL)
+
+    async def _kill(self) -> None:
+        self._abandon()
         if self._exit_watch is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._exit_watch)

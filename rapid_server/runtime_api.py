@@ -51,9 +51,7 @@ def make_handler(environment: Environment) -> Handler:
                 )
             else:
                 too_large = request.body_size if request.too_large else 0
-                response = environment.runtime_error(
-                    request_id, request.body, _error_type(request), too_large
-                )
+                response = environment.runtime_error(request_id, request.body, too_large)
             if response is not rendering.RUNTIME_ACCEPTED or not environment.answers_invoker_first(
                 request_id
             ):

@@ -277,12 +277,10 @@ class ResponseStream:
     def __init__(self, client: RuntimeClient, sock: _socket.socket) -> None:
         self._client = client
         self._sock = sock
-        self.bytes_sent = 0
 
     def write(self, data: bytes) -> None:
         if not data:
             return  # an empty chunk would end the chunked body
-        self.bytes_sent += len(data)
         size = b"%x\r\n" % len(data)
         if len(data) <= 64 * 1024:
             self._send(size + data + b"\r\n")

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
-SNAP_START = "snap-start"
 BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
 AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
 EXIT_BEFORE_SNAPSHOT_ERROR = 64
