@@ -21,18 +21,27 @@ if TYPE_CHECKING:
 
 WRAPPER_ENV = "AWS_LAMBDA_EXEC_WRAPPER"
 WRAPPED_MARK_ENV = "_RAPIDBOOT_EXEC_WRAPPED"
+OPT_DIR_ENV = "RAPIDBOOT_OPT_DIR"  # where the layers are when not in /opt (config.RuntimeConfig.opt_dir)
 
 EXIT_NOT_FOUND = 127  # the shell's "command not found"
 EXIT_NOT_EXECUTABLE = 126  # the shell's "found but cannot execute"
 
 
 def wrapper_to_exec(environ: MutableMapping[str, str]) -> str | None:
-    """The wrapper to re-exec under, or None (unset, or this process is the wrapper's child)."""
+    """The wrapper to re-exec under, or None (unset, or this process is the wrapper's child).
+
+    A wrapper that a layer brings is named as on Lambda, `/opt/...`. Where the layers are merged
+    elsewhere (our server: `RAPIDBOOT_OPT_DIR`, which also places `<opt>/python` on sys.path), it is
+    looked up there, so the same function configuration runs unchanged locally.
+    """
     wrapper = environ.get(WRAPPER_ENV)
     if not wrapper:
         return None
     if environ.pop(WRAPPED_MARK_ENV, None) == wrapper:
         return None
+    opt_dir = environ.get(OPT_DIR_ENV, "").rstrip("/")
+    if opt_dir and wrapper.startswith("/opt/"):
+        return opt_dir + wrapper[len("/opt") :]
     return wrapper
 
 
@@ -44,7 +53,8 @@ def exec_wrapper(wrapper: str, command: Sequence[str]) -> int:
     if not os.access(wrapper, os.X_OK):
         sys.stderr.write(f"{wrapper}: is not an executable\n")
         return EXIT_NOT_EXECUTABLE
-    os.environ[WRAPPED_MARK_ENV] = wrapper
+    # The mark is the variable's value (what the next start compares), not the path looked up.
+    os.environ[WRAPPED_MARK_ENV] = os.environ.get(WRAPPER_ENV) or wrapper
     sys.stdout.flush()
     sys.stderr.flush()
     try:
