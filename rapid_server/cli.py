@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 from .config import (
     DEFAULT_FUNCTION_NAME,
@@ -131,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help='client context as JSON, e.g. \'{"custom": {"k": "v"}}\' (sent base64-encoded, as boto3 does)',
     )
+    invoke.add_argument(
+        "--log-type",
+        choices=["None", "Tail"],
+        default="None",
+        help="Tail: print the last 4 KB of the invoke's log (decoded) on stderr",
+    )
+    invoke.add_argument(
+        "--stream",
+        action="store_true",
+        help="InvokeWithResponseStream: print the response's chunks as they arrive",
+    )
     invoke.add_argument("--read-timeout", type=float, default=910, help=argparse.SUPPRESS)
     return parser
 
@@ -203,40 +212,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    import httpx  # only this command needs an HTTP client
+    from .invoke_command import invoke  # an HTTP client, which serving does not need
 
-    if args.payload_file is not None:
-        try:
-            body = args.payload_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"--payload-file {args.payload_file}: {exc.strerror}") from None
-    else:
-        body = (args.payload or "").encode()
-    url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{quote(args.name, safe='')}/invocations"
-    try:
-        headers = {"X-Amz-Invocation-Type": args.invocation_type}
-        if args.client_context is not None:
-            headers["X-Amz-Client-Context"] = base64.b64encode(args.client_context.encode()).decode()
-        timeout = httpx.Timeout(10, read=args.read_timeout)
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        print(f"rapidboot: cannot invoke {args.name} at {args.endpoint}: {exc}", file=sys.stderr)
-        return 2
-    if response.status_code == 202:  # queued: there is no response, only the invocation's request id
-        print(response.headers.get("x-amzn-RequestId", ""), flush=True)
-        return 0
-    sys.stdout.buffer.write(response.content)
-    if response.content and not response.content.endswith(b"\n"):
-        sys.stdout.buffer.write(b"\n")
-    sys.stdout.flush()
-    if response.status_code >= 300:
-        code = response.headers.get("x-amzn-ErrorType", str(response.status_code))
-        print(f"rapidboot: {code} (HTTP {response.status_code})", file=sys.stderr)
-        return 2
-    if response.headers.get("X-Amz-Function-Error"):
-        print(f"rapidboot: function error ({response.headers['X-Amz-Function-Error']})", file=sys.stderr)
-        return 1
-    return 0
+    return invoke(args)
 
 
 if __name__ == "__main__":

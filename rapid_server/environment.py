@@ -34,10 +34,11 @@ from layers import PreparedFunction
 
 from . import errors, rendering
 from .config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command
-from .http import Connection, Response, bound_port, start_listener
+from .http import BodyReceiver, Connection, Response, bound_port, start_listener
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
+from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
 
 INIT_TIMEOUT_S = 10.0
@@ -57,6 +58,8 @@ class Invocation:
     trace_id: str
     content_type: str = "application/json"
     client_context: str | None = None  # decoded JSON; sync invokes only, as on Lambda
+    log_tail: bool = False  # the caller wants the invoke's log (`X-Amz-Log-Type: Tail`)
+    stream: ResponseStream | None = None  # InvokeWithResponseStream: where a streamed response goes
 
 
 @dataclass(slots=True)
@@ -187,10 +190,15 @@ class Environment:
 
     async def start(self) -> None:
         """Open this environment's Runtime API and spawn the runtime. Init proceeds in the background."""
-        from .runtime_api import make_handler  # runtime_api imports this module for its types
+        from .runtime_api import make_body_router, make_handler  # runtime_api imports this module
 
         self._listener = await start_listener(
-            make_handler(self), "127.0.0.1", 0, MAX_RESPONSE_BYTES, self._on_error
+            make_handler(self),
+            "127.0.0.1",
+            0,
+            MAX_RESPONSE_BYTES,
+            self._on_error,
+            body_router=make_body_router(self),
         )
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
         argv = self._runtime_command()
@@ -276,7 +284,7 @@ class Environment:
                 timer.cancel()
         except TimeoutError:
             if flight is None:  # timed out waiting for the runtime to ask for work
-                self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+                self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
             outcome = await self._time_out(request_id)
         started = flight.dispatched_at if flight is not None else time.perf_counter() - timeout_s
         self._inflight.pop(request_id, None)
@@ -289,7 +297,7 @@ class Environment:
 
     def exit_result(self, request_id: str) -> InvokeResult:
         """Log and answer an invoke this environment could not run because its runtime had exited."""
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
         outcome = self._exit_outcome(request_id)
         self._log_invoke(request_id, 0.0, outcome)
         return outcome.result
@@ -344,6 +352,10 @@ class Environment:
         if too_large:
             self._complete(flight, self._response_too_large(too_large))
             return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
+        stream = flight.invocation.stream
+        if stream is not None and stream.overflowed:
+            self._complete(flight, self._response_too_large(stream.received, MAX_STREAMED_BYTES))
+            return rendering.runtime_payload_too_large(MAX_STREAMED_BYTES)
         if stream_error is not None:
             # A streamed response that failed midway: the caller gets the error, as from an error post.
             error_type, error_body = stream_error
@@ -368,6 +380,18 @@ class Environment:
         # is no REPORT status.
         self._complete(flight, _Outcome(InvokeResult(body, "application/json", True)))
         return rendering.RUNTIME_ACCEPTED
+
+    def stream_receiver(self, request_id: str, connection: Connection) -> BodyReceiver | None:
+        """A streamed `/response` is starting: where its body goes as it arrives, if its invoker takes a
+        stream (InvokeWithResponseStream); None keeps it whole, checked when it ends, as any response."""
+        flight = self._inflight.get(request_id)
+        if flight is None or flight.outcome.done() or not flight.seat.allows(Event.RESPONSE):
+            return None
+        stream = flight.invocation.stream
+        if stream is None:
+            return None
+        stream.begin(connection)
+        return stream.receive
 
     def answers_invoker_first(self, request_id: str) -> bool:
         """Whether the 202 for this invoke's answer waits until its invoker has been answered."""
@@ -471,7 +495,9 @@ class Environment:
         )
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
-        self._sink.platform(rendering.start_line(invocation.request_id, "$LATEST"))
+        self._sink.platform(
+            rendering.start_line(invocation.request_id, "$LATEST"), request_id=invocation.request_id
+        )
         # Checked and written in this same step: no event is handed to a connection that has gone.
         sent = poller.connection.send(Response(200, invocation.payload, headers))
         if not sent or poller.connection.reset_by_peer:
@@ -511,10 +537,9 @@ class Environment:
             self._output.owner = "*"  # several invokes share the pipe: no line can be told apart
 
     @staticmethod
-    def _response_too_large(size: int) -> _Outcome:
+    def _response_too_large(size: int, limit: int = MAX_RESPONSE_BYTES) -> _Outcome:
         message = (
-            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-            f"({MAX_RESPONSE_BYTES} bytes)."
+            f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."
         )
         body = rendering.function_error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, message)
         error_type = errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE
@@ -533,13 +558,17 @@ class Environment:
         overflow = self._limits.scratch_overflow_bytes()
         if overflow:
             limit_mb = self.config.ephemeral_storage_mb
-            self._sink.platform(rendering.scratch_overflow_line(request_id, limit_mb, overflow))
+            self._sink.platform(
+                rendering.scratch_overflow_line(request_id, limit_mb, overflow), request_id=request_id
+            )
             self._abandon()
 
     async def _time_out(self, request_id: str) -> _Outcome:
         self._sample_memory()
         self._drain_output()
-        self._sink.platform(rendering.timeout_log_line(request_id, self.config.timeout_s))
+        self._sink.platform(
+            rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
+        )
         timed_out = self._inflight.get(request_id)
         outcome = _Outcome(
             InvokeResult(
@@ -753,7 +782,8 @@ class Environment:
         """The invoke that found init failed: INIT_REPORT, then the invoke's own START/END/REPORT."""
         init_ms = self._init_duration_ms or 0.0
         self._sink.platform(
-            rendering.init_report_line(init_ms, "init", outcome.status or "error", outcome.error_type)
+            rendering.init_report_line(init_ms, "init", outcome.status or "error", outcome.error_type),
+            request_id=request_id,
         )
         result = outcome.result
         if outcome.status == "timeout":
@@ -767,10 +797,12 @@ class Environment:
                 rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message), result.content_type, True
             )
         outcome.result = result
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"))
+        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
         if outcome.status == "timeout":
-            self._sink.platform(rendering.timeout_log_line(request_id, self.config.timeout_s))
-        self._sink.platform(rendering.end_line(request_id))
+            self._sink.platform(
+                rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
+            )
+        self._sink.platform(rendering.end_line(request_id), request_id=request_id)
         self._sink.platform(
             rendering.report_line(
                 request_id,
@@ -780,7 +812,8 @@ class Environment:
                 None,
                 outcome.status,
                 outcome.error_type,
-            )
+            ),
+            request_id=request_id,
         )
 
     def _log_invoke(self, request_id: str, duration_ms: float, outcome: _Outcome) -> None:
@@ -797,7 +830,7 @@ class Environment:
             outcome.status,
             outcome.error_type,
         )
-        self._sink.platform(rendering.end_line(request_id), report)  # one write for both
+        self._sink.platform(rendering.end_line(request_id), report, request_id=request_id)  # one write
 
     # Memory and output -----------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class Request:
 
     __slots__ = (
         "body",
+        "body_receiver",
         "body_size",
         "connection",
         "headers",
@@ -69,6 +70,8 @@ class Request:
         self.body_size = 0  # bytes received, even past the limit
         self.too_large = False  # body exceeded the listener's limit: `body` holds nothing useful
         self.trailers: dict[str, str] = {}  # fields after a chunked body (lower-case names)
+        # Set when the body is passed on as it arrives rather than kept (`BodyRouter`): `body` stays empty.
+        self.body_receiver: BodyReceiver | None = None
 
 
 class Response:
@@ -84,6 +87,10 @@ class Response:
 AsyncHandler = Callable[[Request], Awaitable[Response | None]]
 SyncHandler = Callable[[Request], Response | None]
 Handler = AsyncHandler | SyncHandler
+# Called once a request's head is in: where its body should go as it arrives, or None to keep it whole
+# (`Request.body`) as usual. The request is handled once its body has ended either way.
+BodyReceiver = Callable[[bytes], None]
+BodyRouter = Callable[[Request], BodyReceiver | None]
 
 
 def encode_response(response: Response, keep_alive: bool) -> bytes:
@@ -113,6 +120,37 @@ class Connection:
     def send(self, response: Response) -> bool:
         """Write the answer to the request now being handled. False if the peer is gone (nothing sent)."""
         return self._protocol.send(response)
+
+    # A streamed answer: a head with `Transfer-Encoding: chunked`, chunks as they come, then the end.
+
+    def start_chunked(self, status: int, headers: list[tuple[str, str]]) -> bool:
+        """Write the head of a chunked answer to the request now being handled. False if it cannot be."""
+        return self._protocol.start_chunked(status, headers)
+
+    def write_chunk(self, data: bytes) -> bool:
+        """One chunk of the answer started with `start_chunked`; False if the peer is gone."""
+        return self._protocol.write_chunk(data)
+
+    def end_chunked(self) -> None:
+        self._protocol.end_chunked()
+
+    @property
+    def write_backlog(self) -> int:
+        """Bytes written but not yet taken by the peer's socket."""
+        transport = self._protocol.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the write backlog is below the transport's low-water mark (or the peer has
+        gone): the signal to resume a source that was paused for a slow reader."""
+        self._protocol.when_drained(callback)
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer (its sender blocks once the socket buffers fill): flow control."""
+        self._protocol.pause_flow()
+
+    def resume_reading(self) -> None:
+        self._protocol.resume_flow()
 
     @property
     def peer_closed(self) -> bool:
@@ -158,8 +196,10 @@ class HttpProtocol(asyncio.Protocol):
         max_body_size: int,
         on_error: Callable[[BaseException], None],
         cancel_on_disconnect: bool = True,
+        body_router: BodyRouter | None = None,
     ):
         self._handler = handler
+        self._body_router = body_router
         self._handler_is_async = asyncio.iscoroutinefunction(handler)
         self._max_body_size = max_body_size
         self._on_error = on_error
@@ -172,7 +212,10 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: deque[tuple[Request, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None  # runs a coroutine handler
         self._busy = False  # a request is being handled: the queued ones wait for its answer
-        self._reading_paused = False
+        self._reading_paused = False  # too many pipelined requests queued
+        self._flow_paused = False  # a body's receiver cannot pass it on as fast as it arrives
+        self._streaming = False  # a chunked answer has been started and not yet ended
+        self._drain_waiters: list[Callable[[], None]] = []
         # Parser state for the request being received.
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -227,6 +270,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self.socket = None
         self._queue.clear()
+        self._wake_drain_waiters()
         if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
             # A handler waiting on this connection must stop waiting: nothing can reach it.
             self._worker.cancel()
@@ -256,8 +300,16 @@ class HttpProtocol(asyncio.Protocol):
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self._parser.get_method().decode("ascii")
         self._current = Request(method, path, query, self._headers, self._connection)
+        if self._body_router is not None:
+            # A body passed on as it arrives is not kept: the size limit for kept bodies does not apply.
+            self._current.body_receiver = self._body_router(self._current)
         declared = self._headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
+        if (
+            self._current.body_receiver is None
+            and declared is not None
+            and declared.isdigit()
+            and int(declared) > self._max_body_size
+        ):
             # Known to be too large before a byte of it arrives: refuse now rather than read megabytes.
             self._current.too_large = True
         elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
@@ -268,6 +320,9 @@ class HttpProtocol(asyncio.Protocol):
         request = self._current
         assert request is not None
         request.body_size += len(body)
+        if request.body_receiver is not None:
+            request.body_receiver(body)
+            return
         if request.too_large:
             return
         if request.body_size > self._max_body_size:
@@ -302,8 +357,9 @@ class HttpProtocol(asyncio.Protocol):
         ):
             request, keep_alive = self._queue.popleft()
             if self._reading_paused:
-                self.transport.resume_reading()
                 self._reading_paused = False
+                if not self._flow_paused:
+                    self.transport.resume_reading()
             self._awaiting_response = True
             self._keep_alive = keep_alive
             self._busy = True
@@ -325,6 +381,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         except Exception as exc:  # a handler bug must not take the listener down
             response = self._internal_error(exc)
+            if self._streaming and self.transport is not None:
+                self.transport.close()  # midway through a streamed answer: only closing can tell the peer
         if response is not None:
             self.send(response)
 
@@ -333,19 +391,94 @@ class HttpProtocol(asyncio.Protocol):
         return Response(500, b'{"message":"Internal server error"}', [_JSON])
 
     def send(self, response: Response) -> bool:
-        if not self._awaiting_response or self.transport is None or self.transport.is_closing():
+        if (
+            not self._awaiting_response
+            or self._streaming
+            or self.transport is None
+            or self.transport.is_closing()
+        ):
             return False
+        self.transport.write(encode_response(response, self._keep_alive))
+        self._answered()
+        return True
+
+    def _answered(self) -> None:
+        """The answer to the request being handled is written: close, or go on to the next request."""
+        assert self.transport is not None
         self._awaiting_response = False
         self._busy = False
-        self.transport.write(encode_response(response, self._keep_alive))
         if not self._keep_alive:
             self.transport.close()
-            return True
+            return
         if self._queue:
             # Pipelined requests wait for this answer. Handled in a later step, not inside the caller's
             # (e.g. an event being dispatched), whose state is not settled yet.
             asyncio.get_running_loop().call_soon(self._handle_queued)
+
+    def start_chunked(self, status: int, headers: list[tuple[str, str]]) -> bool:
+        if (
+            not self._awaiting_response
+            or self._streaming
+            or self.transport is None
+            or self.transport.is_closing()
+        ):
+            return False
+        parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
+        parts.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+        if not self._keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+        self._streaming = True
         return True
+
+    def write_chunk(self, data: bytes) -> bool:
+        if not self._streaming or self.transport is None or self.transport.is_closing():
+            return False
+        if data:  # an empty chunk would end the body (RFC 9112 section 7.1)
+            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        return True
+
+    def end_chunked(self) -> None:
+        if not self._streaming:
+            return
+        self._streaming = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(b"0\r\n\r\n")
+        self._answered()
+
+    # Flow control ----------------------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:  # asyncio.Protocol: our write backlog passed the high-water mark
+        pass  # writers look at `Connection.write_backlog` themselves and wait with `when_drained`
+
+    def resume_writing(self) -> None:
+        self._wake_drain_waiters()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        transport = self.transport
+        if transport is None or transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
+            callback()
+            return
+        self._drain_waiters.append(callback)
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            callback()
+
+    def pause_flow(self) -> None:
+        if not self._flow_paused and self.transport is not None:
+            self._flow_paused = True
+            self.transport.pause_reading()
+
+    def resume_flow(self) -> None:
+        if self._flow_paused and self.transport is not None:
+            self._flow_paused = False
+            if not self._reading_paused:
+                self.transport.resume_reading()
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
@@ -381,10 +514,11 @@ async def start_listener(
     max_body_size: int,
     on_error: Callable[[BaseException], None],
     cancel_on_disconnect: bool = True,
+    body_router: BodyRouter | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect),
+        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect, body_router),
         host,
         port,
         reuse_address=True,

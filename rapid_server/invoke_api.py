@@ -1,8 +1,9 @@
 """The Invoke API as boto3, the AWS CLI and curl call it (reference section 2).
 
-Routes: `POST /2015-03-31/functions/{name}/invocations` (Invoke) and `GET /2015-03-31/functions/`
-(ListFunctions). A request refused here (unknown function, oversized or malformed payload, bad header)
-changes nothing and starts nothing.
+Routes: `POST /2015-03-31/functions/{name}/invocations` (Invoke),
+`POST /2021-11-15/functions/{name}/response-streaming-invocations` (InvokeWithResponseStream) and
+`GET /2015-03-31/functions/` (ListFunctions). A request refused here (unknown function, oversized or
+malformed payload, bad header) changes nothing and starts nothing.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from .environment import Invocation
 from .errors import ServiceError
 from .function import Function
 from .http import Handler, Request, Response
+from .response_stream import ResponseStream
 from .server_state import ServerState
 
 MAX_SYNC_PAYLOAD_BYTES = 6_291_456
 MAX_CLIENT_CONTEXT_BYTES = 3583
 MAX_EVENT_PAYLOAD_BYTES = 1_048_576  # "1 MB" for Event invokes (reference section 2; 256 KB before 2025)
 LATEST = "$LATEST"
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # botocore's ResponseStreamingInvocationType
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>[^/]+)/response-streaming-invocations/?$")
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
 # arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER], ACCOUNT:function:NAME[:QUALIFIER], NAME[:QUALIFIER]
 _FULL_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<rest>.+)$")
@@ -37,7 +42,7 @@ _PARTIAL_ARN = re.compile(r"^\d{12}:function:(?P<rest>.+)$")
 
 
 def make_handler(state: ServerState) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
         try:
             match = _INVOKE.match(request.path)
@@ -45,6 +50,11 @@ def make_handler(state: ServerState) -> Handler:
                 if request.method != "POST":
                     raise _unknown_operation(request)
                 return await _invoke(state, request, match["name"], request_id)
+            match = _INVOKE_STREAM.match(request.path)
+            if match is not None:
+                if request.method != "POST":
+                    raise _unknown_operation(request)
+                return await _invoke(state, request, match["name"], request_id, streaming=True)
             if _LIST.match(request.path) is not None:
                 if request.method != "GET":
                     raise _unknown_operation(request)
@@ -56,16 +66,24 @@ def make_handler(state: ServerState) -> Handler:
     return handle
 
 
-async def _invoke(state: ServerState, request: Request, name: str, request_id: str) -> Response:
+async def _invoke(
+    state: ServerState, request: Request, name: str, request_id: str, streaming: bool = False
+) -> Response | None:
     function = _resolve(state, name, _query_qualifier(request))
     invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
-    if invocation_type not in ("RequestResponse", "DryRun", "Event"):
+    allowed = _STREAM_INVOCATION_TYPES if streaming else _INVOCATION_TYPES
+    if invocation_type not in allowed:
         raise ServiceError(
             400,
             errors.INVALID_PARAMETER_VALUE,
-            f"X-Amz-Invocation-Type: {invocation_type!r} is not one of RequestResponse, Event, DryRun",
+            f"X-Amz-Invocation-Type: {invocation_type!r} is not one of {', '.join(allowed)}",
         )
-    if invocation_type == "Event":
+    log_type = request.headers.get("x-amz-log-type", "None")
+    if log_type not in ("None", "Tail"):
+        raise ServiceError(
+            400, errors.INVALID_PARAMETER_VALUE, f"X-Amz-Log-Type: {log_type!r} is not one of None, Tail"
+        )
+    if invocation_type == "Event":  # the log goes to the log only: Tail applies to sync invokes
         return _accept_event(state, function, request, request_id)
     if request.too_large:
         raise ServiceError(
@@ -77,14 +95,27 @@ async def _invoke(state: ServerState, request: Request, name: str, request_id: s
     client_context = _client_context(request.headers.get("x-amz-client-context"))
     if invocation_type == "DryRun":
         return Response(204, b"", [("x-amzn-RequestId", request_id)])
+    tail = log_type == "Tail"
     invocation = Invocation(
         request_id=request_id,
         payload=payload,
         invoked_function_arn=function.arn,
         trace_id=request.headers.get("x-amzn-trace-id") or _new_trace_id(),
         client_context=client_context,
+        log_tail=tail,
+        stream=ResponseStream(request.connection, request_id) if streaming else None,
     )
-    result = await function.invoke(invocation)
+    if tail:
+        state.sink.open_tail(request_id)
+    try:
+        result = await function.invoke(invocation)
+    finally:
+        # Complete: with a tail wanted the invoke is settled (END, REPORT) before it returns.
+        log_result = base64.b64encode(state.sink.close_tail(request_id)).decode() if tail else None
+    if invocation.stream is not None:
+        error_body = result.body if result.function_error else None
+        invocation.stream.finish(result.body, error_body, log_result)
+        return None  # answered on the connection, as a stream
     headers = [
         ("Content-Type", result.content_type),
         ("X-Amz-Executed-Version", LATEST),
@@ -92,6 +123,8 @@ async def _invoke(state: ServerState, request: Request, name: str, request_id: s
     ]
     if result.function_error:
         headers.append(("X-Amz-Function-Error", "Unhandled"))
+    if log_result is not None:
+        headers.append(("X-Amz-Log-Result", log_result))
     return Response(200, result.body, headers)
 
 

@@ -11,6 +11,8 @@ import asyncio
 import sys
 from typing import BinaryIO
 
+TAIL_BYTES = 4096  # X-Amz-Log-Result: the last 4 KB of the invoke's log (reference section 2)
+
 
 class LogSink:
     """On the server's stdout, lines are gathered and written once per turn of the event loop: the lines of
@@ -19,19 +21,45 @@ class LogSink:
     own: ~5% of the server's CPU at 8 concurrent clients. A stream given explicitly (tests) is written at
     once, as is every line outside a running loop."""
 
-    __slots__ = ("_batched", "_pending", "_stream")
+    __slots__ = ("_batched", "_pending", "_stream", "_tails")
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._batched = stream is None
         self._pending: list[bytes] = []
+        # Invokes whose log is also kept for their caller (`X-Amz-Log-Type: Tail`), by request id.
+        self._tails: dict[str, bytearray] = {}
 
-    def platform(self, *lines: str) -> None:
-        self._write("".join(line + "\n" for line in lines).encode())
+    def platform(self, *lines: str, request_id: str | None = None) -> None:
+        """Platform lines; those of one invoke (START, END, REPORT, its timeout) name its request id, so
+        they go into its tail too."""
+        data = "".join(line + "\n" for line in lines).encode()
+        if request_id is not None and self._tails:
+            self._keep(request_id, data)
+        self._write(data)
 
     def function_output(self, function: str, request_id: str | None, line: bytes) -> None:
+        if request_id is not None and self._tails:
+            self._keep(request_id, line + b"\n")  # as the function wrote it, as Lambda's log has it
         prefix = f"[{function} {request_id or 'init'}] ".encode()
         self._write(prefix + line + b"\n")
+
+    def open_tail(self, request_id: str) -> None:
+        """Start keeping this invoke's log lines for its caller."""
+        self._tails[request_id] = bytearray()
+
+    def close_tail(self, request_id: str) -> bytes:
+        """The last 4 KB of what was kept for this invoke, and stop keeping it."""
+        kept = self._tails.pop(request_id, None)
+        return bytes(kept[-TAIL_BYTES:]) if kept else b""
+
+    def _keep(self, request_id: str, data: bytes) -> None:
+        kept = self._tails.get(request_id)
+        if kept is None:
+            return
+        kept += data
+        if len(kept) > 4 * TAIL_BYTES:  # only the end is ever returned
+            del kept[:-TAIL_BYTES]
 
     def flush(self) -> None:
         data = b"".join(self._pending)

@@ -12,7 +12,7 @@ import re
 
 from . import errors, rendering
 from .environment import Environment
-from .http import Handler, Request, Response
+from .http import BodyReceiver, BodyRouter, Handler, Request, Response
 
 _PREFIX = "/2018-06-01/runtime"
 _NEXT = f"{_PREFIX}/invocation/next"
@@ -61,6 +61,21 @@ def make_handler(environment: Environment) -> Handler:
         return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
 
     return handle
+
+
+def make_body_router(environment: Environment) -> BodyRouter:
+    """A streamed `/response` whose invoker takes a stream is passed on as it arrives, not kept whole."""
+
+    def route(request: Request) -> BodyReceiver | None:
+        mode = request.headers.get("lambda-runtime-function-response-mode")
+        if mode is None or mode.lower() != "streaming" or request.method != "POST":
+            return None
+        match = _INVOCATION.match(request.path)
+        if match is None or match["action"] != "response":
+            return None
+        return environment.stream_receiver(match["id"], request.connection)
+
+    return route
 
 
 def _after_invoker(request: Request, response: Response) -> None:
