@@ -55,8 +55,9 @@ def build_record(
         "requestPayload": _parsed(event.payload),
     }
     if outcome.response is None:
-        # Never ran (throttled until the event expired): there is no response to report. The service's
-        # record for this case is undocumented; we report the throttle's status and no payload.
+        # Never ran (throttled until the event expired, or reserved concurrency 0): there is no response to
+        # report. The service's record for this case is undocumented; we report the throttle's status and
+        # no payload.
         record["responseContext"] = {"statusCode": 429, "executedVersion": LATEST}
         return orjson.dumps(record)
     response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": LATEST}

@@ -11,6 +11,9 @@ Policy (reference section 7, docs "How Lambda handles errors and retries with as
   `retry_base_delay / 60` when that is below the service's 60 s (never below 10 ms), so a function
   configured for fast tests also backs off fast from throttles.
 - Success goes to `on_success` as `Success`.
+- A function with `reserved_concurrency = 0` is never run: its events go straight to `on_failure` as
+  `RetriesExhausted` with no invoke (approximateInvokeCount 0), as the service sends them to the DLQ or
+  on-failure destination without retries.
 
 Each event runs through `Function.invoke`, the path sync invokes take: the same environments and the same
 concurrency limits. Every attempt carries the request id the 202 returned, as on Lambda, so a function
@@ -166,6 +169,9 @@ class Dispatcher:
             outcome = Outcome(EVENT_AGE_EXCEEDED, event.attempts, error, error is not None)
             self._finish(function, event, outcome)
             return
+        if config.reserved_concurrency == 0:
+            self._finish(function, event, Outcome(RETRIES_EXHAUSTED, event.attempts, None, False))
+            return
         invocation = Invocation(
             request_id=event.request_id,
             payload=event.payload,
@@ -229,5 +235,5 @@ class Dispatcher:
 def _pollers(config: FunctionConfig) -> int:
     if config.reserved_concurrency is None:
         return ASYNC_POLLERS_PER_FUNCTION
-    # Reserved concurrency 0 still gets one poller: its throttles are what expires the event.
+    # Reserved concurrency 0 still gets one poller: it sends the events on to on_failure.
     return max(1, min(ASYNC_POLLERS_PER_FUNCTION, config.reserved_concurrency))

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,15 @@ def server(code_root: Path, workdir: Path) -> Iterator[RapidServer]:
         "throttled": events_function(
             code_root,
             out / "throttled.jsonl",
-            reserved_concurrency=0,
+            reserved_concurrency=1,
             maximum_event_age=0.5,
             on_failure="file:out/throttled-failure.jsonl",
+        ),
+        "disabled": events_function(
+            code_root,
+            out / "disabled.jsonl",
+            reserved_concurrency=0,
+            on_failure="file:out/disabled-failure.jsonl",
         ),
         "chained": events_function(code_root, out / "chained.jsonl", on_success="function:sink"),
         "sink": events_function(code_root, out / "sink.jsonl"),
@@ -265,14 +272,35 @@ def test_retries_exhausted_go_to_on_failure(server: RapidServer, workdir: Path) 
 
 
 def test_throttled_event_expires_to_on_failure(server: RapidServer, workdir: Path) -> None:
-    request_id = event_invoke(server, "throttled", {"token": "starved"})
-    record = wait_for_record(workdir / "out" / "throttled-failure.jsonl", request_id)
+    """The function's one unit of reserved concurrency is held by a sync invoke: the event is throttled
+    and retried with backoff until it is older than maximum_event_age (0.5 s here)."""
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(server.invoke, "throttled", {"token": "holder", "sleep": 2})
+        assert wait_until(lambda: bool(server.runtime_processes("throttled")), DELIVERY_TIMEOUT_S)
+        request_id = event_invoke(server, "throttled", {"token": "starved"})
+        record = wait_for_record(workdir / "out" / "throttled-failure.jsonl", request_id)
+        assert holder.result().status_code == 200
     assert record["requestContext"]["condition"] == "EventAgeExceeded"
     assert record["requestContext"]["approximateInvokeCount"] == 0
     assert record["requestContext"]["requestId"] == request_id
     assert record["requestPayload"] == {"token": "starved"}
+    assert record["responseContext"] == {"statusCode": 429, "executedVersion": "$LATEST"}
     assert "responsePayload" not in record
-    assert read_lines(workdir / "out" / "throttled.jsonl") == []
+    assert [run["event"]["token"] for run in read_lines(workdir / "out" / "throttled.jsonl")] == ["holder"]
+
+
+def test_reserved_concurrency_zero_sends_events_to_on_failure_unrun(
+    server: RapidServer, workdir: Path
+) -> None:
+    """Reference section 7: with reserved concurrency 0 the service sends async events on without retries."""
+    request_id = event_invoke(server, "disabled", {"token": "off"})
+    record = wait_for_record(workdir / "out" / "disabled-failure.jsonl", request_id)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+    assert record["requestPayload"] == {"token": "off"}
+    assert "responsePayload" not in record
+    assert not (workdir / "out" / "disabled.jsonl").exists()
+    assert server.runtime_processes("disabled") == []
 
 
 def test_function_destination_receives_the_record_as_its_event(server: RapidServer, workdir: Path) -> None:
