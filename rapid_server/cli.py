@@ -110,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    package = commands.add_parser("package", help="build what you deploy to AWS Lambda")
+    package_kinds = package.add_subparsers(dest="package_kind", required=True, metavar="KIND")
+    layer = package_kinds.add_parser(
+        "layer",
+        help="rapidboot's runtime as a layer for managed Python runtimes (AWS_LAMBDA_EXEC_WRAPPER)",
+    )
+    layer.add_argument("--out", type=Path, default=Path("rapidboot-layer.zip"), help="(default: %(default)s)")
+    layer.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="PYTHON",
+        help="compile .pyc files with this interpreter, e.g. python3.12 (repeatable; default: this one)",
+    )
+
     invoke = commands.add_parser("invoke", help="invoke a function on a running server")
     invoke.add_argument("name", help="function name or ARN")
     payload = invoke.add_mutually_exclusive_group()
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "package":
+            return _package(args)
         return _invoke(args)
     except ConfigError as exc:
         print(f"rapidboot: {exc}", file=sys.stderr)
@@ -209,6 +226,22 @@ def _serve(args: argparse.Namespace) -> int:
         return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)
     except OSError as exc:
         raise ConfigError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+def _package(args: argparse.Namespace) -> int:
+    from layers.errors import LayerError
+    from layers.package import WRAPPER_NAME, build_layer
+
+    try:
+        built = build_layer(args.out, args.python)
+    except LayerError as exc:
+        raise ConfigError(str(exc)) from None
+    print(
+        f"{built.path}: {built.zip_bytes:,} bytes ({built.unzipped_bytes:,} unzipped), .pyc for "
+        f"{', '.join(built.cache_tags)}. On the function: this layer and "
+        f"AWS_LAMBDA_EXEC_WRAPPER=/opt/{WRAPPER_NAME}"
+    )
+    return 0
 
 
 def _invoke(args: argparse.Namespace) -> int:
