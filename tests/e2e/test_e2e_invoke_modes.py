@@ -1,5 +1,7 @@
-"""`X-Amz-Log-Type: Tail`: the caller gets the last 4 KB of its own invoke's log, base64, as boto3's
-`LogResult` (and the AWS CLI, and `rapidboot invoke`) expect; under our bootstrap and awslambdaric."""
+"""Invoke modes with the real clients, under our bootstrap and awslambdaric: `X-Amz-Log-Type: Tail` (the
+caller gets the last 4 KB of its own invoke's log, base64, as boto3's `LogResult`, the AWS CLI and
+`rapidboot invoke` expect) and `DryRun` (checked, nothing runs). Event invokes: test_e2e_async.py; streamed
+responses: test_e2e_response_stream.py."""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def streams(event, context):
     yield b"b"
 """
 
-FUNCTIONS = ("talks", "floods", "raises", "sleeps", "streams")
+FUNCTIONS = ("talks", "floods", "raises", "sleeps", "streams", "dry")
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
@@ -72,12 +74,13 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     for name in FUNCTIONS:
         if runtime == "awslambdaric" and name == "streams":
             continue  # awslambdaric does not stream
+        handler = "app.talks" if name == "dry" else f"app.{name}"
         table: dict[str, Any] = {
             "code": "code",
-            "handler": f"app.{name}",
+            "handler": handler,
             "timeout": 1 if name == "sleeps" else 10,
         }
-        command = runtime_command(runtime, f"app.{name}")
+        command = runtime_command(runtime, handler)
         if command is not None:
             table["command"] = command
         tables[name] = table
@@ -239,3 +242,17 @@ def test_rapidboot_invoke_stream_prints_chunks_and_errors(
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "ab\n"
     assert "streaming now" in completed.stderr
+
+
+def test_boto3_dry_run_checks_and_runs_nothing(server: RapidServer) -> None:
+    client = lambda_client(server.endpoint)
+    response = client.invoke(FunctionName="dry", InvocationType="DryRun", Payload=b'{"token": "dry"}')
+    assert response["StatusCode"] == 204
+    assert response["Payload"].read() == b""
+    assert server.runtime_processes("dry") == []
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="no-such-function", InvocationType="DryRun", Payload=b"{}")
+    with pytest.raises(client.exceptions.InvalidRequestContentException):
+        client.invoke(FunctionName="dry", InvocationType="DryRun", Payload=b"{not json")
+    assert server.runtime_processes("dry") == []
+    assert not server.lines_mentioning("[dry ")
