@@ -152,7 +152,11 @@ def main(argv: Sequence[str], runtime_command: Sequence[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
-    from .server import run  # the server's modules (asyncio, uvloop, httptools) after the checks
+    try:
+        from .server import run  # the server's modules (asyncio, uvloop, httptools) after the checks
+    except ImportError as exc:  # a runtime-only install (`pip install --no-deps`, a copied bootstrap)
+        print(f"rapidboot: the local emulator needs rapidboot's dependencies: {exc}", file=sys.stderr)
+        return 2
 
     with tempfile.TemporaryDirectory(prefix="rapidboot-emulator-") as scratch:
         config = ServerConfig(

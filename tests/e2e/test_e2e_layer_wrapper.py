@@ -69,3 +69,35 @@ def test_a_function_with_the_layer_and_the_variable_runs_the_layers_runtime(tmp_
         second = server.invoke("function", {"n": 2})
         assert second.json()["event"] == {"n": 2}
         assert server.runtime_processes("function") == runtimes
+
+
+# README's `bootstrap` for provided.al2023: an interpreter from a layer, our runtime from the rapidboot layer.
+PROVIDED_BOOTSTRAP = """#!/bin/sh
+opt="${RAPIDBOOT_OPT_DIR:-/opt}"     # our server merges layers elsewhere and says where
+exec "$opt/python3.12/bin/python3.12" "$opt/rapidboot/bootstrap"
+"""
+
+
+def test_a_provided_runtime_runs_the_layers_runtime_with_an_interpreter_from_a_layer(tmp_path: Path) -> None:
+    layer = build_layer(tmp_path / "rapidboot-layer.zip").path
+    interpreter_layer = tmp_path / "interpreter"
+    shim = interpreter_layer / "python3.12" / "bin" / "python3.12"
+    shim.parent.mkdir(parents=True)
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # stands for a Python built for AL2023
+    shim.chmod(0o755)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(APP)
+    (code / "bootstrap").write_text(PROVIDED_BOOTSTRAP)
+    (code / "bootstrap").chmod(0o755)
+    args = ["--code", str(code), "--handler", "app.handler", "--runtime", "provided"]
+    args += ["--layer", str(interpreter_layer), "--layer", str(layer), "--state-dir", str(tmp_path / "state")]
+    with running_server(args, cwd=tmp_path) as server:
+        response = server.invoke("function", {"n": 3})
+        assert response.status_code == 200, server.output_tail()
+        assert "X-Amz-Function-Error" not in response.headers, response.text
+        result = response.json()
+        opt = Path(result["opt"])
+        assert result["event"] == {"n": 3}
+        assert result["runtime_file"] == str(opt / "rapidboot" / "runtime" / "__init__.py")
+        assert result["orig_argv"] == [sys.executable, str(opt / "rapidboot" / "bootstrap")]
