@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The whole comparison against the peers (<= 5 min on 2 cores; bench-quick <= 1 min): a table in the
+# terminal, and report.md, results.json and PNG charts in bench-results/. `rapidboot bench --help` for more.
+bench: $(TEST_STAMP)
+	$(BIN)/rapidboot bench $(BENCH_FLAGS)
+
+bench-quick: $(TEST_STAMP)
+	$(BIN)/rapidboot bench --quick $(BENCH_FLAGS)
 
 # Cold start, idle RSS and in-runtime invoke time: our bootstrap vs awslambdaric vs a bare-socket floor.
 bench-coldstart: $(TEST_STAMP)

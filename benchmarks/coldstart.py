@@ -1,18 +1,20 @@
 """Cold start, idle memory and in-runtime invoke time: rapidboot's bootstrap vs awslambdaric vs the floor.
 
-All three run against the same minimal Runtime API server in this process (a thread per connection):
+All of them run against the same minimal Runtime API server in this process (a thread per connection):
 
-- cold: spawn -> first response received, trivial handler; `--spawns` runs of each, interleaved A B C A B C
-  so machine noise hits all alike. The floor is a bare `python3` script that opens one socket, reads one
-  `/next` and posts one response by hand: no runtime can start faster with the same interpreter.
+- cold: spawn -> first response received, `--spawns` runs of each, interleaved A B C A B C so machine noise
+  hits all alike; the handler is trivial (`--handler trivial`) or imports boto3 (`--handler boto3`). The
+  floor is a bare `python3` script that imports the handler module, opens one socket, reads one `/next` and
+  posts one response by hand: no runtime can start faster with the same interpreter and handler.
 - idle RSS of one environment after its first invoke, parked on `/next` (`/proc/<pid>/status` VmRSS).
 - warm in-runtime time: measured from the server's side, from the moment the `/next` response is written
   to the moment the POSTed result is fully received (trivial handler, and a ~3 MB JSON event decoded and
   echoed back). Both runtimes stay up and are invoked alternately.
 
-    python benchmarks/coldstart.py [--spawns 30] [--warm 300] [--big 20]      (or: make bench-coldstart)
+    python benchmarks/coldstart.py [--spawns 30] [--warm 300] [--big 20] [--handler trivial|boto3]
+    (or: make bench-coldstart; `rapidboot bench --only coldstart` for the report)
 
-Runs as a plain script (`py-spy record -- python benchmarks/coldstart.py`); stdlib only.
+Runs as a plain script (`py-spy record -- python benchmarks/coldstart.py`).
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HANDLER = "def handler(event, context):\n    return event\n"
+from benchmarks.peers import Runtime, discover, write_handlers
+from benchmarks.results import REFERENCE
+
+HANDLERS = {
+    "trivial": "def handler(event, context):\n    return event\n",
+    # A realistic dependency set: the SDK most functions import at module scope.
+    "boto3": "import boto3\n\n\ndef handler(event, context):\n    return event\n",
+}
 TIMEOUT_S = 30.0
 
 FLOOR = """
 import socket, sys
+__import__(sys.argv[2])  # the handler module, as any runtime must import it
 host, _, port = sys.argv[1].rpartition(":")
 sock = socket.create_connection((host, int(port)))
 
@@ -81,6 +92,7 @@ class RuntimeAPI:
         self._events: queue.Queue[bytes | None] = queue.Queue()
         self._results: queue.Queue[Result] = queue.Queue()
         self._counter = 0
+        self.first_next_at: float | None = None  # when the runtime's first `/next` arrived: its init ended
         threading.Thread(target=self._accept, daemon=True).start()
 
     def invoke(self, event: bytes) -> Result:
@@ -127,6 +139,8 @@ class RuntimeAPI:
                 if body is None:
                     return
                 if method == b"GET" and path.endswith(b"/invocation/next"):
+                    if self.first_next_at is None:
+                        self.first_next_at = time.perf_counter()
                     event = self._events.get()
                     if event is None:
                         return
@@ -173,7 +187,7 @@ def _read_exactly(conn: socket.socket, buffer: bytearray, size: int) -> bytes | 
 
 
 def _read_chunked(conn: socket.socket, buffer: bytearray) -> bytes | None:
-    parts = []
+    parts: list[bytes] = []
     while True:
         line = _read_until(conn, buffer, b"\r\n")
         if line is None:
@@ -189,41 +203,82 @@ def _read_chunked(conn: socket.socket, buffer: bytearray) -> bytes | None:
         parts.append(data[:-2])
 
 
-class Runtime:
-    def __init__(self, name: str, argv: list[str], task_root: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.task_root = task_root
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """What the cold-start harness spawns: a runtime, or the floor; `{api}` in argv is the Runtime API."""
 
-    def spawn(self, api: RuntimeAPI) -> subprocess.Popen[bytes]:
+    name: str
+    role: str
+    argv: list[str]
+
+    def spawn(self, api: RuntimeAPI, task_root: Path) -> subprocess.Popen[bytes]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "AWS_LAMBDA_RUNTIME_API": api.address,
-            "LAMBDA_TASK_ROOT": str(self.task_root),
+            "LAMBDA_TASK_ROOT": str(task_root),
             "AWS_LAMBDA_FUNCTION_NAME": "f",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         }
         argv = [arg.replace("{api}", api.address) for arg in self.argv]
         # awslambdaric finds the handler module through the working directory (its managed bootstrap
-        # puts the task root on sys.path); ours reads LAMBDA_TASK_ROOT. Same directory for all three.
+        # puts the task root on sys.path); ours reads LAMBDA_TASK_ROOT. Same directory for all.
         return subprocess.Popen(
-            argv, env=env, cwd=self.task_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            argv, env=env, cwd=task_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
 
-def cold_start(runtime: Runtime) -> float:
+def task_root_for(directory: Path, handler_source: str) -> Path:
+    """A task root with `app` (the handler, for every language) and the floor script."""
+    write_handlers(directory, "app", handler_source)
+    (directory / "floor.py").write_text(FLOOR)
+    return directory
+
+
+def contenders(runtimes: list[Runtime], task_root: Path, module: str = "app") -> list[Contender]:
+    """The runtimes, then the floor (a reference, not a peer)."""
+    handler = f"{module}.handler"
+    spawned = [Contender(runtime.name, runtime.role, runtime.argv(handler)) for runtime in runtimes]
+    floor = [sys.executable, str(task_root / "floor.py"), "{api}", module]
+    return [*spawned, Contender("floor", REFERENCE, floor)]
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStart:
+    init_ms: float  # spawn -> the runtime's first `/next` (what a server reports as Init Duration)
+    response_ms: float  # spawn -> first response received
+
+
+def cold_start(contender: Contender, task_root: Path, event: bytes = b'{"cold":true}') -> ColdStart:
+    """One spawn and one invoke; the handler must echo the event, or answer anything for another event."""
     api = RuntimeAPI()
     started = time.perf_counter()
-    proc = runtime.spawn(api)
+    proc = contender.spawn(api, task_root)
     try:
-        result = api.invoke(b'{"cold":true}')
+        result = api.invoke(event)
     finally:
         proc.kill()
         proc.wait()
         api.close()
-    assert result.body == b'{"cold": true}' or result.body == b'{"cold":true}', result.body
-    return (result.received_at - started) * 1000
+    if event == b'{"cold":true}' and json.loads(result.body) != {"cold": True}:
+        raise RuntimeError(f"{contender.name}: unexpected response {result.body[:200]!r}")
+    assert api.first_next_at is not None
+    return ColdStart((api.first_next_at - started) * 1000, (result.received_at - started) * 1000)
+
+
+def cold_samples(
+    spawned: list[Contender], task_root: Path, spawns: int, tick: Callable[[str], None] = lambda _: None
+) -> dict[str, list[float]]:
+    """`spawns` cold starts of each contender, interleaved A B C A B C, after one discarded round (it warms
+    the page cache and writes the .pyc files)."""
+    for contender in spawned:
+        cold_start(contender, task_root)
+    samples: dict[str, list[float]] = {contender.name: [] for contender in spawned}
+    for _ in range(spawns):
+        for contender in spawned:
+            tick(contender.name)
+            samples[contender.name].append(cold_start(contender, task_root).response_ms)
+    return samples
 
 
 def rss_kib(pid: int) -> int:
@@ -257,33 +312,31 @@ def summary(values: list[float]) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--spawns", type=int, default=30)
     parser.add_argument("--warm", type=int, default=300, help="trivial warm invokes per runtime")
     parser.add_argument("--big", type=int, default=20, help="3 MB warm invokes per runtime")
+    parser.add_argument("--handler", choices=sorted(HANDLERS), default="trivial", help="for the cold starts")
     args = parser.parse_args()
 
+    peers = discover()
+    runtimes = peers.python_runtimes()
+    names = [runtime.name for runtime in runtimes]
+    if names != ["rapidboot", "awslambdaric"]:
+        raise SystemExit("this script compares with awslambdaric: `pip install awslambdaric`")
     with tempfile.TemporaryDirectory() as tmp:
-        task_root = Path(tmp)
-        (task_root / "app.py").write_text(HANDLER)
-        (task_root / "floor.py").write_text(FLOOR)
-        ours = Runtime("rapidboot", [sys.executable, str(ROOT / "bootstrap"), "app.handler"], task_root)
-        ric = Runtime("awslambdaric", [sys.executable, "-m", "awslambdaric", "app.handler"], task_root)
-        floor = Runtime("floor", [sys.executable, str(task_root / "floor.py"), "{api}"], task_root)
-
-        cold: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": [], "floor": []}
-        for runtime in (ours, ric, floor):  # warm the page cache and .pyc files first, unmeasured
-            cold_start(runtime)
-        for _ in range(args.spawns):
-            for runtime in (ours, ric, floor):
-                cold[runtime.name].append(cold_start(runtime))
+        task_root = task_root_for(Path(tmp), HANDLERS[args.handler])
+        spawned = contenders(runtimes, task_root)
+        cold = cold_samples(spawned, task_root, args.spawns)
+        task_root = task_root_for(Path(tmp), HANDLERS["trivial"])
 
         # Warm: both environments stay up; invokes alternate between them.
-        apis = {r.name: RuntimeAPI() for r in (ours, ric)}
-        procs = {r.name: r.spawn(apis[r.name]) for r in (ours, ric)}
+        by_name = {c.name: c for c in spawned}
+        apis = {name: RuntimeAPI() for name in names}
+        procs = {name: by_name[name].spawn(apis[name], task_root) for name in names}
         rss: dict[str, int] = {}
-        warm: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
-        big: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
+        warm: dict[str, list[float]] = {name: [] for name in names}
+        big: dict[str, list[float]] = {name: [] for name in names}
         payload = big_event()
         expected = json.loads(payload)
         try:
@@ -309,8 +362,9 @@ def main() -> None:
                 apis[name].close()
 
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.spawns} spawns each, interleaved;"
-        f" warm: {args.warm} trivial + {args.big} x {len(payload) / 1e6:.1f} MB invokes each, alternating\n"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.spawns} spawns each ({args.handler} "
+        f"handler), interleaved; warm: {args.warm} trivial + {args.big} x {len(payload) / 1e6:.1f} MB "
+        "invokes each, alternating\n"
     )
     rows = []
     o, r, f = (summary(cold[name]) for name in ("rapidboot", "awslambdaric", "floor"))

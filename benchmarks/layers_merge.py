@@ -22,11 +22,16 @@ import subprocess
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.stats import percentile
 from layers import LayerCache, Limits, merge, prepare_function
 from layers.limits import Budget
 from layers.merge import layer_sources
+
+Tick = Callable[[str], None]
 
 LAYERS = 5
 
@@ -92,53 +97,73 @@ def time_first_cached(layers: list[Path], scratch: Path) -> float:
     return elapsed
 
 
+@dataclass(slots=True)
+class LayerTimes:
+    """Seconds per sample: the first merges (interleaved) and the cached preparation."""
+
+    first: dict[
+        str, list[float]
+    ]  # "unzip" (the peer; empty without unzip), "merge --into", "first merge ..."
+    cached: list[float]
+    unzipped_bytes: int
+    members: int
+
+
+def layer_times(
+    scratch: Path, total_mb: int, samples: int, cached_samples: int = 200, tick: Tick = lambda _: None
+) -> LayerTimes:
+    layers = make_layers(scratch, total_mb)
+    has_unzip = shutil.which("unzip") is not None
+    first: dict[str, list[float]] = {"unzip": [], "merge --into": [], "first merge into the cache": []}
+    for _ in range(samples):
+        if has_unzip:
+            tick("unzip")
+            first["unzip"].append(time_unzip(layers, scratch))
+        tick("merge --into")
+        first["merge --into"].append(time_merge_into(layers, scratch))
+        tick("first merge into the cache")
+        first["first merge into the cache"].append(time_first_cached(layers, scratch))
+
+    code = scratch / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return event\n")
+    cache = scratch / "warm-cache"
+    tick("cached")
+    prepare_function(code, layers, cache)  # the one build
+    waits = []
+    for _ in range(cached_samples):
+        start = time.perf_counter()
+        prepared = prepare_function(code, layers, cache)
+        waits.append(time.perf_counter() - start)
+        assert prepared.reused
+    members = sum(len(zipfile.ZipFile(layer).infolist()) for layer in layers)
+    return LayerTimes(first, waits, unzipped_bytes(layers), members)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--total-mb", type=int, default=100)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="layers-bench-") as temporary:
-        scratch = Path(temporary)
-        layers = make_layers(scratch, arguments.total_mb)
-        size = unzipped_bytes(layers)
-        members = sum(len(zipfile.ZipFile(layer).infolist()) for layer in layers)
-        zipped = sum(layer.stat().st_size for layer in layers)
-        print(
-            f"{LAYERS} layers: {members} members, {size / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped"
-        )
-        has_unzip = shutil.which("unzip") is not None
-        samples: dict[str, list[float]] = {"unzip": [], "merge --into": [], "first merge into the cache": []}
-        for _ in range(arguments.samples):
-            if has_unzip:
-                samples["unzip"].append(time_unzip(layers, scratch))
-            samples["merge --into"].append(time_merge_into(layers, scratch))
-            samples["first merge into the cache"].append(time_first_cached(layers, scratch))
-
-        code = scratch / "code"
-        code.mkdir()
-        (code / "app.py").write_text("def handler(event, context):\n    return event\n")
-        cache = scratch / "warm-cache"
-        prepare_function(code, layers, cache)  # the one build
-        waits = []
-        for _ in range(200):
-            start = time.perf_counter()
-            prepared = prepare_function(code, layers, cache)
-            waits.append(time.perf_counter() - start)
-            assert prepared.reused
-        baseline = statistics.median(samples["unzip"]) if has_unzip else None
-        print(f"medians of {arguments.samples} samples (interleaved):")
-        for name, values in samples.items():
-            if not values:
-                print(f"  {name:<28} (unzip not installed)")
-                continue
-            median = statistics.median(values)
-            ratio = f"  x{median / baseline:.2f} unzip" if baseline else ""
-            print(f"  {name:<28} {median * 1000:8.1f} ms  ({size / median / 1e6:.0f} MB/s){ratio}")
-        print(
-            f"  {'cached (environment waits)':<28} {statistics.median(waits) * 1000:8.3f} ms  "
-            f"(median of {len(waits)}; p99 {sorted(waits)[int(len(waits) * 0.99) - 1] * 1000:.3f} ms)"
-        )
-        print(f"  cores: {os.cpu_count()}")
+        times = layer_times(Path(temporary), arguments.total_mb, arguments.samples)
+    size = times.unzipped_bytes
+    print(f"{LAYERS} layers: {times.members} members, {size / 1e6:.1f} MB unzipped")
+    baseline = statistics.median(times.first["unzip"]) if times.first["unzip"] else None
+    print(f"medians of {arguments.samples} samples (interleaved):")
+    for name, values in times.first.items():
+        if not values:
+            print(f"  {name:<28} (unzip not installed)")
+            continue
+        median = statistics.median(values)
+        ratio = f"  x{median / baseline:.2f} unzip" if baseline else ""
+        print(f"  {name:<28} {median * 1000:8.1f} ms  ({size / median / 1e6:.0f} MB/s){ratio}")
+    waits = times.cached
+    print(
+        f"  {'cached (environment waits)':<28} {statistics.median(waits) * 1000:8.3f} ms  "
+        f"(median of {len(waits)}; p99 {percentile(waits, 0.99) * 1000:.3f} ms)"
+    )
+    print(f"  cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":

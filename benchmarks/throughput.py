@@ -3,7 +3,7 @@ the time for N simultaneous first invokes (N cold environments) end to end.
 
 Each client is a keep-alive HTTP/1.1 connection driven by asyncio (uvloop) in this one process, parsed by
 httptools, so the client costs little next to what it measures. The function is trivial (returns its
-event) and runs on our bootstrap.
+event); it runs on our bootstrap and on awslambdaric under the same server, measured in alternating rounds.
 
     python benchmarks/throughput.py [--invokes 4000] [--clients 1,8,64] [--scale-out 16] [--rounds 5]
 """
@@ -13,16 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httptools
 import uvloop
-from local_server import start_server, stop_server
 
-HANDLER = "def handler(event, context):\n    return event\n"
+from benchmarks.coldstart import HANDLERS
+from benchmarks.local_server import Function, start_server, stop_server, write_config
+from benchmarks.peers import Peers, discover, write_handlers
+from benchmarks.stats import summarize
+
+Tick = Callable[[str], None]
 PAYLOAD = b'{"data": "' + b"x" * 1012 + b'"}'
 
 
@@ -64,7 +69,7 @@ async def connect(host: str, port: int, count: int) -> list[Client]:
     return clients
 
 
-async def load(host: str, port: int, clients: int, invokes: int) -> tuple[float, list[float], int]:
+async def load(host: str, port: int, name: str, clients: int, invokes: int) -> tuple[float, list[float], int]:
     connections = await connect(host, port, clients)
     latencies: list[float] = []
     errors = 0
@@ -75,12 +80,12 @@ async def load(host: str, port: int, clients: int, invokes: int) -> tuple[float,
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
-            status = await client.invoke("echo")
+            status = await client.invoke(name)
             latencies.append((time.perf_counter() - started) * 1e6)
             errors += status != 200
 
     # Warm-up: every client once (starts the environments this concurrency needs), discarded.
-    await asyncio.gather(*(client.invoke("echo") for client in connections))
+    await asyncio.gather(*(client.invoke(name) for client in connections))
     started = time.perf_counter()
     await asyncio.gather(*(worker(client) for client in connections))
     elapsed = time.perf_counter() - started
@@ -90,10 +95,10 @@ async def load(host: str, port: int, clients: int, invokes: int) -> tuple[float,
     return elapsed, latencies, errors
 
 
-async def scale_out(host: str, port: int, count: int) -> float:
+async def scale_out(host: str, port: int, name: str, count: int) -> float:
     connections = await connect(host, port, count)
     started = time.perf_counter()
-    statuses = await asyncio.gather(*(client.invoke("echo") for client in connections))
+    statuses = await asyncio.gather(*(client.invoke(name) for client in connections))
     elapsed = time.perf_counter() - started
     assert all(status == 200 for status in statuses), statuses
     for client in connections:
@@ -102,53 +107,92 @@ async def scale_out(host: str, port: int, count: int) -> float:
     return elapsed
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+@dataclass(slots=True)
+class Level:
+    """One runtime at one number of clients: invokes per second per round, and every invoke's latency."""
+
+    rates: list[float]
+    latencies_ms: list[float]
+    errors: int = 0
+
+
+def server_config(peers: Peers, directory: Path) -> Path:
+    code = directory / "code"
+    write_handlers(code, "app", HANDLERS["trivial"])
+    functions = [Function(runtime.name, runtime, code) for runtime in peers.runtimes]
+    return write_config(directory / "throughput.toml", functions)
+
+
+def load_levels(
+    config: Path, names: list[str], levels: list[int], invokes: int, rounds: int, tick: Tick = lambda _: None
+) -> dict[int, dict[str, Level]]:
+    """`rounds` rounds of `invokes` invokes at each level for each function, alternating functions."""
+    results: dict[int, dict[str, Level]] = {
+        level: {name: Level([], []) for name in names} for level in levels
+    }
+    server, host, port = start_server(config, config.parent / "load.log")
+    try:
+        for level in levels:
+            for _ in range(rounds):
+                for name in names:
+                    tick(f"{name}, {level} clients")
+                    elapsed, latencies, errors = uvloop.run(load(host, port, name, level, invokes))
+                    entry = results[level][name]
+                    entry.rates.append(invokes / elapsed)
+                    entry.latencies_ms += [value / 1000 for value in latencies]
+                    entry.errors += errors
+    finally:
+        stop_server(server)
+    return results
+
+
+def scale_out_rounds(
+    config: Path, names: list[str], count: int, rounds: int, tick: Tick = lambda _: None
+) -> dict[str, list[float]]:
+    """Milliseconds for `count` simultaneous first invokes, a fresh server each round, alternating."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            tick(name)
+            server, host, port = start_server(config, config.parent / "scale.log")
+            try:
+                times[name].append(uvloop.run(scale_out(host, port, name, count)) * 1000)
+            finally:
+                stop_server(server)
+    return times
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--invokes", type=int, default=4000)
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--scale-out", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5, help="fresh servers for the scale-out measurement")
     args = parser.parse_args()
+    peers = discover()
+    names = [runtime.name for runtime in peers.runtimes]
+    levels = [int(c) for c in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "code").mkdir()
-        (root / "code" / "app.py").write_text(HANDLER)
-        config = root / "rapidboot.toml"
-        config.write_text('[functions.echo]\ncode = "code"\nhandler = "app.handler"\n')
-
-        server, host, port = start_server(config, root / "load.log")
-        print(f"throughput, 1 KB event, {args.invokes} invokes per level ({os.cpu_count()} cores)")
-        base = None
-        try:
-            for clients in (int(c) for c in args.clients.split(",")):
-                elapsed, latencies, errors = uvloop.run(load(host, port, clients, args.invokes))
-                rate = args.invokes / elapsed
-                base = base or rate
+        config = server_config(peers, Path(tmp))
+        print(
+            f"throughput, 1 KB event, {args.invokes} invokes per level and runtime ({os.cpu_count()} cores)"
+        )
+        for level, by_name in load_levels(config, names, levels, args.invokes, 1).items():
+            for name, result in by_name.items():
+                latency = summarize(result.latencies_ms)
                 print(
-                    f"  {clients:3d} clients  {rate:7.0f} invokes/s  x{rate / base:4.2f}  "
-                    f"p50 {statistics.median(latencies):6.0f} us  p99 {percentile(latencies, 0.99):7.0f} us  "
-                    f"errors {errors}"
+                    f"  {level:3d} clients  {name:13} {result.rates[0]:7.0f} invokes/s  "
+                    f"p50 {latency.median * 1000:6.0f} us  p99 {latency.p99 * 1000:7.0f} us  "
+                    f"errors {result.errors}"
                 )
-        finally:
-            stop_server(server)
-
-        times = []
-        for _ in range(args.rounds):
-            server, host, port = start_server(config, root / "scale.log")
-            try:
-                times.append(uvloop.run(scale_out(host, port, args.scale_out)) * 1000)
-            finally:
-                stop_server(server)
+        times = scale_out_rounds(config, names, args.scale_out, args.rounds)
         print(
             f"scale-out: {args.scale_out} simultaneous first invokes (cold environments), "
-            f"{args.rounds} rounds: "
-            f"median {statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})"
+            f"{args.rounds} rounds"
         )
+        for name, values in times.items():
+            s = summarize(values)
+            print(f"  {name:13} median {s.median:.0f} ms (min {s.min:.0f}, max {s.max:.0f})")
     return 0
 
 

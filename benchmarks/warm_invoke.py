@@ -1,15 +1,18 @@
-"""Warm invoke latency through `rapidboot serve`: our bootstrap vs awslambdaric, same server, same run.
+"""Warm invoke latency through a server, and Init Duration checked against our own clock.
 
-One realistic full cycle per sample: a keep-alive HTTP client POSTs a 1 KB event to the Invoke API, the
-server hands it to the runtime, the runtime calls the handler and posts the result back, the caller reads the
-response. The client is a minimal socket loop parsed by httptools: httpx alone adds about 1 ms per request
-here, which would drown what is being measured. The two runtimes are measured interleaved (A B A B ...)
-so machine noise hits both alike.
+Warm: one realistic full cycle per sample: a keep-alive HTTP client POSTs an event to the Invoke API, the
+server hands it to the runtime, the runtime calls the handler (an echo) and posts the result back, the
+caller reads the response. Events are structured JSON of 1 KB, 100 KB or 3 MB. The contenders are our
+server with our bootstrap, our server with awslambdaric (and the Node client with `--node-ric`), and with
+`--rie PATH` AWS's emulator with either runtime. They are measured interleaved (A B A B ...) after
+discarded warm-ups, so machine noise hits all alike.
 
-    python benchmarks/warm_invoke.py [--samples 2000] [--payload-bytes 1024]
+Init: each sample is the first invoke of a fresh environment whose handler returns the CLOCK_MONOTONIC time
+at which it runs. The harness reads the same clock just before sending the invoke, so its interval (invoke
+sent -> handler running) contains the server's Init Duration (spawn -> the runtime's first `/next`); the two
+must agree within 1 ms. An emulator that reports an Init Duration that measures nothing shows up here.
 
-Also the cold path: `--cold N` starts N fresh servers per runtime and reports the REPORT line's Init
-Duration and the client's time to the first response.
+    python benchmarks/warm_invoke.py [--samples 2000] [--payload-bytes 1024] [--init 20] [--rie PATH]
 """
 
 from __future__ import annotations
@@ -17,156 +20,214 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import socket
-import statistics
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import httptools
-from local_server import start_server, stop_server
+from benchmarks.coldstart import HANDLERS, big_event, cold_start, contenders
+from benchmarks.local_server import (
+    Function,
+    KeepAliveClient,
+    init_durations,
+    invoke_path,
+    start_server,
+    stop_server,
+    write_config,
+)
+from benchmarks.peers import Peers, discover, write_handlers
+from benchmarks.results import PEER
+from benchmarks.rie import INVOKE_PATH, Emulator
+from benchmarks.stats import summarize
 
-ROOT = Path(__file__).resolve().parent.parent
-INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
-HANDLER = "def handler(event, context):\n    return event\n"
+CLOCK_HANDLER = (
+    "import time\n\n\ndef handler(event, context):\n"
+    '    return {"monotonic_ns": time.clock_gettime_ns(time.CLOCK_MONOTONIC)}\n'
+)
+PAYLOAD_SIZES = {"1 KB": 1024, "100 KB": 100 * 1024, "3 MB": 3 * 1024 * 1024}
+Tick = Callable[[str], None]
 
 
-def write_config(directory: Path) -> Path:
+@dataclass(slots=True)
+class Target:
+    """One contender behind an Invoke API: where to POST, and the open connection."""
+
+    name: str
+    role: str
+    client: KeepAliveClient
+    path: str
+
+
+@contextmanager
+def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
+    """Every contender, started and connected: one server for all runtimes, one emulator per runtime."""
     code = directory / "code"
-    code.mkdir()
-    (code / "app.py").write_text(HANDLER)
-    ric = [sys.executable, "-m", "awslambdaric", "app.handler"]
-    config = directory / "rapidboot.toml"
-    config.write_text(
-        f'[functions.rapidboot]\ncode = "{code}"\nhandler = "app.handler"\n\n'
-        f'[functions.awslambdaric]\ncode = "{code}"\nhandler = "app.handler"\ncommand = {ric!r}\n'.replace(
-            "'", '"'
-        )
-    )
-    return config
+    write_handlers(code, "app", HANDLERS["trivial"])
+    functions = [Function(runtime.name, runtime, code) for runtime in peers.runtimes]
+    config = write_config(directory / "warm.toml", functions)
+    with ExitStack() as stack:
+        server, host, port = start_server(config, directory / "warm.log")
+        stack.callback(stop_server, server)
+        targets = []
+        for runtime in peers.runtimes:
+            client = KeepAliveClient(host, port)
+            stack.callback(client.close)
+            targets.append(Target(runtime.name, runtime.role, client, invoke_path(runtime.name)))
+        if peers.rie is not None:
+            for runtime in peers.runtimes:
+                emulator = Emulator(
+                    peers.rie,
+                    runtime.argv(runtime.handler_for("app")),
+                    code,
+                    directory / f"rie-{runtime.name}.log",
+                )
+                stack.callback(emulator.stop)
+                client = KeepAliveClient(emulator.host, emulator.port)
+                stack.callback(client.close)
+                targets.append(Target(f"rie+{runtime.name}", PEER, client, INVOKE_PATH))
+        yield targets
 
 
-class KeepAliveClient:
-    """One HTTP/1.1 connection, one request at a time; the response is parsed by httptools."""
-
-    def __init__(self, endpoint: str):
-        host, port = endpoint.removeprefix("http://").split(":")
-        self._sock = socket.create_connection((host, int(port)))
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._headers: dict[bytes, bytes] = {}
-        self._body: list[bytes] = []
-        self._done = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self._done = True
-
-    def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
-        head = f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        self._sock.sendall(head + body)
-        parser = httptools.HttpResponseParser(self)
-        self._headers, self._body, self._done = {}, [], False
-        while not self._done:
-            data = self._sock.recv(262144)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            parser.feed_data(data)
-        return parser.get_status_code(), self._headers, b"".join(self._body)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def warm(config: Path, samples: int, payload_bytes: int) -> dict[str, list[float]]:
-    server, host, port = start_server(config, config.parent / "warm.log")
-    endpoint = f"http://{host}:{port}"
-    payload = ('{"data": "' + "x" * max(0, payload_bytes - 12) + '"}').encode()
+def warm_samples(
+    targets: list[Target], payload: bytes, samples: int, warmups: int, tick: Tick = lambda _: None
+) -> dict[str, list[float]]:
+    """Milliseconds per invoke of each target, interleaved, after `warmups` discarded invokes each."""
     expected = json.loads(payload)  # runtimes differ in whitespace (ours writes compact JSON)
-    timings: dict[str, list[float]] = {"rapidboot": [], "awslambdaric": []}
-    client = KeepAliveClient(endpoint)
-    try:
-        for name in timings:  # warm-up: start both environments, discard
-            for _ in range(200):
-                client.post(f"/2015-03-31/functions/{name}/invocations", payload)
-        for _ in range(samples):
-            for name, values in timings.items():
-                start = time.perf_counter()
-                status, headers, body = client.post(f"/2015-03-31/functions/{name}/invocations", payload)
-                values.append((time.perf_counter() - start) * 1e6)
-                if status != 200 or b"x-amz-function-error" in headers or json.loads(body) != expected:
-                    raise SystemExit(f"{name}: unexpected response {status} {body[:200]!r}")
-    finally:
-        client.close()
-        stop_server(server)
+
+    def invoke(target: Target) -> float:
+        start = time.perf_counter()
+        status, headers, body = target.client.post(target.path, payload)
+        elapsed = (time.perf_counter() - start) * 1000
+        if status != 200 or b"x-amz-function-error" in headers or json.loads(body) != expected:
+            raise RuntimeError(f"{target.name}: unexpected response {status} {body[:200]!r}")
+        return elapsed
+
+    for target in targets:
+        for _ in range(warmups):
+            invoke(target)
+    timings: dict[str, list[float]] = {target.name: [] for target in targets}
+    for _ in range(samples):
+        for target in targets:
+            tick(target.name)
+            timings[target.name].append(invoke(target))
     return timings
 
 
-def cold(config: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
-    results: dict[str, list[tuple[float, float]]] = {"rapidboot": [], "awslambdaric": []}
-    for _ in range(rounds):
-        for name, values in results.items():
-            log_path = config.parent / "cold.log"
-            server, host, port = start_server(config, log_path)
-            endpoint = f"http://{host}:{port}"
-            try:
-                client = KeepAliveClient(endpoint)
-                start = time.perf_counter()
-                client.post(f"/2015-03-31/functions/{name}/invocations", b"{}")
-                client_ms = (time.perf_counter() - start) * 1000
-                client.close()
-            finally:
-                stop_server(server)
-            log = log_path.read_text().splitlines()
-            init = next(float(m.group(1)) for line in log if (m := INIT.search(line)))
-            values.append((init, client_ms))
-    return results
+@dataclass(slots=True)
+class InitSamples:
+    """One contender's first invokes: what its server reported and what our clock saw."""
+
+    reported: list[float | None]  # the REPORT line's Init Duration; None if it had none
+    upper: list[float]  # invoke sent -> handler running, same invoke: contains the Init Duration
+    spawned: list[float]  # the same runtime spawned by our harness: spawn -> first `/next`
+
+
+def _timed_first_invoke(client: KeepAliveClient, path: str) -> tuple[float, dict[bytes, bytes]]:
+    sent_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    status, headers, body = client.post(path, b"{}")
+    if status != 200 or b"x-amz-function-error" in headers:
+        raise RuntimeError(f"{path}: unexpected response {status} {body[:200]!r}")
+    return (json.loads(body)["monotonic_ns"] - sent_ns) / 1e6, headers
+
+
+def init_samples(
+    peers: Peers, directory: Path, rounds: int, tick: Tick = lambda _: None
+) -> dict[str, InitSamples]:
+    """`rounds` first invokes of fresh environments per runtime and server, interleaved with the same
+    runtimes spawned by our own harness (`coldstart.cold_start`, which times spawn -> first `/next`).
+
+    Our server gets one function per sample, so each first invoke starts a new environment in one server;
+    idle ones are reaped after a second. An emulator serves one function, so each sample is a new one."""
+    runtimes = peers.python_runtimes()
+    code = directory / "clock"
+    write_handlers(code, "clock", CLOCK_HANDLER)
+    (code / "floor.py").write_text("")  # cold_start's task root layout; the floor is not measured here
+    functions = [
+        Function(f"{runtime.name}-{index}", runtime, code, "clock", {"idle_timeout": 1})
+        for index in range(rounds)
+        for runtime in runtimes
+    ]
+    config = write_config(directory / "init.toml", functions)
+    log_path = directory / "init.log"
+    spawnable = {c.name: c for c in contenders(runtimes, code, module="clock")}
+    served: dict[str, list[tuple[str, float]]] = {runtime.name: [] for runtime in runtimes}
+    spawned: dict[str, list[float]] = {runtime.name: [] for runtime in runtimes}
+    emulated: dict[str, InitSamples] = {}
+    server, host, port = start_server(config, log_path)
+    try:
+        client = KeepAliveClient(host, port)
+        for index in range(rounds):
+            for runtime in runtimes:
+                tick(f"{runtime.name}, our server")
+                elapsed, headers = _timed_first_invoke(client, invoke_path(f"{runtime.name}-{index}"))
+                served[runtime.name].append((headers[b"x-amzn-requestid"].decode(), elapsed))
+                tick(f"{runtime.name}, our harness")
+                spawned[runtime.name].append(cold_start(spawnable[runtime.name], code, b"{}").init_ms)
+            if peers.rie is not None:
+                for runtime in runtimes:
+                    name = f"rie+{runtime.name}"
+                    tick(name)
+                    emulator = Emulator(
+                        peers.rie, runtime.argv("clock.handler"), code, directory / f"{name}.log"
+                    )
+                    try:
+                        rie_client = KeepAliveClient(emulator.host, emulator.port)
+                        elapsed, _ = _timed_first_invoke(rie_client, INVOKE_PATH)
+                        rie_client.close()
+                    finally:
+                        emulator.stop()
+                    reported = emulator.init_durations()
+                    samples = emulated.setdefault(name, InitSamples([], [], spawned[runtime.name]))
+                    samples.reported.append(reported[0] if reported else None)
+                    samples.upper.append(elapsed)
+        client.close()
+    finally:
+        stop_server(server)  # the log is complete once the server has stopped
+    by_id = init_durations(log_path)
+    results = {
+        name: InitSamples(
+            [by_id.get(request_id) for request_id, _ in pairs], [e for _, e in pairs], spawned[name]
+        )
+        for name, pairs in served.items()
+    }
+    return {**results, **emulated}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--payload-bytes", type=int, default=1024)
-    parser.add_argument("--cold", type=int, default=0, help="fresh-server cold starts per runtime")
+    parser.add_argument("--init", type=int, default=0, help="fresh-environment first invokes per runtime")
+    parser.add_argument("--rie", type=Path, help="aws-lambda-rie binary, measured as a second server")
+    parser.add_argument("--node-ric", action="store_true", help="add AWS's Node runtime client")
     args = parser.parse_args()
+    peers = discover(args.rie, args.node_ric)
     with tempfile.TemporaryDirectory() as tmp:
-        config = write_config(Path(tmp))
+        payload = big_event(args.payload_bytes)
         print(
-            f"warm invoke, {args.payload_bytes} B event, {args.samples} samples each, "
-            f"interleaved ({os.cpu_count()} cores)"
+            f"warm invoke, {len(payload)} B event, {args.samples} samples each, interleaved "
+            f"({os.cpu_count()} cores)"
         )
-        timings = warm(config, args.samples, args.payload_bytes)
-        base = statistics.median(timings["awslambdaric"])
+        with warm_targets(peers, Path(tmp)) as targets:
+            timings = warm_samples(targets, payload, args.samples, warmups=min(200, args.samples))
         for name, values in timings.items():
-            p50 = statistics.median(values)
+            s = summarize(values)
             print(
-                f"  {name:13} p50 {p50:7.0f} us  p90 {percentile(values, 0.9):7.0f} us  "
-                f"p99 {percentile(values, 0.99):7.0f} us  max {max(values):8.0f} us  ratio {p50 / base:.2f}"
+                f"  {name:20} p50 {s.median * 1000:8.0f} us  p90 {s.p90 * 1000:8.0f} us  "
+                f"p99 {s.p99 * 1000:8.0f} us  max {s.max * 1000:9.0f} us"
             )
-        if args.cold:
-            print(
-                f"cold start, {args.cold} fresh environments each "
-                "(Init Duration from REPORT; client time to first response)"
-            )
-            results = cold(config, args.cold)
-            base_init = statistics.median(i for i, _ in results["awslambdaric"])
-            for name, pairs in results.items():
-                init = statistics.median(i for i, _ in pairs)
-                client = statistics.median(c for _, c in pairs)
+        if args.init:
+            print(f"Init Duration (REPORT) vs invoke sent -> handler running (our clock), {args.init} each")
+            for name, samples in init_samples(peers, Path(tmp), args.init).items():
+                reported = summarize([value or 0.0 for value in samples.reported]).median
+                spawned = summarize(samples.spawned).median
+                upper = summarize(samples.upper).median
                 print(
-                    f"  {name:13} init p50 {init:6.1f} ms  first response p50 {client:6.1f} ms  "
-                    f"ratio {init / base_init:.2f}"
+                    f"  {name:20} REPORT p50 {reported:7.2f} ms  "
+                    f"harness spawn -> /next p50 {spawned:7.2f} ms "
+                    f"(difference {reported - spawned:+.2f} ms)  invoke sent -> handler p50 {upper:7.2f} ms"
                 )
     return 0
 

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="merge layers as Lambda does, or explain a merge (see `rapidboot layers --help`)",
         add_help=False,
     )
+    commands.add_parser(
+        "bench",
+        help="measure rapidboot against its peers on this machine (see `rapidboot bench --help`)",
+        add_help=False,
+    )
 
     package = commands.add_parser("package", help="build what you deploy to AWS Lambda")
     package_kinds = package.add_subparsers(dest="package_kind", required=True, metavar="KIND")
@@ -165,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         from layers.cli import main as layers_main  # the layers CLI, under our command name
 
         return layers_main(arguments[1:], prog="rapidboot layers")
+    if arguments[:1] == ["bench"]:
+        from benchmarks.suite import main as bench_main  # the benchmark suite, under our command name
+
+        return bench_main(arguments[1:], prog="rapidboot bench")
     args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":

@@ -1,0 +1,84 @@
+"""AWS's Runtime Interface Emulator (`aws-lambda-rie`) as a second server to measure against (`--rie PATH`).
+
+Its command line, as documented in aws/aws-lambda-runtime-interface-emulator: `aws-lambda-rie [options]
+COMMAND [ARGS...]` runs COMMAND (the runtime, in the emulator's working directory) on the first invoke,
+`--runtime-interface-emulator-address` (default 0.0.0.0:8080) is where invokes arrive, at
+`/2015-03-31/functions/function/invocations` only, and `--runtime-api-address` (default 127.0.0.1:9001) is
+the Runtime API it gives the runtime. It serves one invoke at a time, so it is measured with one client.
+Its REPORT lines go to its standard output, which we keep in a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+REPORT_INIT = re.compile(r"REPORT RequestId: (\S+).*?Init Duration: ([0-9.]+) ms")
+STARTUP_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Emulator:
+    """One emulator process with one function (the runtime command), started and ready to invoke."""
+
+    def __init__(self, binary: Path, argv: list[str], task_root: Path, log_path: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.log_path = log_path
+        command = [
+            str(binary),
+            "--runtime-interface-emulator-address",
+            f"{self.host}:{self.port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{free_port()}",
+            *argv,
+        ]
+        environment = {**os.environ, "LAMBDA_TASK_ROOT": str(task_root)}
+        with log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=task_root, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        """The emulator prints no readiness line; it is ready when its invoke port accepts a connection."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the emulator exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(
+            f"the emulator did not listen within {STARTUP_TIMEOUT_S:.0f} s; see {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def init_durations(self) -> list[float]:
+        """Init Duration (ms) of each REPORT line so far, in order."""
+        return [
+            float(match.group(2))
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if (match := REPORT_INIT.search(line))
+        ]

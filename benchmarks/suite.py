@@ -1,0 +1,418 @@
+"""`rapidboot bench`: the whole comparison in one command, on the user's own machine.
+
+    rapidboot bench [--quick] [--only NAME[,NAME]] [--rie PATH] [--node-ric] [--out DIR]
+
+Runs the benchmarks below (each also a plain script beside this file), prints a progress line while it
+runs, then a table of medians with the ratio to the best peer measured in the same run, and leaves
+`report.md`, `results.json` (with the machine it ran on) and PNG charts in DIR (default bench-results/).
+
+- coldstart: spawn -> first response, trivial handler and a handler importing boto3; our bootstrap,
+  awslambdaric (and the Node client), and the floor (coldstart.py);
+- init: Init Duration in our server's REPORT against our own clock (warm_invoke.py);
+- warm: warm invoke latency through the server, 1 KB / 100 KB / 3 MB events (warm_invoke.py);
+- throughput: invokes per second and tail latency with 1, 8, 64 clients (throughput.py);
+- scaleout: N simultaneous first invokes (throughput.py);
+- memory: idle RSS per environment, the server's RSS with 100 idle environments (memory.py);
+- layers: layer merge the first time and cached (layers_merge.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from benchmarks import coldstart, layers_merge, memory, report, throughput, warm_invoke
+from benchmarks.machine import describe
+from benchmarks.peers import Peers, discover, node_version
+from benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
+from benchmarks.stats import summarize
+
+BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers")
+Tick = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How many repetitions of everything: the full suite (about 3 minutes on 2 cores) or --quick."""
+
+    cold_spawns: int = 30
+    boto3_spawns: int = 30
+    init_rounds: int = 30
+    warm_samples: dict[str, int] = field(default_factory=lambda: {"1 KB": 2000, "100 KB": 500, "3 MB": 30})
+    warm_warmups: dict[str, int] = field(default_factory=lambda: {"1 KB": 200, "100 KB": 50, "3 MB": 3})
+    clients: tuple[int, ...] = (1, 8, 64)
+    invokes: int = 3000
+    load_rounds: int = 2
+    scale_out: int = 16
+    scale_rounds: int = 5
+    environments: int = 100
+    layer_mb: int = 100
+    layer_samples: int = 3
+
+
+FULL = Plan()
+QUICK = Plan(
+    init_rounds=20,
+    warm_samples={"1 KB": 300, "100 KB": 60, "3 MB": 6},
+    warm_warmups={"1 KB": 50, "100 KB": 10, "3 MB": 2},
+    invokes=500,
+    load_rounds=1,
+    scale_rounds=2,
+    layer_mb=20,
+    layer_samples=1,
+)
+
+
+class Progress:
+    """`[2/7 init] awslambdaric, our server 12/60` on one rewritten line (a terminal), or a line per
+    tenth of each benchmark (a log file)."""
+
+    def __init__(self, stream: TextIO, count: int) -> None:
+        self._stream = stream
+        self._count = count
+        self._index = 0
+        self._tty = stream.isatty()
+
+    def benchmark(self, name: str, steps: int) -> Tick:
+        self._index += 1
+        prefix = f"[{self._index}/{self._count} {name}]"
+        done = 0
+        every = max(1, steps // 10)
+
+        def tick(what: str) -> None:
+            nonlocal done
+            done += 1
+            line = f"{prefix} {what} {done}/{steps}"
+            if self._tty:
+                self._stream.write(f"\r\033[K{line}")
+                self._stream.flush()
+            elif done == 1 or done % every == 0 or done == steps:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+
+        return tick
+
+    def finish(self) -> None:
+        if self._tty:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+
+
+def prefixed(tick: Tick, prefix: str) -> Tick:
+    return lambda what: tick(prefix + what)
+
+
+def role(name: str) -> str:
+    return OURS if name == "rapidboot" else PEER
+
+
+def run_coldstart(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    handlers = [("trivial", "trivial handler", peers.runtimes, plan.cold_spawns)]
+    if peers.boto3:
+        handlers.append(("boto3", "handler importing boto3", peers.python_runtimes(), plan.boto3_spawns))
+    steps = sum(spawns * (len(runtimes) + 1) for _, _, runtimes, spawns in handlers)
+    tick = progress.benchmark("coldstart", steps)
+    rows = []
+    for handler, label, runtimes, spawns in handlers:
+        task_root = coldstart.task_root_for(scratch / f"cold-{handler}", coldstart.HANDLERS[handler])
+        spawned = coldstart.contenders(runtimes, task_root)
+        samples = coldstart.cold_samples(spawned, task_root, spawns, prefixed(tick, f"{handler}: "))
+        entries = [Entry(c.name, c.role, samples[c.name]) for c in spawned]
+        ours = summarize(samples["rapidboot"]).median
+        floor = summarize(samples["floor"]).median
+        note = f"rapidboot is {ours / floor:.2f} x the floor (a bare python3 answering one invoke by hand)"
+        rows.append(
+            Row("coldstart", f"coldstart.{handler}", f"cold start, {label}", "ms", entries, note=note)
+        )
+    return rows
+
+
+def run_init(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> tuple[list[Row], list[Check]]:
+    runtimes = len(peers.python_runtimes())
+    steps = plan.init_rounds * runtimes * (3 if peers.rie is not None else 2)
+    samples = warm_invoke.init_samples(
+        peers, scratch / "init", plan.init_rounds, progress.benchmark("init", steps)
+    )
+
+    def entry_role(name: str) -> str:
+        return role(name) if not name.startswith("rie+") else REFERENCE  # its REPORT is not comparable
+
+    reported = [
+        Entry(name, entry_role(name), [value for value in s.reported if value is not None])
+        for name, s in samples.items()
+    ]
+    upper = [Entry(name, entry_role(name), s.upper) for name, s in samples.items()]
+    spawned = [
+        Entry(name, role(name), s.spawned) for name, s in samples.items() if not name.startswith("rie+")
+    ]
+    rows = [
+        Row("init", "init.report", "Init Duration in the server's REPORT", "ms", reported),
+        Row("init", "init.harness", "first invoke: invoke sent -> handler running", "ms", upper),
+        Row("init", "init.spawned", "init without a server: spawn -> first /next", "ms", spawned),
+    ]
+    checks = []
+    for name, s in samples.items():
+        server = "AWS's emulator" if name.startswith("rie+") else "rapidboot serve"
+        runtime = name.removeprefix("rie+")
+        pairs = [(r, u) for r, u in zip(s.reported, s.upper, strict=True) if r is not None]
+        if not pairs:
+            detail = "no Init Duration in any REPORT line"
+            checks.append(
+                Check(
+                    "Init Duration agrees with our clock within 1 ms", f"{server} + {runtime}", False, detail
+                )
+            )
+            continue
+        gap = summarize([u - r for r, u in pairs])
+        within = sum(1 for r, u in pairs if r <= u + 0.01)
+        passed = len(pairs) == len(s.reported) and within == len(pairs) and 0 <= gap.median <= 1.0
+        spawn = summarize(s.spawned).median
+        detail = (
+            f"REPORT median {summarize([r for r, _ in pairs]).median:.2f} ms; invoke sent -> handler running "
+            f"median {summarize([u for _, u in pairs]).median:.2f} ms, {gap.median:.2f} ms more "
+            f"({gap.min:.2f}-{gap.max:.2f}); REPORT inside that interval in {within}/{len(s.reported)}; "
+            f"the same runtime spawned by the harness: {spawn:.2f} ms to its first /next"
+        )
+        checks.append(
+            Check("Init Duration agrees with our clock within 1 ms", f"{server} + {runtime}", passed, detail)
+        )
+    return rows, checks
+
+
+def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    targets = len(peers.runtimes) * (2 if peers.rie is not None else 1)
+    tick = progress.benchmark("warm", sum(plan.warm_samples.values()) * targets)
+    rows = []
+    directory = scratch / "warm"
+    directory.mkdir()
+    with warm_invoke.warm_targets(peers, directory) as connected:
+        for size, samples in plan.warm_samples.items():
+            payload = coldstart.big_event(warm_invoke.PAYLOAD_SIZES[size])
+            timings = warm_invoke.warm_samples(
+                connected,
+                payload,
+                samples,
+                plan.warm_warmups[size],
+                prefixed(tick, f"{size}: "),
+            )
+            entries = [Entry(t.name, t.role, timings[t.name]) for t in connected]
+            params = {"percentiles": True, "payload_bytes": len(payload)}
+            rows.append(
+                Row(
+                    "warm",
+                    f"warm.{size.replace(' ', '')}",
+                    f"warm invoke, {size} event",
+                    "ms",
+                    entries,
+                    params=params,
+                )
+            )
+    return rows
+
+
+def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    names = [runtime.name for runtime in peers.runtimes]
+    tick = progress.benchmark("throughput", len(plan.clients) * plan.load_rounds * len(names))
+    config = throughput.server_config(peers, scratch / "throughput")
+    levels = throughput.load_levels(config, names, list(plan.clients), plan.invokes, plan.load_rounds, tick)
+    rows = []
+    for clients, by_name in levels.items():
+        rates = [Entry(name, role(name), level.rates) for name, level in by_name.items()]
+        latencies = [Entry(name, role(name), level.latencies_ms) for name, level in by_name.items()]
+        errors = sum(level.errors for level in by_name.values())
+        note = f"{errors} invokes failed" if errors else ""
+        rows.append(
+            Row(
+                "throughput",
+                f"throughput.rate.{clients}",
+                f"throughput, {clients} clients",
+                "invokes/s",
+                rates,
+                higher_is_better=True,
+                params={"kind": "rate", "clients": clients},
+                note=note,
+            )
+        )
+        rows.append(
+            Row(
+                "throughput",
+                f"throughput.latency.{clients}",
+                f"latency with {clients} clients",
+                "ms",
+                latencies,
+                params={"kind": "latency", "clients": clients, "percentiles": True},
+            )
+        )
+    return rows
+
+
+def run_scaleout(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    names = [runtime.name for runtime in peers.runtimes]
+    tick = progress.benchmark("scaleout", plan.scale_rounds * len(names))
+    config = throughput.server_config(peers, scratch / "scaleout")
+    times = throughput.scale_out_rounds(config, names, plan.scale_out, plan.scale_rounds, tick)
+    entries = [Entry(name, role(name), values) for name, values in times.items()]
+    label = f"scale-out: {plan.scale_out} simultaneous first invokes"
+    return [Row("scaleout", "scaleout", label, "ms", entries, params={"environments": plan.scale_out})]
+
+
+def run_memory(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("memory", 1 + len(peers.runtimes))
+    directory = scratch / "memory"
+    directory.mkdir()
+    measured = memory.idle_memory(peers, directory, plan.environments, tick)
+    environments = [Entry(name, role(name), values) for name, values in measured.environments_mib.items()]
+    server = [Entry("no environment", REFERENCE, [measured.server_idle_mib])]
+    server += [
+        Entry(f"{measured.count} x {name}", OURS if name == "rapidboot" else REFERENCE, [value])
+        for name, value in measured.server_loaded_mib.items()
+    ]
+    return [
+        Row("memory", "memory.environment", "idle RSS of one environment", "MiB", environments),
+        Row(
+            "memory",
+            "memory.server",
+            f"rapidboot serve's own RSS with {measured.count} idle environments",
+            "MiB",
+            server,
+            comparable=False,
+        ),
+    ]
+
+
+def run_layers(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("layers", plan.layer_samples * 3 + 1)
+    directory = scratch / "layers"
+    directory.mkdir()
+    times = layers_merge.layer_times(directory, plan.layer_mb, plan.layer_samples, tick=tick)
+
+    def ms(values: list[float]) -> list[float]:
+        return [value * 1000 for value in values]
+
+    first = [
+        Entry("rapidboot", OURS, ms(times.first["merge --into"])),
+        Entry("rapidboot, into the cache", REFERENCE, ms(times.first["first merge into the cache"])),
+    ]
+    note = (
+        f"{layers_merge.LAYERS} layers, {times.members} members, {times.unzipped_bytes / 1e6:.0f} MB unzipped"
+    )
+    if times.first["unzip"]:
+        first.append(Entry("unzip", PEER, ms(times.first["unzip"])))
+    else:
+        note += "; `unzip` is not installed, so there is no peer (install the unzip package)"
+    cached = [Entry("rapidboot", OURS, ms(times.cached))]
+    return [
+        Row("layers", "layers.first", f"layer merge, first time, {plan.layer_mb} MB", "ms", first, note=note),
+        Row("layers", "layers.cached", "layer merge, cached (an environment's wait)", "ms", cached),
+    ]
+
+
+def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
+    if not values:
+        return list(BENCHMARKS)
+    chosen = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        parser.error(
+            f"--only {', '.join(unknown)}: unknown benchmark; the valid names are {', '.join(BENCHMARKS)}"
+        )
+    return [name for name in BENCHMARKS if name in chosen]
+
+
+def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Measure rapidboot against its peers on this machine; leave report.md, results.json "
+        "and charts.",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these benchmarks (repeatable or comma-separated): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--rie", type=Path, metavar="PATH", help="add AWS's aws-lambda-rie binary as a server"
+    )
+    parser.add_argument(
+        "--node-ric", action="store_true", help="add AWS's Node runtime client (aws-lambda-ric)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        metavar="DIR",
+        help="where the report goes (%(default)s)",
+    )
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    return parser
+
+
+def run(
+    names: list[str], peers: Peers, plan: Plan, progress: Progress, results: Results, scratch: Path
+) -> None:
+    for name in names:
+        if name == "init":
+            rows, checks = run_init(peers, plan, scratch, progress)
+            results.checks += checks
+        else:
+            runner = {
+                "coldstart": run_coldstart,
+                "warm": run_warm,
+                "throughput": run_throughput,
+                "scaleout": run_scaleout,
+                "memory": run_memory,
+                "layers": run_layers,
+            }[name]
+            rows = runner(peers, plan, scratch, progress)
+        results.rows += rows
+
+
+def main(argv: list[str] | None = None, prog: str = "rapidboot bench") -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    parser = build_parser(prog)
+    args = parser.parse_args(arguments)
+    names = parse_only(args.only, parser)
+    try:
+        peers = discover(args.rie, args.node_ric)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for line in peers.skipped:
+        print(f"skipped: {line}", flush=True)
+    started = time.monotonic()
+    results = Results(
+        command=" ".join([prog, *arguments]),
+        quick=args.quick,
+        started=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=describe(node_version()),
+        skipped=list(peers.skipped),
+    )
+    progress = Progress(sys.stderr, len(names))
+    with tempfile.TemporaryDirectory(prefix="rapidboot-bench-") as scratch:
+        try:
+            run(names, peers, QUICK if args.quick else FULL, progress, results, Path(scratch))
+        finally:
+            progress.finish()
+    results.elapsed_s = time.monotonic() - started
+    charts, missing = report.write(results, args.out, draw=not args.no_charts)
+    if missing:
+        results.skipped.append(missing)
+        print(f"skipped: {missing}")
+    print(report.terminal_table(results))
+    written = ", ".join(
+        str(args.out / name) for name in ["report.md", "results.json", *(c.name for c in charts)]
+    )
+    print(f"\n{results.elapsed_s:.0f} s; wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""`rapidboot bench --rie PATH` against a stand-in emulator with the real one's command line (fake_rie.py)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import peers, suite
+from benchmarks.results import Results
+
+FAKE_RIE = Path(__file__).with_name("fake_rie.py")
+
+
+@pytest.fixture
+def rie(tmp_path: Path) -> Path:
+    binary = tmp_path / "aws-lambda-rie"
+    binary.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_RIE}" "$@"\n')
+    binary.chmod(0o755)
+    return binary
+
+
+def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
+    found = peers.discover(rie=rie)
+    assert not any(line.startswith("RIE") for line in found.skipped)
+    found.runtimes = [runtime for runtime in found.runtimes if runtime.name == "rapidboot"]  # keep it short
+    plan = suite.Plan(init_rounds=2, warm_samples={"1 KB": 4}, warm_warmups={"1 KB": 1})
+    stream = io.StringIO()
+    results = Results("rapidboot bench --rie", True, "now", {})
+    suite.run(["init", "warm"], found, plan, suite.Progress(stream, 2), results, tmp_path)
+
+    warm = results.rows[-1]
+    assert [entry.name for entry in warm.entries] == ["rapidboot", "rie+rapidboot"]
+    assert len(warm.entries[1].samples) == 4
+    reported = next(row for row in results.rows if row.key == "init.report")
+    emulated = reported.entry("rie+rapidboot")
+    assert emulated is not None and len(emulated.samples) == 2 and all(v > 0 for v in emulated.samples)
+    assert reported.best_peer() is None  # an emulator's Init Duration is shown, never the ratio's base
+    subjects = [check.subject for check in results.checks]
+    assert subjects == ["rapidboot serve + rapidboot", "AWS's emulator + rapidboot"]
+    assert "[1/2 init]" in stream.getvalue() and "[2/2 warm]" in stream.getvalue()
