@@ -390,8 +390,7 @@ class Environment:
         stream = flight.invocation.stream
         if stream is None:
             return None
-        stream.begin(connection)
-        return stream.receive
+        return stream.receive if stream.begin(connection) else None
 
     def answers_invoker_first(self, request_id: str) -> bool:
         """Whether the 202 for this invoke's answer waits until its invoker has been answered."""

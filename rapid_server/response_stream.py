@@ -48,10 +48,14 @@ class ResponseStream:
         self.received = 0  # bytes of the runtime's body
         self.overflowed = False  # the runtime went past the limit; the rest was dropped
 
-    def begin(self, source: Connection) -> None:
-        """The runtime has started its streamed response on `source`."""
+    def begin(self, source: Connection) -> bool:
+        """The runtime has started its streamed response on `source`. False if a response is already
+        streaming (a second post for the same invoke is kept whole, then refused as any second answer)."""
+        if self._source is not None or self._finished:
+            return False
         self._source = source
         self._start()
+        return True
 
     def receive(self, data: bytes) -> None:
         """A piece of the runtime's streamed body (a `BodyReceiver`)."""
