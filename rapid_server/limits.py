@@ -1,8 +1,9 @@
 """An environment's memory and /tmp limits, enforced the strongest way this machine allows.
 
-Memory (the function's `memory`): a memory cgroup per environment where the server may create one, so
-the kernel kills the environment at the limit exactly as Lambda does; else the kernel's per-process peak
-RSS (`VmHWM`) is watched and the environment is killed once it goes over. Max Memory Used is the process
+Memory (the function's `memory`): a memory cgroup per environment where the server may create one (cgroup
+v2 `memory.max`, or v1 `memory.limit_in_bytes`), so the kernel kills the environment at the limit exactly
+as Lambda does; else the kernel's per-process peak RSS (`VmHWM`) is watched and the environment is killed
+once it goes over. Max Memory Used is the process
 tree's peak RSS either way (the kernel keeps each process's high-water mark, so no peak is missed between
 readings), and the limit itself after a kill for memory.
 
@@ -26,7 +27,8 @@ from pathlib import Path
 from .memory import PeakMemory
 
 _MIB = 1024 * 1024
-_CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
+_CGROUP_FS = Path("/sys/fs/cgroup")
+_CGROUP_V1_MEMORY = _CGROUP_FS / "memory"
 
 
 class EnvironmentLimits:
@@ -75,18 +77,20 @@ class EnvironmentLimits:
 class LimitsFactory:
     """Chosen once per server: how memory and /tmp are limited on this machine."""
 
-    def __init__(self, cgroup_root: Path | None, scratch_root: Path):
+    def __init__(self, cgroup_root: Path | None, scratch_root: Path, cgroup_version: int = 1):
         self._cgroup_root = cgroup_root
+        self._cgroup_version = cgroup_version
         self._scratch_root = scratch_root
         self._count = 0
 
     @property
     def description(self) -> str:
-        memory = (
-            f"memory cgroup (v1 memory.limit_in_bytes under {self._cgroup_root})"
-            if self._cgroup_root is not None
-            else "peak-RSS watching (no memory cgroup can be created here)"
-        )
+        if self._cgroup_root is None:
+            memory = "peak-RSS watching (no memory cgroup can be created here)"
+        elif self._cgroup_version == 2:
+            memory = f"memory cgroup (v2 memory.max under {self._cgroup_root})"
+        else:
+            memory = f"memory cgroup (v1 memory.limit_in_bytes under {self._cgroup_root})"
         return f"memory limits: {memory}; /tmp limits: TMPDIR size checked after each invoke"
 
     def for_environment(self, function: str, memory_mb: int, ephemeral_mb: int) -> EnvironmentLimits:
@@ -97,7 +101,9 @@ class LimitsFactory:
         scratch.chmod(0o1777)  # like /tmp; mkdir's mode would be cut by the umask
         limit = memory_mb * _MIB
         memory: _Memory
-        if self._cgroup_root is not None:
+        if self._cgroup_root is not None and self._cgroup_version == 2:
+            memory = _CgroupV2Memory(self._cgroup_root / name, limit)
+        elif self._cgroup_root is not None:
             memory = _CgroupV1Memory(self._cgroup_root / name, limit)
         else:
             memory = _WatchedMemory(limit)
@@ -107,23 +113,26 @@ class LimitsFactory:
         """At server exit, once every environment has ended: remove what is left."""
         shutil.rmtree(self._scratch_root, ignore_errors=True)
         if self._cgroup_root is not None:
-            with contextlib.suppress(OSError):
-                for child in self._cgroup_root.iterdir():
-                    if child.is_dir():
-                        with contextlib.suppress(OSError):
-                            child.rmdir()
-                self._cgroup_root.rmdir()
+            _remove_cgroup_tree(self._cgroup_root)
 
 
 def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFactory:
     """`memory_enforcement`: "auto" (a cgroup where possible, else RSS watching), "cgroup" (fail if no
     cgroup can be made), or "rss"."""
-    cgroup_root = None if memory_enforcement == "rss" else _make_cgroup_root(server_id)
+    cgroup_root: Path | None = None
+    version = 1
+    if memory_enforcement != "rss":
+        if (_CGROUP_FS / "cgroup.controllers").exists():  # the unified (v2) hierarchy
+            version = 2
+            cgroup_root = make_cgroup_v2_root(server_id, _CGROUP_FS, Path("/proc/self/cgroup"), os.getpid())
+        else:
+            cgroup_root = _make_cgroup_root(server_id)
     if memory_enforcement == "cgroup" and cgroup_root is None:
-        raise OSError(f"no memory cgroup can be created under {_CGROUP_V1_MEMORY}")
+        where = _CGROUP_FS if version == 2 else _CGROUP_V1_MEMORY
+        raise OSError(f"no memory cgroup can be created under {where}")
     _remove_stale_scratch()
     scratch_root = Path(tempfile.mkdtemp(prefix=f"rapidboot-{server_id}-"))
-    return LimitsFactory(cgroup_root, scratch_root)
+    return LimitsFactory(cgroup_root, scratch_root, version)
 
 
 # Memory ---------------------------------------------------------------------------------------------------
@@ -206,6 +215,61 @@ class _CgroupV1Memory(_Memory):
             self._path.rmdir()
 
 
+class _CgroupV2Memory(_Memory):
+    """cgroup v2: `memory.max` is the limit (the kernel's OOM killer acts at it), `memory.swap.max = 0`
+    (v2 accounts swap apart from memory.max, and Lambda has none), `memory.oom.group = 1` (an OOM kills the
+    whole environment, not one of its processes), and `memory.events` counts the kills. There is no
+    move_charge in v2: the process joins microseconds after exec, before its interpreter has run."""
+
+    sample_interval_s = 1.0
+
+    def __init__(self, path: Path, limit_bytes: int):
+        self._path = path
+        self._limit = limit_bytes
+        self._rss: PeakMemory | None = None
+        path.mkdir()
+        (path / "memory.max").write_text(str(limit_bytes))
+        for name, value in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
+            with contextlib.suppress(OSError):  # absent without swap accounting / on old kernels
+                (path / name).write_text(value)
+        self._procs = os.fsencode(path / "cgroup.procs")
+        self._oom = False
+
+    def started(self, pid: int) -> None:
+        fd = os.open(self._procs, os.O_WRONLY)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        self._rss = PeakMemory(pid)
+
+    def sample(self, refresh_tree: bool) -> None:
+        if self._rss is not None:
+            self._rss.sample(refresh_tree)
+
+    def peak_bytes(self) -> int:
+        """As in v1: the process tree's peak RSS (memory.peak counts page cache), the limit after an OOM."""
+        if self._oom:
+            return self._limit
+        return min(self._rss.peak_bytes, self._limit) if self._rss is not None else 0
+
+    def out_of_memory(self) -> bool:
+        if not self._oom:
+            with contextlib.suppress(OSError):
+                for line in (self._path / "memory.events").read_text().splitlines():
+                    name, _, value = line.partition(" ")
+                    if name in ("oom_kill", "oom_group_kill") and value.strip() not in ("", "0"):
+                        self._oom = True
+        return self._oom
+
+    def release(self) -> None:
+        if self._rss is not None:
+            self._rss.close()
+        self.out_of_memory()
+        with contextlib.suppress(OSError):
+            self._path.rmdir()
+
+
 class _WatchedMemory(_Memory):
     def __init__(self, limit_bytes: int):
         self._limit = limit_bytes
@@ -256,6 +320,83 @@ def _make_cgroup_root(server_id: str) -> Path | None:
             root.rmdir()
         return None
     return root
+
+
+def make_cgroup_v2_root(server_id: str, cgroup_fs: Path, self_cgroup: Path, pid: int) -> Path | None:
+    """A v2 cgroup under which each environment gets a child with the memory controller, or None.
+
+    v2's rule: a cgroup that hands controllers to its children has no processes of its own (the root
+    excepted). So the server creates `<its cgroup>/rapidboot-<id>/`, moves itself into a leaf `server/` in
+    there (unless its cgroup is the root, e.g. a container's own namespace), and enables `memory` for the
+    children of both. That needs write access to its own cgroup (root in a container, or a delegated
+    systemd scope) and no other process sharing it; where any step fails, everything is put back and RSS
+    watching is used instead.
+    """
+    try:
+        own = _own_cgroup_v2(self_cgroup)
+    except OSError:
+        return None
+    if own is None:
+        return None
+    base = cgroup_fs / own.lstrip("/")
+    try:
+        if "memory" not in (base / "cgroup.controllers").read_text().split():
+            return None  # not delegated to us
+    except OSError:
+        return None
+    _remove_stale_v2_cgroups(base)
+    root = base / f"rapidboot-{server_id}"
+    moved = False
+    try:
+        root.mkdir()
+        if own != "/":
+            leaf = root / "server"
+            leaf.mkdir()
+            (leaf / "cgroup.procs").write_text(str(pid))
+            moved = True
+        for parent in (base, root):
+            if "memory" not in (parent / "cgroup.subtree_control").read_text().split():
+                (parent / "cgroup.subtree_control").write_text("+memory")
+        probe = root / "probe"
+        probe.mkdir()
+        try:
+            (probe / "memory.max").write_text(str(64 * _MIB))
+        finally:
+            probe.rmdir()
+    except OSError:
+        if moved:
+            with contextlib.suppress(OSError):
+                (base / "cgroup.procs").write_text(str(pid))
+        _remove_cgroup_tree(root)
+        return None
+    return root
+
+
+def _own_cgroup_v2(self_cgroup: Path) -> str | None:
+    """This process's cgroup in the unified hierarchy (the `0::/path` line of /proc/self/cgroup)."""
+    for line in self_cgroup.read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:] or "/"
+    return None
+
+
+def _remove_stale_v2_cgroups(base: Path) -> None:
+    """v2 cgroups of servers that died without cleaning up: empty by now, so removable."""
+    for root in base.glob("rapidboot-*"):
+        pid = root.name.removeprefix("rapidboot-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _remove_cgroup_tree(root)
+
+
+def _remove_cgroup_tree(root: Path) -> None:
+    """Remove a cgroup and its (empty) children. A cgroup directory is removed with rmdir alone: its
+    files are the kernel's. Our own leaf (`server/`, v2) stays while we are in it and goes at next start."""
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        root.rmdir()
 
 
 def _remove_stale_scratch() -> None:
