@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import signal
 import time
 import uuid
@@ -38,6 +37,7 @@ from .http import BodyReceiver, Connection, Response, bound_port, start_listener
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
+from .process import RuntimeProcess
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
 
@@ -142,12 +142,11 @@ class Environment:
         self._seats = [StateMachine()]  # the first seat carries init: its first /next ends Init
         self._inflight: dict[str, _InFlight] = {}
         self._listener: asyncio.Server | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: RuntimeProcess | None = None
         self._pollers: deque[_Poller] = deque()
         self._poller_arrived = asyncio.Event()
         self._exit_watch: asyncio.Task[None] | None = None
         self._returncode: int | None = None
-        self._pidfd: int | None = None  # readable once the runtime has exited, even before it is reaped
         self._status_fd: int | None = None  # /proc/PID/status of the runtime, for its pending signals
         self._output: OutputRelay | None = None
         # Init
@@ -205,14 +204,8 @@ class Environment:
         read_fd, write_fd = os.pipe()
         self._spawned_at = time.perf_counter()
         try:
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                cwd=self._package.task_root,
-                env=self._process_environment(runtime_api),
-                start_new_session=True,  # its own process group: a timeout kills everything it started
+            self._process = RuntimeProcess(
+                argv, self._package.task_root, self._process_environment(runtime_api), write_fd
             )
         except OSError as exc:
             os.close(read_fd)
@@ -222,8 +215,6 @@ class Environment:
         os.close(write_fd)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
-        with contextlib.suppress(OSError, AttributeError):
-            self._pidfd = os.pidfd_open(self._process.pid)
         with contextlib.suppress(OSError):
             self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
@@ -452,7 +443,7 @@ class Environment:
         never ran. A pending SIGKILL shows in /proc/PID/status (one pread of a file held open)."""
         if self._returncode is not None:
             return False
-        if self._pidfd is not None and select.select([self._pidfd], [], [], 0)[0]:
+        if self._process is not None and self._process.has_exited():
             return False
         return not _sigkill_pending(self._status_fd)
 
@@ -599,7 +590,7 @@ class Environment:
             self._returncode if self._returncode is not None else -signal.SIGKILL
         )
 
-    async def _watch_exit(self, process: asyncio.subprocess.Process) -> None:
+    async def _watch_exit(self, process: RuntimeProcess) -> None:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
@@ -622,9 +613,6 @@ class Environment:
             self._sampler.cancel()
             self._sampler = None
         self._limits.release()
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
         if self._status_fd is not None:
             os.close(self._status_fd)
             self._status_fd = None

@@ -1,0 +1,86 @@
+"""A runtime's process: spawned with vfork, its exit seen through a pidfd on the event loop.
+
+Why not `asyncio.create_subprocess_exec`: on uvloop it forks the whole server (libuv's `uv_spawn`), whose
+page tables grow with it, and waits for the exec in the loop. Measured on the 2-core machine: 2.4 ms per
+spawn from a small process, 3.7 ms from one of the server's size, against 0.36 ms for `subprocess.Popen`
+(vfork): ~3 ms of every cold start's Init Duration. The exit is watched with a pidfd (readable once the
+process has exited, Linux >= 5.3), reaped with `Popen.poll`; without pidfds it is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_POLL_INTERVAL_S = 0.05  # only without pidfd support
+
+
+class RuntimeProcess:
+    __slots__ = ("_exited", "_pidfd", "_poller", "_popen", "pid")
+
+    def __init__(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output_fd: int) -> None:
+        """Spawn (raises OSError if it cannot be started) in a new session: its own process group, so a
+        timeout or a kill takes everything it started."""
+        self._popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=output_fd,
+            stderr=output_fd,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+        )
+        self.pid = self._popen.pid
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._poller: asyncio.TimerHandle | None = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except (OSError, AttributeError):
+            self._pidfd = None
+            self._poller = loop.call_later(_POLL_INTERVAL_S, self._poll)
+        else:
+            loop.add_reader(self._pidfd, self._reap)
+
+    @property
+    def returncode(self) -> int | None:
+        """None while it runs (or has exited unseen); as `subprocess`: -N for death by signal N."""
+        return self._exited.result() if self._exited.done() else None
+
+    def has_exited(self) -> bool:
+        """Exited, even if not yet reaped: one poll of the pidfd, with no waiting."""
+        if self._exited.done():
+            return True
+        if self._pidfd is None:
+            return self._popen.poll() is not None
+        return bool(select.select([self._pidfd], [], [], 0)[0])
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def _reap(self) -> None:
+        returncode = self._popen.poll()
+        if returncode is None:
+            return  # a spurious wake-up: not exited yet
+        self._close_pidfd()
+        if not self._exited.done():
+            self._exited.set_result(returncode)
+
+    def _poll(self) -> None:
+        self._poller = None
+        if self._popen.poll() is None:
+            self._poller = asyncio.get_running_loop().call_later(_POLL_INTERVAL_S, self._poll)
+        elif not self._exited.done():
+            self._exited.set_result(self._popen.returncode)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
