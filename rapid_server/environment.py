@@ -149,6 +149,7 @@ class Environment:
         self._returncode: int | None = None
         self._status_fd: int | None = None  # /proc/PID/status of the runtime, for its pending signals
         self._output: OutputRelay | None = None
+        self._joining: asyncio.Future[None] | None = None  # the runtime joining its memory cgroup
         # Init
         self._spawned_at = 0.0
         self._init_duration_ms: float | None = None
@@ -215,10 +216,28 @@ class Environment:
         os.close(write_fd)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
+        if self._limits.joins_cgroup:
+            loop = asyncio.get_running_loop()
+            self._joining = loop.run_in_executor(None, self._limits.join_cgroup, self._process.pid)
+            self._joining.add_done_callback(_retrieved)  # a runtime that dies first cannot join: no noise
         with contextlib.suppress(OSError):
             self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
+
+    async def _joined_cgroup(self) -> None:
+        """Every invoke runs under the kernel's limit: the first waits until the runtime is in its cgroup
+        (normally done before its first /next). A runtime gone by then could not join: its exit says why."""
+        joining = self._joining
+        if joining is None:
+            return
+        try:
+            await joining
+        except OSError as exc:
+            if self._returncode is None and not (self._process and self._process.has_exited()):
+                self._on_error(exc)
+        finally:
+            self._joining = None
 
     async def provision(self) -> bool:
         """Start and initialise ahead of any invoke (provisioned concurrency). False, with an INIT_REPORT
@@ -246,6 +265,8 @@ class Environment:
         if outcome is not None:
             self._log_failed_init(request_id, outcome)
             return outcome.result
+        if self._joining is not None:
+            await self._joined_cgroup()
         timeout_s = self.config.timeout_s
         flight: _InFlight | None = None
         try:
@@ -840,6 +861,11 @@ class Environment:
     def _drain_output(self, final: bool = False) -> None:
         if self._output is not None:
             self._output.drain(final)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _time_up(outcome: asyncio.Future[_Outcome]) -> None:

@@ -40,10 +40,19 @@ class EnvironmentLimits:
         self._scratch_limit_bytes = scratch_limit_bytes
 
     def started(self, pid: int) -> None:
-        """Right after spawn: the memory cgroup takes the process before its interpreter has started.
-        Done by the parent, not in a pre-exec hook in the child: a Python pre-exec hook makes every spawn
-        a full fork of the server and cost ~10 ms of each cold start."""
+        """Right after spawn."""
         self._memory.started(pid)
+
+    @property
+    def joins_cgroup(self) -> bool:
+        """The process must join its memory cgroup (`join_cgroup`) before its first invoke."""
+        return self._memory.joins
+
+    def join_cgroup(self, pid: int) -> None:
+        """Blocking, for a worker thread: the memory cgroup takes the process. Done by the parent, not in
+        a pre-exec hook in the child: a Python pre-exec hook makes every spawn a full fork of the server
+        and cost ~10 ms of each cold start."""
+        self._memory.join(pid)
 
     @property
     def sample_interval_s(self) -> float:
@@ -140,8 +149,12 @@ def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFac
 
 class _Memory:
     sample_interval_s = 0.1
+    joins = False  # the process must join a cgroup (`join`, blocking) before its first invoke
 
     def started(self, pid: int) -> None:
+        pass
+
+    def join(self, pid: int) -> None:
         pass
 
     def sample(self, refresh_tree: bool) -> None:
@@ -157,42 +170,57 @@ class _Memory:
         pass
 
 
-class _CgroupV1Memory(_Memory):
-    """The kernel enforces the limit (it SIGKILLs a process of the group at the limit) and keeps the peak.
-    Swap is capped too where the kernel accounts it, so the limit cannot be dodged by swapping."""
+class _CgroupMemory(_Memory):
+    """The kernel enforces the limit (its OOM killer acts at it) and counts its kills. The process joins the
+    cgroup right after spawn (`join`), off the event loop: moving a process between cgroups waits for an
+    RCU grace period in the kernel, measured at 5-20 ms on the 2-core machine, during which the server
+    would otherwise answer nothing (and see the runtime's first /next late). The environment waits for the
+    join before it hands over the first event, so every invoke runs under the limit.
+
+    Max Memory Used is the process tree's peak RSS, or the limit itself once the kernel killed for memory;
+    the cgroup's own peak is not used: it counts reclaimable page cache (a big /tmp write shows as a full
+    cgroup)."""
 
     sample_interval_s = 1.0
+    joins = True
+    # (file, value) written when the cgroup is made; the first is required, the others are best effort.
+    _SETTINGS: tuple[tuple[str, str], ...] = ()
+    _OOM_FILE = ""
+    _OOM_COUNTERS: tuple[str, ...] = ()
 
     def __init__(self, path: Path, limit_bytes: int):
         self._path = path
         self._limit = limit_bytes
         self._rss: PeakMemory | None = None
-        path.mkdir()
-        (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
-        with contextlib.suppress(OSError):
-            (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
-        # What the process touched before it joined (microseconds after exec) moves with it: anonymous
-        # and file pages (bits 1 and 2).
-        with contextlib.suppress(OSError):
-            (path / "memory.move_charge_at_immigrate").write_text("3")
-        self._procs = os.fsencode(path / "cgroup.procs")
         self._oom = False
+        path.mkdir()
+        for index, (name, value) in enumerate(self._settings(limit_bytes)):
+            if index == 0:
+                (path / name).write_text(value)
+                continue
+            with contextlib.suppress(OSError):  # absent without swap accounting, on older kernels, ...
+                (path / name).write_text(value)
+        self._procs = os.fsencode(path / "cgroup.procs")
+
+    def _settings(self, limit_bytes: int) -> list[tuple[str, str]]:
+        return [(name, value.format(limit=limit_bytes)) for name, value in self._SETTINGS]
 
     def started(self, pid: int) -> None:
+        self._rss = PeakMemory(pid)
+
+    def join(self, pid: int) -> None:
+        """Blocking (see the class): run in a worker thread."""
         fd = os.open(self._procs, os.O_WRONLY)
         try:
             os.write(fd, str(pid).encode())
         finally:
             os.close(fd)
-        self._rss = PeakMemory(pid)
 
     def sample(self, refresh_tree: bool) -> None:
         if self._rss is not None:
             self._rss.sample(refresh_tree)
 
     def peak_bytes(self) -> int:
-        """The process tree's peak RSS; the limit itself once the kernel killed for memory. The cgroup's own
-        peak is not used: it counts reclaimable page cache (a big /tmp write shows as a full cgroup)."""
         if self._oom:  # known once the environment's exit was examined (out_of_memory)
             return self._limit
         return min(self._rss.peak_bytes, self._limit) if self._rss is not None else 0
@@ -200,9 +228,9 @@ class _CgroupV1Memory(_Memory):
     def out_of_memory(self) -> bool:
         if not self._oom:
             with contextlib.suppress(OSError):
-                for line in (self._path / "memory.oom_control").read_text().splitlines():
+                for line in (self._path / self._OOM_FILE).read_text().splitlines():
                     name, _, value = line.partition(" ")
-                    if name == "oom_kill" and value.strip() not in ("", "0"):
+                    if name in self._OOM_COUNTERS and value.strip() not in ("", "0"):
                         self._oom = True
         return self._oom
 
@@ -215,59 +243,32 @@ class _CgroupV1Memory(_Memory):
             self._path.rmdir()
 
 
-class _CgroupV2Memory(_Memory):
-    """cgroup v2: `memory.max` is the limit (the kernel's OOM killer acts at it), `memory.swap.max = 0`
-    (v2 accounts swap apart from memory.max, and Lambda has none), `memory.oom.group = 1` (an OOM kills the
-    whole environment, not one of its processes), and `memory.events` counts the kills. There is no
-    move_charge in v2: the process joins microseconds after exec, before its interpreter has run."""
+class _CgroupV1Memory(_CgroupMemory):
+    """v1: `memory.limit_in_bytes`; swap capped too where the kernel accounts it, so the limit cannot be
+    dodged by swapping; what the process touched before it joined moves with it (anonymous and file pages,
+    bits 1 and 2 of move_charge_at_immigrate)."""
 
-    sample_interval_s = 1.0
+    _SETTINGS = (
+        ("memory.limit_in_bytes", "{limit}"),
+        ("memory.memsw.limit_in_bytes", "{limit}"),
+        ("memory.move_charge_at_immigrate", "3"),
+    )
+    _OOM_FILE = "memory.oom_control"
+    _OOM_COUNTERS = ("oom_kill",)
 
-    def __init__(self, path: Path, limit_bytes: int):
-        self._path = path
-        self._limit = limit_bytes
-        self._rss: PeakMemory | None = None
-        path.mkdir()
-        (path / "memory.max").write_text(str(limit_bytes))
-        for name, value in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
-            with contextlib.suppress(OSError):  # absent without swap accounting / on old kernels
-                (path / name).write_text(value)
-        self._procs = os.fsencode(path / "cgroup.procs")
-        self._oom = False
 
-    def started(self, pid: int) -> None:
-        fd = os.open(self._procs, os.O_WRONLY)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        self._rss = PeakMemory(pid)
+class _CgroupV2Memory(_CgroupMemory):
+    """v2: `memory.max`; `memory.swap.max = 0` (v2 accounts swap apart from memory.max, and Lambda has
+    none); `memory.oom.group = 1` (an OOM kills the whole environment, not one of its processes). v2 has
+    no move_charge: what the runtime touched before it joined stays with the server's cgroup."""
 
-    def sample(self, refresh_tree: bool) -> None:
-        if self._rss is not None:
-            self._rss.sample(refresh_tree)
-
-    def peak_bytes(self) -> int:
-        """As in v1: the process tree's peak RSS (memory.peak counts page cache), the limit after an OOM."""
-        if self._oom:
-            return self._limit
-        return min(self._rss.peak_bytes, self._limit) if self._rss is not None else 0
-
-    def out_of_memory(self) -> bool:
-        if not self._oom:
-            with contextlib.suppress(OSError):
-                for line in (self._path / "memory.events").read_text().splitlines():
-                    name, _, value = line.partition(" ")
-                    if name in ("oom_kill", "oom_group_kill") and value.strip() not in ("", "0"):
-                        self._oom = True
-        return self._oom
-
-    def release(self) -> None:
-        if self._rss is not None:
-            self._rss.close()
-        self.out_of_memory()
-        with contextlib.suppress(OSError):
-            self._path.rmdir()
+    _SETTINGS = (
+        ("memory.max", "{limit}"),
+        ("memory.swap.max", "0"),
+        ("memory.oom.group", "1"),
+    )
+    _OOM_FILE = "memory.events"
+    _OOM_COUNTERS = ("oom_kill", "oom_group_kill")
 
 
 class _WatchedMemory(_Memory):

@@ -55,7 +55,9 @@ def spawn_allocator(
         start_new_session=True,
     )
     children.append(child)
-    limits.started(child.pid)  # as the server does: the cgroup (if any) takes it right after spawn
+    limits.started(child.pid)  # as the server does right after spawn
+    if limits.joins_cgroup:
+        limits.join_cgroup(child.pid)  # the server does this in a worker thread before the first invoke
     return child
 
 

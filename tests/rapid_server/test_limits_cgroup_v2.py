@@ -89,6 +89,8 @@ def test_in_a_delegated_cgroup_the_server_moves_into_a_leaf_and_enables_memory(t
     assert (environment / "memory.swap.max").read_text() == "0"
     assert (environment / "memory.oom.group").read_text() == "1"
     limits.started(SERVER_PID + 1)
+    assert limits.joins_cgroup
+    limits.join_cgroup(SERVER_PID + 1)
     assert (environment / "cgroup.procs").read_text() == str(SERVER_PID + 1)
 
     assert not limits.out_of_memory  # no memory.events yet
