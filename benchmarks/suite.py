@@ -170,15 +170,22 @@ def run_init(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> tup
                 )
             )
             continue
+        # Two clocks on the same quantity: the server's spawn -> first /next (REPORT) and ours, spawning the
+        # same runtime ourselves; and every REPORT must fit inside the first invoke as we timed it (an
+        # Init Duration that measures nothing, or too much, fails either). The interval is longer than
+        # the Init Duration by what lies outside it (routing, setting up the environment, dispatch).
         gap = summarize([u - r for r, u in pairs])
         within = sum(1 for r, u in pairs if r <= u + 0.01)
-        passed = len(pairs) == len(s.reported) and within == len(pairs) and 0 <= gap.median <= 1.0
-        spawn = summarize(s.spawned).median
+        report_median = summarize([r for r, _ in pairs]).median
+        spawn = summarize(s.spawned).median if s.spawned else float("nan")
+        agreement = report_median - spawn
+        passed = len(pairs) == len(s.reported) and within == len(pairs) and abs(agreement) <= 1.0
         detail = (
-            f"REPORT median {summarize([r for r, _ in pairs]).median:.2f} ms; invoke sent -> handler running "
-            f"median {summarize([u for _, u in pairs]).median:.2f} ms, {gap.median:.2f} ms more "
-            f"({gap.min:.2f}-{gap.max:.2f}); REPORT inside that interval in {within}/{len(s.reported)}; "
-            f"the same runtime spawned by the harness: {spawn:.2f} ms to its first /next"
+            f"REPORT median {report_median:.2f} ms; the same runtime spawned by the harness: "
+            f"{spawn:.2f} ms to its first /next ({agreement:+.2f} ms); REPORT inside the first invoke as "
+            f"timed by the harness "
+            f"(median {summarize([u for _, u in pairs]).median:.2f} ms, {gap.median:.2f} ms more) in "
+            f"{within}/{len(s.reported)}"
         )
         checks.append(
             Check("Init Duration agrees with our clock within 1 ms", f"{server} + {runtime}", passed, detail)

@@ -9,8 +9,9 @@ discarded warm-ups, so machine noise hits all alike.
 
 Init: each sample is the first invoke of a fresh environment whose handler returns the CLOCK_MONOTONIC time
 at which it runs. The harness reads the same clock just before sending the invoke, so its interval (invoke
-sent -> handler running) contains the server's Init Duration (spawn -> the runtime's first `/next`); the two
-must agree within 1 ms. An emulator that reports an Init Duration that measures nothing shows up here.
+sent -> handler running) must contain the server's Init Duration (spawn -> the runtime's first `/next`);
+and the harness also spawns the same runtime itself and times its first `/next`: the REPORT's median must
+agree with that within 1 ms. An emulator that reports an Init Duration that measures nothing shows up here.
 
     python benchmarks/warm_invoke.py [--samples 2000] [--payload-bytes 1024] [--init 20] [--rie PATH]
 """
