@@ -94,15 +94,23 @@ BodyRouter = Callable[[Request], BodyReceiver | None]
 
 
 def encode_response(response: Response, keep_alive: bool) -> bytes:
-    parts = [_STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode()]
-    for name, value in response.headers:
+    parts = _head(
+        response.status, response.headers, b"Content-Length: %d\r\n" % len(response.body), keep_alive
+    )
+    parts.append(response.body)
+    return b"".join(parts)
+
+
+def _head(status: int, headers: list[tuple[str, str]], framing: bytes, keep_alive: bool) -> list[bytes]:
+    """Status line, headers, the body's framing header, and the blank line."""
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
+    for name, value in headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    parts.append(b"Content-Length: %d\r\n" % len(response.body))
+    parts.append(framing)
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
-    parts.append(response.body)
-    return b"".join(parts)
+    return parts
 
 
 class Connection:
@@ -390,14 +398,19 @@ class HttpProtocol(asyncio.Protocol):
         self._on_error(exc)
         return Response(500, b'{"message":"Internal server error"}', [_JSON])
 
+    def _can_answer(self) -> bool:
+        """A request awaits its answer, none has been started, and the connection is open."""
+        return (
+            self._awaiting_response
+            and not self._streaming
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
     def send(self, response: Response) -> bool:
-        if (
-            not self._awaiting_response
-            or self._streaming
-            or self.transport is None
-            or self.transport.is_closing()
-        ):
+        if not self._can_answer():
             return False
+        assert self.transport is not None
         self.transport.write(encode_response(response, self._keep_alive))
         self._answered()
         return True
@@ -416,20 +429,11 @@ class HttpProtocol(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._handle_queued)
 
     def start_chunked(self, status: int, headers: list[tuple[str, str]]) -> bool:
-        if (
-            not self._awaiting_response
-            or self._streaming
-            or self.transport is None
-            or self.transport.is_closing()
-        ):
+        if not self._can_answer():
             return False
-        parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
-        parts.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-        if not self._keep_alive:
-            parts.append(b"Connection: close\r\n")
-        parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+        assert self.transport is not None
+        head = _head(status, headers, b"Transfer-Encoding: chunked\r\n", self._keep_alive)
+        self.transport.write(b"".join(head))
         self._streaming = True
         return True
 

@@ -513,7 +513,15 @@ def running_server(
     args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, check_shutdown: bool = True
 ) -> Iterator[RapidServer]:
     """Starts a server and always stops it; `check_shutdown`: assert a clean SIGTERM exit, no survivors."""
-    server = RapidServer(args, cwd, env).start()
+    with supervised(RapidServer(args, cwd, env), check_shutdown) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def supervised(server: RapidServer, check_shutdown: bool = True) -> Iterator[RapidServer]:
+    """Starts a server (whatever its command) and always stops it: killed with its group if the test
+    failed; else, with `check_shutdown`, a clean SIGTERM exit and no survivors asserted."""
+    server.start()
     try:
         yield server
     except BaseException:
@@ -707,4 +715,37 @@ def lambda_client(endpoint: str) -> Any:
         aws_access_key_id="x",
         aws_secret_access_key="x",
         config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=HTTP_TIMEOUT_S),
+    )
+
+
+# --- The AWS CLI ------------------------------------------------------------------------------------
+
+AWS_CLI = Path(sys.executable).with_name("aws")
+
+
+def aws_cli_environment(home: Path) -> dict[str, str]:
+    """Dummy credentials, one attempt, and no ~/.aws of the developer's (HOME is the test's own)."""
+    env = server_environment()
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_MAX_ATTEMPTS="1",
+        AWS_RETRY_MODE="standard",
+        HOME=str(home),
+    )
+    return env
+
+
+def aws_lambda_invoke(endpoint: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`aws lambda invoke --endpoint-url ENDPOINT ARGS...` (its outfile is among ARGS)."""
+    return subprocess.run(
+        [sys.executable, str(AWS_CLI), "lambda", "invoke", "--endpoint-url", endpoint, *args],
+        env=aws_cli_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )

@@ -10,7 +10,6 @@ below the service's 60 s, so every wait here is bounded and short.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
     RapidServer,
+    aws_lambda_invoke,
     lambda_client,
     running_server,
     server_environment,
@@ -163,36 +163,16 @@ def test_boto3_event_invoke_is_queued_then_run_with_its_request_id(
 
 
 def test_aws_cli_event_invoke(server: RapidServer, workdir: Path, tmp_path: Path) -> None:
-    env = {
-        **server_environment(),
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    aws = [sys.executable, str(Path(sys.executable).parent / "aws")]
-    completed = subprocess.run(
-        [
-            *aws,
-            "lambda",
-            "invoke",
-            "--endpoint-url",
-            server.endpoint,
-            "--function-name",
-            "sink",
-            "--invocation-type",
-            "Event",
-            "--payload",
-            '{"token": "cli"}',  # awscli v1 sends a blob argument as the string's bytes
-            str(tmp_path / "out.json"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = aws_lambda_invoke(
+        server.endpoint,
+        tmp_path,
+        "--function-name",
+        "sink",
+        "--invocation-type",
+        "Event",
+        "--payload",
+        '{"token": "cli"}',  # awscli v1 sends a blob argument as the string's bytes
+        str(tmp_path / "out.json"),
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["StatusCode"] == 202

@@ -15,13 +15,20 @@ from typing import Any
 import botocore.config
 import botocore.exceptions
 import pytest
-from e2e_harness import ACCOUNT_ARN_PREFIX, SUITE_FUNCTIONS, RapidServer, function_arn, server_environment
+from e2e_harness import (
+    ACCOUNT_ARN_PREFIX,
+    AWS_CLI,
+    SUITE_FUNCTIONS,
+    RapidServer,
+    aws_lambda_invoke,
+    function_arn,
+    server_environment,
+)
 from e2e_harness import lambda_client as new_lambda_client
 
 pytestmark = pytest.mark.e2e
 
 CLIENT_TIMEOUT_S = 60.0
-AWS_CLI = Path(sys.executable).with_name("aws")
 
 
 @pytest.fixture
@@ -29,21 +36,6 @@ def lambda_client(suite_server: RapidServer) -> Iterator[Any]:
     client = new_lambda_client(suite_server.endpoint)
     yield client
     client.close()
-
-
-def client_environment(tmp_path: Path) -> dict[str, str]:
-    env = server_environment()
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_MAX_ATTEMPTS="1",
-        AWS_RETRY_MODE="standard",
-        HOME=str(tmp_path),  # keeps the CLI away from any real ~/.aws
-    )
-    return env
 
 
 # --- boto3 ----------------------------------------------------------------------------------------
@@ -126,26 +118,17 @@ def run_aws_cli(
     server: RapidServer, tmp_path: Path, function: str, payload: str
 ) -> tuple[dict[str, Any], bytes]:
     outfile = tmp_path / "response.json"
-    completed = subprocess.run(
-        [
-            str(AWS_CLI),
-            "lambda",
-            "invoke",
-            "--endpoint-url",
-            server.endpoint,
-            "--function-name",
-            function,
-            *aws_cli_raw_payload_flags(),
-            "--payload",
-            payload,
-            str(outfile),
-        ],
-        env=client_environment(tmp_path),
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT_S,
-        check=False,
+    completed = aws_lambda_invoke(
+        server.endpoint,
+        tmp_path,
+        "--function-name",
+        function,
+        *aws_cli_raw_payload_flags(),
+        "--payload",
+        payload,
+        str(outfile),
     )
-    assert completed.returncode == 0, completed.stderr.decode()
+    assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout), outfile.read_bytes()
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
-from e2e_harness import RapidServer, server_environment
+from e2e_harness import RapidServer, server_environment, supervised
 
 pytestmark = pytest.mark.e2e
 
@@ -172,15 +172,8 @@ def running_image(image: Image, root: Path) -> Iterator[RapidServer]:
     server = RapidServer([], task, env)
     # The image's `python3` is the one the bootstrap's `#!/usr/bin/env python3` finds there; here, ours.
     server.args = [sys.executable, str(entrypoint), *image.cmd]
-    server.start()
-    try:
+    with supervised(server):
         yield server
-    except BaseException:
-        with contextlib.suppress(AssertionError):
-            server.stop()
-        server._kill_group()
-        raise
-    server.shutdown_and_check()
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from e2e_harness import RapidServer, lambda_client, server_environment
+from e2e_harness import RapidServer, lambda_client, server_environment, supervised
 
 pytestmark = pytest.mark.e2e
 
@@ -55,16 +55,9 @@ class Emulator(RapidServer):
 
 
 @contextlib.contextmanager
-def emulating(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Iterator[Emulator]:
-    emulator = Emulator(command, cwd, env).start()
-    try:
+def emulating(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Iterator[RapidServer]:
+    with supervised(Emulator(command, cwd, env)) as emulator:
         yield emulator
-    except BaseException:
-        with contextlib.suppress(AssertionError):
-            emulator.stop()
-        emulator._kill_group()
-        raise
-    emulator.shutdown_and_check()
 
 
 def emulator_env(**extra: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,11 +18,11 @@ import pytest
 from e2e_harness import (
     RUNTIMES,
     RapidServer,
+    aws_lambda_invoke,
     lambda_client,
     request_id_of,
     running_server,
     runtime_command,
-    server_environment,
     write_tables,
 )
 
@@ -175,36 +174,16 @@ def test_event_invokes_ignore_tail_and_bad_log_types_are_refused(server: RapidSe
 
 
 def test_aws_cli_prints_the_log_result(server: RapidServer, tmp_path: Path) -> None:
-    env = {
-        **server_environment(),
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(Path(sys.executable).parent / "aws"),
-            "lambda",
-            "invoke",
-            "--endpoint-url",
-            server.endpoint,
-            "--function-name",
-            "talks",
-            "--log-type",
-            "Tail",
-            "--payload",
-            '{"token": "cli"}',
-            str(tmp_path / "out.json"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = aws_lambda_invoke(
+        server.endpoint,
+        tmp_path,
+        "--function-name",
+        "talks",
+        "--log-type",
+        "Tail",
+        "--payload",
+        '{"token": "cli"}',
+        str(tmp_path / "out.json"),
     )
     assert completed.returncode == 0, completed.stderr
     output = json.loads(completed.stdout)
