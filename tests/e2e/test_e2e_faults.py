@@ -133,6 +133,9 @@ def test_runtime_killed_mid_invoke(fault_server: RapidServer) -> None:
     )
     caller.start()
     start = fault_server.wait_for_line(lambda line: line.startswith("START RequestId: "), after=mark)
+    # START is logged as the event is written; killed before it has read the event, the runtime never
+    # had the invoke, which then runs elsewhere (correctly). Mid-invoke is once it says it has it.
+    fault_server.wait_for_line(lambda line: "] sleeping " in line, after=mark)
 
     os.kill(pid, signal.SIGKILL)
     caller.join(HTTP_TIMEOUT_S)

@@ -82,6 +82,7 @@ def handle(connection: http.client.HTTPConnection, request_id: str, event: dict)
         "initialization_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
     }
     if action == "sleep":
+        print(f"sleeping {request_id}", flush=True)  # the event is read: it is mid-invoke from here
         time.sleep(float(event["seconds"]))
     elif action == "hold":
         # Blocks until the test writes a line into the FIFO: the test decides when this invoke ends.
