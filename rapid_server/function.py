@@ -170,10 +170,13 @@ class Function:
         return None
 
     def _acquire(self) -> Environment | None:
-        """A seat in a warm environment: provisioned first, then the most recently used whose runtime is
-        already waiting on /next, else the most recently used. An environment just released has usually
-        not asked for its next event yet: under load (8 concurrent clients), taking it made the invoke wait
-        for that runtime while others were idle and ready."""
+        """A seat in a warm environment: provisioned first, then the most recently used. Under load, the
+        most recently used whose runtime is already waiting on /next: an environment just released has
+        usually not asked for its next event yet, and taking it made the invoke wait for that runtime while
+        others were idle and ready (8 concurrent clients). Alone in flight (a sequential caller), strictly
+        the most recently used: its runtime is about to ask, and the others stay idle and can be reaped
+        (preferring a polling one there rotated the caller through every environment)."""
+        under_load = self._limiter.total_in_use > 1
         for stack in (self._available_provisioned, self._available):
             while stack and not stack[-1].usable:
                 environment = stack.pop()
@@ -182,7 +185,7 @@ class Function:
             if not stack:
                 continue
             index = len(stack) - 1
-            for candidate in range(index, -1, -1):
+            for candidate in range(index if under_load else -1, -1, -1):
                 if stack[candidate].polling and stack[candidate].usable:
                     index = candidate
                     break
