@@ -357,13 +357,9 @@ class Environment:
         too_large: int,
         stream_error: tuple[str, bytes] | None = None,
     ) -> Response:
-        flight, refusal = self._answering(request_id, Event.RESPONSE)
+        flight, refusal = self._accept_answer(request_id, Event.RESPONSE, too_large)
         if flight is None:
             return refusal
-        flight.seat.fire(Event.RESPONSE)
-        if too_large:
-            self._complete(flight, self._response_too_large(too_large))
-            return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
         stream = flight.invocation.stream
         if stream is not None and stream.overflowed:
             self._complete(flight, self._response_too_large(stream.received, MAX_STREAMED_BYTES))
@@ -380,13 +376,9 @@ class Environment:
         return rendering.RUNTIME_ACCEPTED
 
     def runtime_error(self, request_id: str, body: bytes, too_large: int = 0) -> Response:
-        flight, refusal = self._answering(request_id, Event.ERROR)
+        flight, refusal = self._accept_answer(request_id, Event.ERROR, too_large)
         if flight is None:
             return refusal
-        flight.seat.fire(Event.ERROR)
-        if too_large:
-            self._complete(flight, self._response_too_large(too_large))
-            return rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
         # The body reaches the invoker unchanged. Lambda-Runtime-Function-Error-Type is optional (awslambdaric
         # omits it) and, as in RAPID, feeds only telemetry, which we do not have yet; a handler's exception
         # is no REPORT status.
@@ -520,9 +512,13 @@ class Environment:
             raise NotDispatched
         return flight
 
-    def _answering(self, request_id: str, event: Event) -> tuple[_InFlight | None, Response]:
+    def _accept_answer(
+        self, request_id: str, event: Event, too_large: int
+    ) -> tuple[_InFlight | None, Response]:
         """Validate an answer before firing: an unknown or already answered id is 400 InvalidRequestID
-        (reference section 1), a seat that cannot answer now 403."""
+        (reference section 1), a seat that cannot answer now 403. Then fire it; an answer over the size
+        limit (`too_large`, its size) ends the invoke as Function.ResponseSizeTooLarge and is 413. The
+        flight is returned only when the answer's body is for the caller to decide on."""
         flight = self._inflight.get(request_id)
         if flight is None or flight.outcome.done():
             return None, rendering.invalid_request_id()
@@ -530,6 +526,10 @@ class Environment:
             return None, rendering.invalid_state_transition(
                 f"State transition from {flight.seat.state.value} to {event.value} is not allowed"
             )
+        flight.seat.fire(event)
+        if too_large:
+            self._complete(flight, self._response_too_large(too_large))
+            return None, rendering.runtime_payload_too_large(MAX_RESPONSE_BYTES)
         return flight, rendering.RUNTIME_ACCEPTED
 
     def _complete(self, flight: _InFlight, outcome: _Outcome) -> None:

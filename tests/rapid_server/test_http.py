@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rapid_server.http import HttpProtocol, Request, Response
+from rapid_server.http import BodyReceiver, HttpProtocol, Request, Response
 
 MAX_BODY = 1024
 WAIT_S = 2.0
@@ -32,6 +32,16 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
         self.written += data
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # everything written is taken at once
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (0, 0)
 
     def is_closing(self) -> bool:
         return self.closed
@@ -78,11 +88,29 @@ def parse_responses(data: bytes) -> list[ParsedResponse]:
         if 100 <= code < 200:
             responses.append(ParsedResponse(code, headers, b"", raw_headers))
             continue
-        length = int(headers["content-length"])
-        assert len(rest) >= length, "body shorter than Content-Length"
-        body, rest = rest[:length], rest[length:]
+        if headers.get("transfer-encoding") == "chunked":
+            assert "content-length" not in headers
+            body, rest = _dechunk(rest)
+        else:
+            length = int(headers["content-length"])
+            assert len(rest) >= length, "body shorter than Content-Length"
+            body, rest = rest[:length], rest[length:]
         responses.append(ParsedResponse(code, headers, body, raw_headers))
     return responses
+
+
+def _dechunk(data: bytes) -> tuple[bytes, bytes]:
+    """A chunked body (RFC 9112 section 7.1), no trailers: the body and what follows it."""
+    body = b""
+    while True:
+        size_line, sep, data = data.partition(b"\r\n")
+        assert sep, "unterminated chunk size"
+        size = int(size_line, 16)
+        if size == 0:
+            assert data.startswith(b"\r\n"), "no blank line after the last chunk"
+            return body, data[2:]
+        assert data[size : size + 2] == b"\r\n", "chunk not followed by CRLF"
+        body, data = body + data[:size], data[size + 2 :]
 
 
 class Server:
@@ -92,12 +120,13 @@ class Server:
         self,
         handler: Callable[[Request], Awaitable[Response | None]] | None = None,
         max_body_size: int = MAX_BODY,
+        body_router: Callable[[Request], BodyReceiver | None] | None = None,
     ) -> None:
         self.requests: list[Request] = []
         self.errors: list[BaseException] = []
         self._handler = handler or self.echo
         self.transport = FakeTransport()
-        self.protocol = HttpProtocol(self._record, max_body_size, self.errors.append)
+        self.protocol = HttpProtocol(self._record, max_body_size, self.errors.append, body_router=body_router)
         self.protocol.connection_made(self.transport)  # type: ignore[arg-type]
 
     async def _record(self, request: Request) -> Response | None:
@@ -128,6 +157,18 @@ def _complete_responses(data: bytes) -> int:
         return len([r for r in parse_responses(data) if r.status >= 200])
     except (AssertionError, KeyError, ValueError, IndexError):
         return 0
+
+
+def parking() -> tuple[Callable[[Request], Awaitable[Response | None]], list[Request]]:
+    """A handler that answers nothing now (returns None), and the requests it parked: answered later
+    through their connection, as the Runtime API's /next is."""
+    parked: list[Request] = []
+
+    async def handler(request: Request) -> Response | None:
+        parked.append(request)
+        return None
+
+    return handler, parked
 
 
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
@@ -565,12 +606,7 @@ def test_connection_lost_drops_queued_requests() -> None:
 
 def test_handler_returning_none_answers_later_through_the_connection() -> None:
     async def scenario() -> None:
-        parked: list[Request] = []
-
-        async def handler(request: Request) -> Response | None:
-            parked.append(request)
-            return None
-
+        handler, parked = parking()
         server = Server(handler)
         server.feed(GET)
         await server.until(lambda: len(parked) == 1)
@@ -590,12 +626,7 @@ def test_handler_returning_none_answers_later_through_the_connection() -> None:
 
 def test_deferred_answer_is_not_written_after_the_peer_has_gone() -> None:
     async def scenario() -> None:
-        parked: list[Request] = []
-
-        async def handler(request: Request) -> Response | None:
-            parked.append(request)
-            return None
-
+        handler, parked = parking()
         server = Server(handler)
         server.feed(GET)
         await server.until(lambda: len(parked) == 1)
@@ -608,12 +639,7 @@ def test_deferred_answer_is_not_written_after_the_peer_has_gone() -> None:
 
 def test_deferred_answer_on_a_closing_connection_closes_it() -> None:
     async def scenario() -> None:
-        parked: list[Request] = []
-
-        async def handler(request: Request) -> Response | None:
-            parked.append(request)
-            return None
-
+        handler, parked = parking()
         server = Server(handler)
         server.feed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
         await server.until(lambda: len(parked) == 1)
@@ -644,6 +670,112 @@ def test_deferred_answer_keeps_pipelined_responses_in_order() -> None:
         for _ in range(10):
             await asyncio.sleep(0)
         assert [r.body for r in parse_responses(server.transport.written)] == [b"first", b"second"]
+
+    run(scenario)
+
+
+# Streamed answers and bodies (InvokeWithResponseStream) --------------------------------------------------
+
+
+def test_a_chunked_answer_is_framed_and_the_next_pipelined_request_waits_for_its_end() -> None:
+    async def scenario() -> None:
+        async def handler(request: Request) -> Response | None:
+            if request.path == "/stream":
+                return None  # answered through the connection, in pieces
+            return Response(200, b"second")
+
+        server = Server(handler)
+        server.feed(b"GET /stream HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\n\r\n")
+        await server.until(lambda: len(server.requests) == 1)
+        connection = server.requests[0].connection
+        assert connection.start_chunked(200, [("Content-Type", "application/vnd.amazon.eventstream")])
+        assert not connection.start_chunked(200, [])  # one head per answer
+        assert not connection.send(Response(500))  # nor a whole answer in the middle of a stream
+        assert connection.write_chunk(b"one")
+        assert connection.write_chunk(b"")  # nothing is written: an empty chunk would end the body
+        assert connection.write_chunk(b"two")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert len(server.requests) == 1  # the pipelined request is not handled mid-stream
+        connection.end_chunked()
+        first, second = await server.responses(2)
+        assert (first.status, first.body) == (200, b"onetwo")
+        assert first.headers["transfer-encoding"] == "chunked"
+        assert first.headers["content-type"] == "application/vnd.amazon.eventstream"
+        assert second.body == b"second"
+
+    run(scenario)
+
+
+def test_a_chunked_answer_to_the_last_request_closes_the_connection() -> None:
+    async def scenario() -> None:
+        handler, parked = parking()
+        server = Server(handler)
+        server.feed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        await server.until(lambda: len(parked) == 1)
+        connection = parked[0].connection
+        assert connection.start_chunked(200, [])
+        connection.write_chunk(b"bye")
+        assert not server.transport.closed
+        connection.end_chunked()
+        (response,) = parse_responses(server.transport.written)
+        assert (response.body, response.headers["connection"]) == (b"bye", "close")
+        assert server.transport.closed
+        assert not connection.write_chunk(b"late")
+
+    run(scenario)
+
+
+def test_a_routed_body_is_passed_on_as_it_arrives_not_kept_nor_limited() -> None:
+    async def scenario() -> None:
+        pieces: list[bytes] = []
+
+        def router(request: Request) -> BodyReceiver | None:
+            return pieces.append if request.path == "/routed" else None
+
+        server = Server(body_router=router)
+        head = b"POST /routed HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTrailer: X-Error\r\n\r\n"
+        big = b"x" * (MAX_BODY * 3)  # three times what a kept body may hold
+        server.feed(head, b"%x\r\n%s\r\n" % (len(big), big))
+        await server.until(lambda: len(pieces) > 0)
+        assert server.requests == []  # handled only once the body has ended
+        server.feed(b"3\r\nend\r\n", b"0\r\nX-Error: boom\r\n\r\n")
+        (response,) = await server.responses(1)
+        assert b"".join(pieces) == big + b"end"
+        request = server.requests[0]
+        assert (request.body, request.too_large, request.body_size) == (b"", False, len(big) + 3)
+        assert request.trailers == {"x-error": "boom"}
+        assert response.status == 200
+        # Not routed: kept whole, and limited, as before.
+        server.feed(b"POST /kept HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+        _, kept = await server.responses(2)
+        assert kept.body == b"POST /kept 5"
+        assert pieces == [big, b"end"]
+
+    run(scenario)
+
+
+def test_flow_control_and_the_pipeline_limit_each_hold_reading_until_both_let_go() -> None:
+    async def scenario() -> None:
+        handler, parked = parking()
+        server = Server(handler)
+        server.feed(GET)
+        await server.until(lambda: len(parked) == 1)
+        connection = parked[0].connection
+        connection.pause_reading()  # e.g. a stream's reader is slow
+        assert server.transport.paused
+        server.feed(GET * 16)  # a full pipeline queue pauses reading too
+        connection.resume_reading()
+        assert server.transport.paused, "the queued pipeline still holds reading"
+        connection.pause_reading()
+        connection.send(Response(200))  # the queue moves: it lets go, flow control does not
+        await server.until(lambda: len(parked) == 2)
+        assert server.transport.paused
+        connection.resume_reading()
+        assert not server.transport.paused
+        drained: list[bool] = []
+        connection.when_drained(lambda: drained.append(True))  # nothing backlogged: called at once
+        assert drained == [True]
 
     run(scenario)
 
