@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 import uuid
 from collections import deque
@@ -37,6 +38,7 @@ from .http import BodyReceiver, Connection, Response, bound_port, start_listener
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
+from .peers import PeerCheck
 from .process import RuntimeProcess
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
@@ -129,8 +131,10 @@ class Environment:
         limits: EnvironmentLimits,
         package: PreparedFunction,
         initialization_type: str = "on-demand",
+        peers: PeerCheck | None = None,
     ):
         self.config = config
+        self._peers = peers  # who may use this environment's Runtime API (None: anyone)
         self._package = package  # the task root and /opt this environment sees
         self.function_arn = function_arn
         self.initialization_type = initialization_type
@@ -199,6 +203,7 @@ class Environment:
             MAX_RESPONSE_BYTES,
             self._on_error,
             body_router=make_body_router(self),
+            admit=self._admit if self._peers is not None and self._peers.enabled else None,
         )
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
         argv = self._runtime_command()
@@ -328,6 +333,22 @@ class Environment:
         self._close_listener()
 
     # Runtime API side (called by runtime_api routes) ---------------------------------------------------
+
+    def _admit(self, sock: socket.socket) -> bool:
+        """A Runtime API connection is served only if it comes from the runtime or one of its descendants
+        (peers.py); anyone else's is closed unread, and logged. Once per connection, never per request."""
+        assert self._peers is not None
+        process = self._process
+        try:
+            if process is not None and self._peers.owned_by(sock, process.pid):
+                return True
+            peer_pid = self._peers.foreign_owner(sock)
+        except Exception as exc:  # a bug in the check must not lock out the runtime: admit, say so
+            self._on_error(exc)
+            return True
+        pid = process.pid if process is not None else None
+        self._sink.platform(rendering.foreign_peer_line(self.config.name, pid, peer_pid))
+        return False
 
     def runtime_next(self, connection: Connection) -> Response | None:
         seat = self._seat_for_next()

@@ -21,6 +21,7 @@ from .environment import Environment, Invocation, InvokeResult, NotDispatched
 from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
+from .peers import PeerCheck
 
 ON_DEMAND = "on-demand"
 _DISPATCH_ATTEMPTS = 3  # environments tried for one invoke whose runtime died before taking it
@@ -38,8 +39,10 @@ class Function:
         limits: LimitsFactory,
         limiter: ConcurrencyLimiter,
         package: PreparedFunction,
+        peers: PeerCheck | None = None,
     ):
         self.config = config
+        self._peers = peers
         self.package = package
         self.arn = arn
         self._region = region
@@ -148,6 +151,7 @@ class Function:
             limits,
             self.package,
             initialization_type,
+            self._peers,
         )
         environment.on_exit = self._exited
         return environment

@@ -205,8 +205,10 @@ class HttpProtocol(asyncio.Protocol):
         on_error: Callable[[BaseException], None],
         cancel_on_disconnect: bool = True,
         body_router: BodyRouter | None = None,
+        admit: Callable[[socket.socket], bool] | None = None,
     ):
         self._handler = handler
+        self._admit = admit  # asked once per connection, before any byte of it is read
         self._body_router = body_router
         self._handler_is_async = asyncio.iscoroutinefunction(handler)
         self._max_body_size = max_body_size
@@ -243,6 +245,10 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         self.socket = sock
+        if self._admit is not None and sock is not None and not self._admit(sock):
+            self._closing = True
+            self.transport.abort()  # refused: closed with RST, nothing read
+            return
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -519,10 +525,11 @@ async def start_listener(
     on_error: Callable[[BaseException], None],
     cancel_on_disconnect: bool = True,
     body_router: BodyRouter | None = None,
+    admit: Callable[[socket.socket], bool] | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect, body_router),
+        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect, body_router, admit),
         host,
         port,
         reuse_address=True,

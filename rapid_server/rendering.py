@@ -145,6 +145,14 @@ def reaped_line(function: str, pid: int | None, idle_s: float) -> str:
     return f"rapidboot: {function}: environment (pid {pid}) idle for {idle_s:.0f} s, stopped"
 
 
+def foreign_peer_line(function: str, runtime_pid: int | None, peer_pid: int | None) -> str:
+    peer = peer_pid if peer_pid is not None else "unknown"
+    return (
+        f"rapidboot: {function}: refused a Runtime API connection from pid {peer}, not a process of the "
+        f"environment (runtime pid {runtime_pid})"
+    )
+
+
 def not_dispatched_line(request_id: str) -> str:
     return f"RequestId: {request_id} the runtime exited before reading this event; it runs elsewhere"
 

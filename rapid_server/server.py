@@ -17,6 +17,7 @@ from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
+from .peers import PeerCheck, detect_peer_check
 from .server_state import ServerState
 
 
@@ -27,10 +28,13 @@ def report_internal_error(exc: BaseException) -> None:
 
 
 async def serve(
-    config: ServerConfig, limits: LimitsFactory, on_ready: Callable[[str], None] | None = None
+    config: ServerConfig,
+    limits: LimitsFactory,
+    on_ready: Callable[[str], None] | None = None,
+    peers: PeerCheck | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
-    state = ServerState(config, LogSink(), report_internal_error, limits)
+    state = ServerState(config, LogSink(), report_internal_error, limits, peers)
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
@@ -77,7 +81,8 @@ def _open_queue(config: ServerConfig) -> AsyncQueue:
 def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
     factory = loop_factory(loop)
     limits = detect_limits(str(os.getpid()), memory_enforcement)
-    print(f"rapidboot: {limits.description}", file=sys.stderr, flush=True)
+    peers = detect_peer_check()
+    print(f"rapidboot: {limits.description}; {peers.description}", file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:
         names = ", ".join(config.functions)
@@ -89,7 +94,8 @@ def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str =
 
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready))
+            runner.run(serve(config, limits, ready, peers))
     finally:
+        peers.close()
         limits.close()
     return 0

@@ -17,6 +17,7 @@ from .dispatcher import Dispatcher
 from .function import Function
 from .limits import LimitsFactory
 from .logs import LogSink
+from .peers import PeerCheck
 
 
 class ServerState:
@@ -26,6 +27,7 @@ class ServerState:
         sink: LogSink,
         on_error: Callable[[BaseException], None],
         limits: LimitsFactory,
+        peers: PeerCheck | None = None,
     ):
         self.config = config
         self.sink = sink
@@ -45,6 +47,7 @@ class ServerState:
                 limits,
                 self.limiter,
                 _prepare(function_config, config.state_dir),
+                peers,
             )
             for name, function_config in config.functions.items()
         }

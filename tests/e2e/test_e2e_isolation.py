@@ -1,0 +1,142 @@
+"""One environment must not answer, read or disturb another's invoke (issue 12, section 1).
+
+On Lambda nothing outside an environment's microVM reaches its Runtime API. Here every Runtime API listens
+on the host's loopback, so the server admits a connection only from the environment's own processes (the
+runtime and its descendants): a handler of another function, or any other local process, is cut off before
+it can answer, steal or poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_harness import (
+    FUNCTIONS_DIR,
+    LINE_TIMEOUT_S,
+    RapidServer,
+    hold_invoke,
+    misbehaving_command,
+    ok_body,
+    running_server,
+    wait_until,
+    write_tables,
+)
+
+pytestmark = pytest.mark.e2e
+
+INTRUDER_CODE = str(FUNCTIONS_DIR / "isolation")
+RUNTIME_BASE = "/2018-06-01/runtime"
+
+
+def fake(timeout: int = 10) -> dict[str, object]:
+    return {"code": ".", "handler": "unused.handler", "timeout": timeout, "command": misbehaving_command()}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
+    root = tmp_path_factory.mktemp("isolation")
+    tables: dict[str, dict[str, object]] = {
+        "victim": fake(),
+        "probed": fake(),
+        "polled": fake(timeout=3),
+        "intruder": {"code": INTRUDER_CODE, "handler": "intruder.answer_for", "timeout": 10},
+        "parent": {"code": INTRUDER_CODE, "handler": "intruder.child_uses_own_api", "timeout": 20},
+    }
+    with running_server(["--config", str(write_tables(root / "rapidboot.toml", tables))], root) as server:
+        yield server
+
+
+def invoke_ok(server: RapidServer, name: str, **event: object) -> dict[str, object]:
+    token = uuid.uuid4().hex
+    return ok_body(server.invoke(name, {"token": token, **event}), token)
+
+
+def runtime_api_of(pid: int) -> tuple[str, int]:
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(b"AWS_LAMBDA_RUNTIME_API="):
+            host, port = entry.split(b"=", 1)[1].decode().rsplit(":", 1)
+            return host, int(port)
+    raise AssertionError(f"no AWS_LAMBDA_RUNTIME_API in the environment of pid {pid}")
+
+
+def refusal_lines(server: RapidServer, function: str, runtime_pid: int, peer_pid: int) -> list[str]:
+    return server.lines_mentioning(
+        f"rapidboot: {function}: refused a Runtime API connection from pid {peer_pid}, not a process of "
+        f"the environment (runtime pid {runtime_pid})"
+    )
+
+
+def raw_exchange(address: tuple[str, int], request: bytes) -> bytes:
+    """Send `request` on a fresh connection and return what comes back before the server closes it."""
+    reply = b""
+    with socket.create_connection(address, timeout=LINE_TIMEOUT_S) as sock:
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    return reply
+
+
+def test_a_handler_cannot_answer_another_functions_invoke(server: RapidServer, tmp_path: Path) -> None:
+    """The issue's reproduction: A's handler reads B's Runtime API address from /proc/<B pid>/environ and
+    posts an answer for B's invoke in flight. It is cut off; B's caller gets B's own answer."""
+    held = hold_invoke(server, "victim", "victim-token", tmp_path)
+    attempt = server.invoke("intruder", {"pid": held.pid, "request_id": held.request_id}).json()
+    assert attempt["reached"] is False, attempt
+    answer = ok_body(held.release("its own answer"), "victim-token")
+    assert answer["request_id"] == held.request_id
+    assert answer["released_with"] == "its own answer"
+    assert answer["pid"] == held.pid
+    line = server.wait_for_line(lambda line: "rapidboot: victim: refused" in line)
+    assert refusal_lines(server, "victim", held.pid, attempt["pid"]) == [line]
+
+
+def test_a_local_process_cannot_use_a_runtime_api(server: RapidServer) -> None:
+    """A raw socket from a process outside the environment (this test) is closed unread, and changes
+    nothing: the environment serves the next invoke as before."""
+    pid = invoke_ok(server, "probed")["pid"]
+    assert isinstance(pid, int)
+    request = f"GET {RUNTIME_BASE}/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    assert raw_exchange(runtime_api_of(pid), request) == b""
+    assert wait_until(lambda: bool(refusal_lines(server, "probed", pid, os.getpid())), LINE_TIMEOUT_S)
+    assert len(refusal_lines(server, "probed", pid, os.getpid())) == 1
+    assert invoke_ok(server, "probed")["pid"] == pid
+
+
+def test_a_foreign_next_cannot_steal_an_event(server: RapidServer) -> None:
+    """A /next parked by an outsider would take an event meant for the runtime; it is never parked."""
+    pid = invoke_ok(server, "polled")["pid"]
+    assert isinstance(pid, int)
+    with socket.create_connection(runtime_api_of(pid), timeout=LINE_TIMEOUT_S) as thief:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            thief.sendall(f"GET {RUNTIME_BASE}/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        for _ in range(3):
+            assert invoke_ok(server, "polled")["pid"] == pid
+        try:
+            stolen = thief.recv(65536)
+        except ConnectionResetError:
+            stolen = b""
+    assert stolen == b""
+
+
+def test_a_child_of_the_runtime_may_use_its_runtime_api(server: RapidServer) -> None:
+    """The environment's own processes pass: a child of the handler gets an HTTP answer (400 for an
+    unknown request id), not a closed connection."""
+    response = server.invoke("parent", {})
+    assert response.status_code == 200, response.text
+    assert response.json()["child_status"] == "400", response.json()
+
+
+def test_the_startup_line_names_the_runtime_api_check(server: RapidServer) -> None:
+    assert any(
+        re.search(r"Runtime API: only each environment's own processes", line) for line in server.stderr.lines
+    ), server.output_tail()
