@@ -50,6 +50,13 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 SHUTDOWN_GRACE_S = 2.0
 # How long a runtime that reported /init/error has to exit by itself before it is stopped.
 _INIT_ERROR_EXIT_GRACE_S = 1.0
+# How long an invoke waits for a warm runtime that has answered but not yet asked for its next event. A
+# runtime asks within microseconds of its answer, but a local caller can be quicker still, so a sequential
+# caller's next invoke often arrives first and waits for it (counted in its Duration). A runtime that has
+# not asked after this long is still at work after its answer: on Lambda its environment is busy and the
+# invoke goes to another, so here it goes to a new environment (`RuntimeBusy`). Generous for a loaded
+# machine's scheduling delay, and far below the shortest function timeout.
+NEXT_GRACE_S = 0.1
 
 
 @dataclass(slots=True)
@@ -94,10 +101,20 @@ class NotDispatched(Exception):
     """The invoke never reached this environment's runtime (it died first): run it elsewhere."""
 
 
+class RuntimeBusy(Exception):
+    """The runtime is still at work after its last answer (no /next within NEXT_GRACE_S): run the invoke
+    elsewhere. Nothing was handed over; the environment lives on. `waited_s` counts in the invoke's
+    Duration wherever it runs."""
+
+    def __init__(self, waited_s: float):
+        super().__init__(waited_s)
+        self.waited_s = waited_s
+
+
 class _InFlight:
     """One invoke handed to the runtime and not yet finished."""
 
-    __slots__ = ("answer_first", "connection", "dispatched_at", "invocation", "outcome", "seat")
+    __slots__ = ("answer_first", "connection", "invocation", "outcome", "seat")
 
     def __init__(
         self,
@@ -113,7 +130,6 @@ class _InFlight:
         self.connection = connection  # the /next the event was written on
         # The invoker is answered before the runtime's 202 (Environment.invoke).
         self.answer_first = answer_first
-        self.dispatched_at = time.perf_counter()
 
 
 def _log_stream_name() -> str:
@@ -256,9 +272,15 @@ class Environment:
         self._sink.platform(rendering.init_report_line(init_ms, "init", status, outcome.error_type))
         return False
 
-    async def invoke(self, invocation: Invocation, answer_first: bool = False) -> InvokeResult:
+    async def invoke(
+        self, invocation: Invocation, answer_first: bool = False, waited_s: float = 0.0
+    ) -> InvokeResult:
         """Run one invoke to its end and log it; afterwards `usable` says whether the environment lives on.
-        Raises `NotDispatched` when the runtime died before it could be handed the event.
+        Raises `NotDispatched` when the runtime died before it could be handed the event, `RuntimeBusy`
+        when it is still at work after its last answer.
+
+        Duration runs from when the invoke starts waiting for this runtime's /next (Init excluded) to its
+        answer, plus `waited_s`, what it waited already for a runtime that turned out busy.
 
         With `answer_first`, the invoker is answered first: the runtime's 202 for its answer is written
         after the caller's step (`answers_invoker_first`), and the invoke is settled (its output relayed,
@@ -274,12 +296,12 @@ class Environment:
             await self._joined_cgroup()
         timeout_s = self.config.timeout_s
         flight: _InFlight | None = None
+        started = time.perf_counter() - waited_s
         try:
             # A warm runtime is normally parked on /next already: take it without a timeout context.
             poller = self._parked_poller()
             if poller is None and self._seats[0].state is not State.TERMINATED:
-                async with asyncio.timeout(timeout_s):
-                    poller = await self._take_poller()
+                poller = await self._wait_poller(started + waited_s)
             if poller is None or not self._runtime_alive():
                 # Died before it asked for this invoke (e.g. killed while parked on /next, its exit not yet
                 # seen): nothing was handed over, so the invoke is not this environment's to fail. The
@@ -303,7 +325,6 @@ class Environment:
             if flight is None:  # timed out waiting for the runtime to ask for work
                 self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
             outcome = await self._time_out(request_id)
-        started = flight.dispatched_at if flight is not None else time.perf_counter() - timeout_s
         self._inflight.pop(request_id, None)
         duration_ms = (time.perf_counter() - started) * 1000
         if answer_first:
@@ -488,6 +509,21 @@ class Environment:
             if poller.connection.is_open and not poller.connection.peer_closed:
                 return poller
         return None
+
+    async def _wait_poller(self, since: float) -> _Poller | None:
+        """Wait for a /next: at most the function's timeout (TimeoutError) while the runtime initialises or
+        a worker is still to ask for the first time; at most NEXT_GRACE_S when every worker has asked before
+        and none is waiting, as then they are all still at work after their last answers (RuntimeBusy)."""
+        seats = self._seats
+        busy = len(seats) >= self.capacity and not any(seat.state is State.INITIALIZING for seat in seats)
+        if not busy:
+            async with asyncio.timeout(self.config.timeout_s):
+                return await self._take_poller()
+        try:
+            async with asyncio.timeout(NEXT_GRACE_S):
+                return await self._take_poller()
+        except TimeoutError:
+            raise RuntimeBusy(time.perf_counter() - since) from None
 
     async def _take_poller(self) -> _Poller | None:
         """Take the oldest parked `/next` whose connection is still open; None if the process has ended."""

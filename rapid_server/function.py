@@ -4,6 +4,11 @@ An invoke takes one unit of concurrency (or is throttled at once), then an idle 
 provisioned ones first, then on-demand ones most recently used first, so the least used age out and are
 reaped after `idle_timeout`. With none idle, a new environment is started. An environment that timed out,
 crashed or failed init is never reused; a provisioned one that is lost is replaced.
+
+As on Lambda, an environment takes an event only while its runtime waits on /next. A warm one whose runtime
+has answered but not yet asked again is waited for briefly (a local caller is often quicker than the
+runtime); one still at work after that (`RuntimeBusy`) is passed over for one that waits, or a new one. Any
+such wait is in the invoke's Duration.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from layers import PreparedFunction
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
-from .environment import Environment, Invocation, InvokeResult, NotDispatched
+from .environment import Environment, Invocation, InvokeResult, NotDispatched, RuntimeBusy
 from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
@@ -102,19 +107,26 @@ class Function:
     # Internals -------------------------------------------------------------------------------------------
 
     async def _run(self, invocation: Invocation) -> InvokeResult:
+        waited_s = 0.0  # for runtimes that turned out busy: in the Duration wherever the invoke runs
+        polling_only = False
         try:
             for _ in range(_DISPATCH_ATTEMPTS - 1):
                 try:
-                    return await self._run_once(invocation)
+                    return await self._run_once(invocation, waited_s=waited_s, polling_only=polling_only)
                 except NotDispatched:
                     continue  # that environment died unseen; the next attempt takes another or a new one
-            return await self._run_once(invocation, retry=False)
+                except RuntimeBusy as busy:
+                    waited_s += busy.waited_s
+                    polling_only = True  # one that waits on /next now, else a new one
+            return await self._run_once(invocation, retry=False, waited_s=waited_s)
         finally:
             self._limiter.release(self.config.name)
 
-    async def _run_once(self, invocation: Invocation, retry: bool = True) -> InvokeResult:
-        environment = self._acquire()
-        if environment is None or not retry:
+    async def _run_once(
+        self, invocation: Invocation, retry: bool = True, waited_s: float = 0.0, polling_only: bool = False
+    ) -> InvokeResult:
+        environment = self._acquire(polling_only) if retry else None
+        if environment is None:
             environment = self._new_environment(ON_DEMAND)
             self._load[environment] = 1
             if environment.capacity > 1:
@@ -129,7 +141,7 @@ class Function:
             answer_first = (
                 self._limiter.total_in_use == 1 and not invocation.log_tail and invocation.stream is None
             )
-            return await environment.invoke(invocation, answer_first)
+            return await environment.invoke(invocation, answer_first, waited_s)
         except NotDispatched:
             if retry:
                 raise
@@ -173,14 +185,15 @@ class Function:
         await environment.stop(grace_s=0)
         return None
 
-    def _acquire(self) -> Environment | None:
+    def _acquire(self, polling_only: bool = False) -> Environment | None:
         """A seat in a warm environment: provisioned first, then the most recently used. Under load, the
         most recently used whose runtime is already waiting on /next: an environment just released has
         usually not asked for its next event yet, and taking it made the invoke wait for that runtime while
         others were idle and ready (8 concurrent clients). Alone in flight (a sequential caller), strictly
         the most recently used: its runtime is about to ask, and the others stay idle and can be reaped
-        (preferring a polling one there rotated the caller through every environment)."""
-        under_load = self._limiter.total_in_use > 1
+        (preferring a polling one there rotated the caller through every environment). With
+        `polling_only`, only one whose runtime waits on /next now."""
+        under_load = self._limiter.total_in_use > 1 or polling_only
         for stack in (self._available_provisioned, self._available):
             while stack and not stack[-1].usable:
                 environment = stack.pop()
@@ -193,6 +206,9 @@ class Function:
                 if stack[candidate].polling and stack[candidate].usable:
                     index = candidate
                     break
+            else:
+                if polling_only:
+                    continue
             environment = stack[index]
             self._load[environment] += 1
             if self._load[environment] >= environment.capacity:

@@ -3,7 +3,8 @@
 On Lambda nothing outside an environment's microVM reaches its Runtime API. Here every Runtime API listens
 on the host's loopback, so the server admits a connection only from the environment's own processes (the
 runtime and its descendants): a handler of another function, or any other local process, is cut off before
-it can answer, steal or poll.
+it can answer, steal or poll. And an environment takes an event only while its runtime waits on /next: one
+still at work after its answer is not handed the next invoke, and any wait is in that invoke's Duration.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from e2e_harness import (
     hold_invoke,
     misbehaving_command,
     ok_body,
+    request_id_of,
     running_server,
     wait_until,
     write_tables,
 )
+
+from rapid_server.environment import NEXT_GRACE_S
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
         "victim": fake(),
         "probed": fake(),
         "polled": fake(timeout=3),
+        "busy": fake(),
         "intruder": {"code": INTRUDER_CODE, "handler": "intruder.answer_for", "timeout": 10},
         "parent": {"code": INTRUDER_CODE, "handler": "intruder.child_uses_own_api", "timeout": 20},
     }
@@ -134,6 +139,30 @@ def test_a_child_of_the_runtime_may_use_its_runtime_api(server: RapidServer) -> 
     response = server.invoke("parent", {})
     assert response.status_code == 200, response.text
     assert response.json()["child_status"] == "400", response.json()
+
+
+def test_a_runtime_busy_after_its_answer_is_not_handed_the_next_invoke(
+    server: RapidServer, tmp_path: Path
+) -> None:
+    """The runtime answers, then stays in its handler. The next invoke goes to a new environment instead
+    of waiting for that runtime's next /next, and its REPORT includes the time it waited."""
+    fifo = tmp_path / "busy.fifo"
+    os.mkfifo(fifo)
+    first = invoke_ok(server, "busy", action="answer-then-hold", fifo=str(fifo))
+    server.wait_for_line(lambda line: line.endswith(f"pid {first['pid']}") and "busy after" in line)
+    token = uuid.uuid4().hex
+    response = server.invoke("busy", {"token": token})
+    second = ok_body(response, token)
+    assert second["pid"] != first["pid"]
+    report = server.report(request_id_of(response))
+    assert report.duration_ms >= NEXT_GRACE_S * 1000
+    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the runtime holds the reading end
+    try:
+        os.write(writer, b"go\n")
+    finally:
+        os.close(writer)
+    # Free again once it asks for work: the function serves on, from either environment.
+    assert invoke_ok(server, "busy")["pid"] in (first["pid"], second["pid"])
 
 
 def test_the_startup_line_names_the_runtime_api_check(server: RapidServer) -> None:

@@ -111,6 +111,14 @@ def handle(connection: http.client.HTTPConnection, request_id: str, event: dict)
         os._exit(int(event.get("code", 1)))
     elif action == "exit":
         os._exit(int(event.get("code", 3)))
+    elif action == "answer-then-hold":
+        # Answers at once, then stays busy, as a handler's leftover work would, until the test writes a
+        # line into the FIFO: only then does it ask for its next event.
+        respond(connection, request_id, answer)
+        print(f"busy after answering {event.get('token')} pid {os.getpid()}", flush=True)
+        with open(event["fifo"]) as fifo:
+            fifo.readline()
+        return
     respond(connection, request_id, answer)
 
 
