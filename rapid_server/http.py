@@ -17,6 +17,13 @@ CPU per runtime request, two runtime requests per invoke.
 Whether a coroutine handler is cancelled when its connection goes is the listener's choice: the Runtime API's
 parked `/next` must stop waiting; an Invoke API handler must not, since the invoke it runs goes on to its
 end regardless of the invoker (the environment is answered and reused), see `Function.invoke`.
+
+A listener may be given a `ConnectionPolicy` (the Invoke API is): a cap on open connections, and timeouts
+for a connection idle between requests and for a request head that is slow to arrive. They are enforced by
+one periodic sweep per listener, on a coarse clock of sweep ticks: a request costs the protocol two integer
+stores, no timer and no clock read. A connection is never timed out while the server owes it an answer
+(an invoke running, a `/next` parked). The Runtime API listeners get no policy: a runtime may wait on
+`/next`, and keep its connection between invokes, for as long as its environment lives.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote
@@ -91,13 +100,29 @@ Handler = AsyncHandler | SyncHandler
 # (`Request.body`) as usual. The request is handled once its body has ended either way.
 BodyReceiver = Callable[[bytes], None]
 BodyRouter = Callable[[Request], BodyReceiver | None]
+# Called once a request's head is in: the most body bytes this request may bring (instead of the listener's
+# `max_body_size`), e.g. the Invoke API's 1 MB for an Event invoke against 6 MB for a sync one.
+BodyLimit = Callable[[Request], int]
 
 
-def encode_response(response: Response, keep_alive: bool) -> bytes:
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    """What a listener allows its peers. `refusal` answers the first request of a connection over the cap
+    (then it is closed); `notice` gets one line when the cap is reached."""
+
+    max_connections: int | None = None
+    idle_timeout_s: float | None = None  # between requests, or a request's body stalled
+    head_timeout_s: float | None = None  # from a request's first byte (or the connection's start) to its end
+    refusal: Response | None = None
+    notice: Callable[[str], None] | None = None
+
+
+def encode_response(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
     parts = _head(
         response.status, response.headers, b"Content-Length: %d\r\n" % len(response.body), keep_alive
     )
-    parts.append(response.body)
+    if not head_only:  # the answer to HEAD has the headers GET would have, and no body (RFC 9110 9.3.2)
+        parts.append(response.body)
     return b"".join(parts)
 
 
@@ -205,9 +230,18 @@ class HttpProtocol(asyncio.Protocol):
         on_error: Callable[[BaseException], None],
         cancel_on_disconnect: bool = True,
         body_router: BodyRouter | None = None,
+        body_limit: BodyLimit | None = None,
+        watch: ConnectionWatch | None = None,
     ):
         self._handler = handler
         self._body_router = body_router
+        self._body_limit = body_limit
+        self._watch = watch
+        self._refused = False  # over the listener's connection cap: its request gets the refusal
+        # Sweep ticks (ConnectionWatch.tick) of the last data or answer, and of the start of the request
+        # head being received (None once it is in).
+        self._quiet_since = 0
+        self._head_since: int | None = None
         self._handler_is_async = asyncio.iscoroutinefunction(handler)
         self._max_body_size = max_body_size
         self._on_error = on_error
@@ -234,6 +268,8 @@ class HttpProtocol(asyncio.Protocol):
         self._awaiting_response = False
         self._keep_alive = True
         self._closing = False  # a request without keep-alive was received: it is the last one
+        self._head_only = False  # the request being answered is a HEAD: its answer has no body
+        self._limit = max_body_size  # of the request being received
         self._head_bytes = 0
 
     # asyncio.Protocol -------------------------------------------------------------------------------------
@@ -246,10 +282,15 @@ class HttpProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._watch is not None:
+            self._head_since = self._quiet_since = self._watch.tick  # the first head is due from now
+            self._refused = not self._watch.opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # after a request with `Connection: close`, nothing more is read (RFC 9112 section 9.6)
+        if self._watch is not None:
+            self._quiet_since = self._watch.tick
         if self._current is None:
             # llhttp reports a header only once it is complete: bound what an unfinished head may buffer.
             # Only the bytes before the blank line count; the body may follow in the same read.
@@ -264,7 +305,8 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(400, b'{"message":"Protocol upgrades are not supported"}')
         except httptools.HttpParserError as exc:
             if self._closing:
-                return  # llhttp refuses data after a `Connection: close` request; we ignore it
+                return  # llhttp refuses data after a `Connection: close` request (or an early answer, see
+            # `_AnsweredEarly`); we ignore it
             # httptools wraps an exception raised in one of our callbacks; unwrap ours.
             cause = exc.__context__
             if isinstance(cause, _RequestTooLarge):
@@ -278,6 +320,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self.socket = None
         self._queue.clear()
+        if self._watch is not None:
+            self._watch.closed(self)
         self._wake_drain_waiters()
         if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
             # A handler waiting on this connection must stop waiting: nothing can reach it.
@@ -286,6 +330,8 @@ class HttpProtocol(asyncio.Protocol):
     # httptools callbacks ----------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._watch is not None and self._head_since is None:
+            self._head_since = self._watch.tick
         self._url = b""
         self._headers = {}
         self._header_bytes = 0
@@ -303,24 +349,35 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = 0
+        self._head_since = None
         parsed = httptools.parse_url(self._url)
         path = unquote(parsed.path.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self._parser.get_method().decode("ascii")
-        self._current = Request(method, path, query, self._headers, self._connection)
+        request = self._current = Request(method, path, query, self._headers, self._connection)
         if self._body_router is not None:
             # A body passed on as it arrives is not kept: the size limit for kept bodies does not apply.
-            self._current.body_receiver = self._body_router(self._current)
+            request.body_receiver = self._body_router(request)
+        self._limit = self._body_limit(request) if self._body_limit is not None else self._max_body_size
         declared = self._headers.get("content-length")
+        expects_continue = "expect" in self._headers and self._headers["expect"].lower() == "100-continue"
         if (
-            self._current.body_receiver is None
+            request.body_receiver is None
             and declared is not None
             and declared.isdigit()
-            and int(declared) > self._max_body_size
+            and int(declared) > self._limit
         ):
             # Known to be too large before a byte of it arrives: refuse now rather than read megabytes.
-            self._current.too_large = True
-        elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            request.too_large = True
+        if expects_continue and (request.too_large or self._refused):
+            # The client waits for our word before sending the body: answer now, without it, and close
+            # after the answer, as RFC 9110 section 10.1.1 allows (curl would otherwise wait a second,
+            # then send every byte of a body we refuse).
+            self._current = None
+            self._closing = True
+            self._enqueue(request, keep_alive=False)
+            raise _AnsweredEarly
+        if expects_continue and self.transport is not None:
             # curl waits a second for this before sending any body over 1 KiB.
             self.transport.write(_CONTINUE)
 
@@ -333,7 +390,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if request.too_large:
             return
-        if request.body_size > self._max_body_size:
+        if request.body_size > self._limit:
             request.too_large = True
             self._body_parts = []
             return
@@ -346,9 +403,12 @@ class HttpProtocol(asyncio.Protocol):
             request.body = b"".join(self._body_parts)
         self._body_parts = []
         self._current = None
-        keep_alive = self._parser.should_keep_alive() and not request.too_large
+        keep_alive = self._parser.should_keep_alive() and not request.too_large and not self._refused
         self._closing = not keep_alive
         self._head_bytes = 0
+        self._enqueue(request, keep_alive)
+
+    def _enqueue(self, request: Request, keep_alive: bool) -> None:
         self._queue.append((request, keep_alive))
         if len(self._queue) >= _MAX_QUEUED_REQUESTS and self.transport is not None:
             self.transport.pause_reading()
@@ -370,7 +430,11 @@ class HttpProtocol(asyncio.Protocol):
                     self.transport.resume_reading()
             self._awaiting_response = True
             self._keep_alive = keep_alive
+            self._head_only = request.method == "HEAD"
             self._busy = True
+            if self._refused:
+                self._refuse()
+                continue
             if self._handler_is_async:
                 self._worker = asyncio.get_running_loop().create_task(self._await(request))
                 continue
@@ -394,6 +458,13 @@ class HttpProtocol(asyncio.Protocol):
         if response is not None:
             self.send(response)
 
+    def _refuse(self) -> None:
+        """Answer the request of a connection over the cap with the listener's refusal, and close."""
+        assert self._watch is not None
+        refusal = self._watch.policy.refusal or Response(503, b'{"message":"Too many connections"}', [_JSON])
+        self._keep_alive = False
+        self.send(refusal)
+
     def _internal_error(self, exc: Exception) -> Response:
         self._on_error(exc)
         return Response(500, b'{"message":"Internal server error"}', [_JSON])
@@ -411,7 +482,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self._can_answer():
             return False
         assert self.transport is not None
-        self.transport.write(encode_response(response, self._keep_alive))
+        self.transport.write(encode_response(response, self._keep_alive, self._head_only))
         self._answered()
         return True
 
@@ -420,6 +491,8 @@ class HttpProtocol(asyncio.Protocol):
         assert self.transport is not None
         self._awaiting_response = False
         self._busy = False
+        if self._watch is not None:
+            self._quiet_since = self._watch.tick
         if not self._keep_alive:
             self.transport.close()
             return
@@ -440,7 +513,7 @@ class HttpProtocol(asyncio.Protocol):
     def write_chunk(self, data: bytes) -> bool:
         if not self._streaming or self.transport is None or self.transport.is_closing():
             return False
-        if data:  # an empty chunk would end the body (RFC 9112 section 7.1)
+        if data and not self._head_only:  # an empty chunk would end the body (RFC 9112 section 7.1)
             self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         return True
 
@@ -450,7 +523,8 @@ class HttpProtocol(asyncio.Protocol):
         self._streaming = False
         if self.transport is None or self.transport.is_closing():
             return
-        self.transport.write(b"0\r\n\r\n")
+        if not self._head_only:
+            self.transport.write(b"0\r\n\r\n")
         self._answered()
 
     # Flow control ----------------------------------------------------------------------------------------
@@ -484,6 +558,27 @@ class HttpProtocol(asyncio.Protocol):
             if not self._reading_paused:
                 self.transport.resume_reading()
 
+    def expire(self, tick: int, idle_ticks: int | None, head_ticks: int | None) -> bool:
+        """Close this connection if its peer has kept it waiting too long (ConnectionWatch's sweep). Never
+        while the server owes an answer or has stopped reading itself."""
+        transport = self.transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or self._busy
+            or self._streaming
+            or self._flow_paused
+            or self._reading_paused
+        ):
+            return False
+        if self._head_since is not None and head_ticks is not None and tick - self._head_since >= head_ticks:
+            transport.close()  # a request head that does not arrive in time: slow, or never coming
+            return True
+        if idle_ticks is not None and tick - self._quiet_since >= idle_ticks:
+            transport.close()  # idle between requests, or a body that stopped coming
+            return True
+        return False
+
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > _MAX_HEADER_BYTES:
@@ -511,6 +606,77 @@ class _RequestTooLarge(Exception):
         self.body = body
 
 
+class _AnsweredEarly(Exception):
+    """Raised from a parser callback to stop parsing: the request is answered without its body."""
+
+
+class ConnectionWatch:
+    """One listener's open connections: counted against the cap, and swept for timeouts.
+
+    The sweep runs every quarter of the shortest timeout while any connection is open, and advances
+    `tick`, the clock protocols stamp their activity with. A connection is closed once a whole timeout
+    (rounded up to whole ticks) has passed since the stamp: never early, at most one tick late.
+    """
+
+    __slots__ = ("_at_cap", "_head_ticks", "_idle_ticks", "_interval", "_open", "_timer", "policy", "tick")
+
+    def __init__(self, policy: ConnectionPolicy):
+        self.policy = policy
+        self.tick = 0
+        self._open: set[HttpProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._at_cap = False
+        timeouts = [t for t in (policy.idle_timeout_s, policy.head_timeout_s) if t is not None]
+        self._interval = min(timeouts) / 4 if timeouts else None
+        self._idle_ticks = self._ticks(policy.idle_timeout_s)
+        self._head_ticks = self._ticks(policy.head_timeout_s)
+
+    def _ticks(self, timeout_s: float | None) -> int | None:
+        if timeout_s is None or self._interval is None:
+            return None
+        return math.ceil(timeout_s / self._interval - 1e-9) + 1  # +1: the stamp may be late in its tick
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def opened(self, protocol: HttpProtocol) -> bool:
+        """Count a new connection; False if it is over the cap."""
+        self._open.add(protocol)
+        if self._timer is None and self._interval is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.sweep)
+        cap = self.policy.max_connections
+        if cap is None or len(self._open) <= cap:
+            return True
+        if not self._at_cap:
+            self._at_cap = True
+            if self.policy.notice is not None:
+                self.policy.notice(
+                    f"rapidboot: {cap} connections are open, the --max-connections cap: further connections "
+                    f"are refused (503) until some close"
+                )
+        return False
+
+    def closed(self, protocol: HttpProtocol) -> None:
+        self._open.discard(protocol)
+        cap = self.policy.max_connections
+        if self._at_cap and cap is not None and len(self._open) <= cap * 9 // 10:
+            self._at_cap = False  # well below the cap again: the next time it is reached is logged
+        if not self._open and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def sweep(self) -> None:
+        """One tick: close the connections whose time is up (run by its own timer; tests call it)."""
+        self.tick += 1
+        for protocol in list(self._open):
+            protocol.expire(self.tick, self._idle_ticks, self._head_ticks)
+        if self._open and self._interval is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.sweep)
+        else:
+            self._timer = None
+
+
 async def start_listener(
     handler: Handler,
     host: str,
@@ -519,10 +685,15 @@ async def start_listener(
     on_error: Callable[[BaseException], None],
     cancel_on_disconnect: bool = True,
     body_router: BodyRouter | None = None,
+    body_limit: BodyLimit | None = None,
+    policy: ConnectionPolicy | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
+    watch = ConnectionWatch(policy) if policy is not None else None
     return await loop.create_server(
-        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect, body_router),
+        lambda: HttpProtocol(
+            handler, max_body_size, on_error, cancel_on_disconnect, body_router, body_limit, watch
+        ),
         host,
         port,
         reuse_address=True,
