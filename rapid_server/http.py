@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -231,17 +231,11 @@ class HttpProtocol(asyncio.Protocol):
         cancel_on_disconnect: bool = True,
         body_router: BodyRouter | None = None,
         body_limit: BodyLimit | None = None,
-        watch: ConnectionWatch | None = None,
     ):
         self._handler = handler
         self._body_router = body_router
         self._body_limit = body_limit
-        self._watch = watch
-        self._refused = False  # over the listener's connection cap: its request gets the refusal
-        # Sweep ticks (ConnectionWatch.tick) of the last data or answer, and of the start of the request
-        # head being received (None once it is in).
-        self._quiet_since = 0
-        self._head_since: int | None = None
+        self._refused = False  # over the listener's connection cap (WatchedHttpProtocol)
         self._handler_is_async = asyncio.iscoroutinefunction(handler)
         self._max_body_size = max_body_size
         self._on_error = on_error
@@ -282,15 +276,10 @@ class HttpProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._watch is not None:
-            self._head_since = self._quiet_since = self._watch.tick  # the first head is due from now
-            self._refused = not self._watch.opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # after a request with `Connection: close`, nothing more is read (RFC 9112 section 9.6)
-        if self._watch is not None:
-            self._quiet_since = self._watch.tick
         if self._current is None:
             # llhttp reports a header only once it is complete: bound what an unfinished head may buffer.
             # Only the bytes before the blank line count; the body may follow in the same read.
@@ -320,8 +309,6 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self.socket = None
         self._queue.clear()
-        if self._watch is not None:
-            self._watch.closed(self)
         self._wake_drain_waiters()
         if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
             # A handler waiting on this connection must stop waiting: nothing can reach it.
@@ -330,8 +317,6 @@ class HttpProtocol(asyncio.Protocol):
     # httptools callbacks ----------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._watch is not None and self._head_since is None:
-            self._head_since = self._watch.tick
         self._url = b""
         self._headers = {}
         self._header_bytes = 0
@@ -349,7 +334,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = 0
-        self._head_since = None
         parsed = httptools.parse_url(self._url)
         path = unquote(parsed.path.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
@@ -375,7 +359,9 @@ class HttpProtocol(asyncio.Protocol):
             # then send every byte of a body we refuse).
             self._current = None
             self._closing = True
-            self._enqueue(request, keep_alive=False)
+            self._queue.append((request, False))
+            if not self._busy:
+                self._handle_queued()
             raise _AnsweredEarly
         if expects_continue and self.transport is not None:
             # curl waits a second for this before sending any body over 1 KiB.
@@ -403,12 +389,9 @@ class HttpProtocol(asyncio.Protocol):
             request.body = b"".join(self._body_parts)
         self._body_parts = []
         self._current = None
-        keep_alive = self._parser.should_keep_alive() and not request.too_large and not self._refused
+        keep_alive = self._parser.should_keep_alive() and not request.too_large
         self._closing = not keep_alive
         self._head_bytes = 0
-        self._enqueue(request, keep_alive)
-
-    def _enqueue(self, request: Request, keep_alive: bool) -> None:
         self._queue.append((request, keep_alive))
         if len(self._queue) >= _MAX_QUEUED_REQUESTS and self.transport is not None:
             self.transport.pause_reading()
@@ -432,9 +415,6 @@ class HttpProtocol(asyncio.Protocol):
             self._keep_alive = keep_alive
             self._head_only = request.method == "HEAD"
             self._busy = True
-            if self._refused:
-                self._refuse()
-                continue
             if self._handler_is_async:
                 self._worker = asyncio.get_running_loop().create_task(self._await(request))
                 continue
@@ -457,13 +437,6 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.close()  # midway through a streamed answer: only closing can tell the peer
         if response is not None:
             self.send(response)
-
-    def _refuse(self) -> None:
-        """Answer the request of a connection over the cap with the listener's refusal, and close."""
-        assert self._watch is not None
-        refusal = self._watch.policy.refusal or Response(503, b'{"message":"Too many connections"}', [_JSON])
-        self._keep_alive = False
-        self.send(refusal)
 
     def _internal_error(self, exc: Exception) -> Response:
         self._on_error(exc)
@@ -491,8 +464,6 @@ class HttpProtocol(asyncio.Protocol):
         assert self.transport is not None
         self._awaiting_response = False
         self._busy = False
-        if self._watch is not None:
-            self._quiet_since = self._watch.tick
         if not self._keep_alive:
             self.transport.close()
             return
@@ -558,6 +529,73 @@ class HttpProtocol(asyncio.Protocol):
             if not self._reading_paused:
                 self.transport.resume_reading()
 
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > _MAX_HEADER_BYTES:
+            raise _RequestTooLarge(431, b'{"message":"Request header fields too large"}')
+
+    def _reject(self, status: int, body: bytes) -> None:
+        """Answer a request we could not parse, then close: the byte stream can no longer be trusted."""
+        if self.transport is None:
+            return
+        self._queue.clear()
+        if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        self._awaiting_response = False  # whatever a handler still answers is not written
+        self.transport.write(encode_response(Response(status, body, [_JSON]), keep_alive=False))
+        self.transport.close()
+
+
+_JSON = ("Content-Type", "application/json")
+
+
+class WatchedHttpProtocol(HttpProtocol):
+    """A connection of a listener with a `ConnectionPolicy`: counted against its cap, and stamped with the
+    watch's tick when data comes and when an answer is written, for the sweep to time it out. A subclass,
+    so that a listener without a policy (a Runtime API's) pays nothing for it per request."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._watch = watch
+        # Sweep ticks of the last data or answer, and of the start of the request head being received
+        # (None once it is in).
+        self._quiet_since = 0
+        self._head_since: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_since = self._quiet_since = self._watch.tick  # the first head is due from now
+        if not self._watch.opened(self):
+            self._refused = True  # over the cap: every request gets the refusal, no handler runs
+            self._handler = self._refuse
+            self._handler_is_async = False
+
+    def data_received(self, data: bytes) -> None:
+        self._quiet_since = self._watch.tick
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._watch.closed(self)
+
+    def on_message_begin(self) -> None:
+        if self._head_since is None:
+            self._head_since = self._watch.tick
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head_since = None
+        super().on_headers_complete()
+
+    def _answered(self) -> None:
+        self._quiet_since = self._watch.tick
+        super()._answered()
+
+    def _refuse(self, request: Request) -> Response:
+        """The handler of a connection over the cap: the listener's refusal, then close."""
+        self._keep_alive = False
+        return self._watch.policy.refusal or Response(503, b'{"message":"Too many connections"}', [_JSON])
+
     def expire(self, tick: int, idle_ticks: int | None, head_ticks: int | None) -> bool:
         """Close this connection if its peer has kept it waiting too long (ConnectionWatch's sweep). Never
         while the server owes an answer or has stopped reading itself."""
@@ -578,25 +616,6 @@ class HttpProtocol(asyncio.Protocol):
             transport.close()  # idle between requests, or a body that stopped coming
             return True
         return False
-
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > _MAX_HEADER_BYTES:
-            raise _RequestTooLarge(431, b'{"message":"Request header fields too large"}')
-
-    def _reject(self, status: int, body: bytes) -> None:
-        """Answer a request we could not parse, then close: the byte stream can no longer be trusted."""
-        if self.transport is None:
-            return
-        self._queue.clear()
-        if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-        self._awaiting_response = False  # whatever a handler still answers is not written
-        self.transport.write(encode_response(Response(status, body, [_JSON]), keep_alive=False))
-        self.transport.close()
-
-
-_JSON = ("Content-Type", "application/json")
 
 
 class _RequestTooLarge(Exception):
@@ -623,7 +642,7 @@ class ConnectionWatch:
     def __init__(self, policy: ConnectionPolicy):
         self.policy = policy
         self.tick = 0
-        self._open: set[HttpProtocol] = set()
+        self._open: set[WatchedHttpProtocol] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._at_cap = False
         timeouts = [t for t in (policy.idle_timeout_s, policy.head_timeout_s) if t is not None]
@@ -640,7 +659,7 @@ class ConnectionWatch:
     def open_connections(self) -> int:
         return len(self._open)
 
-    def opened(self, protocol: HttpProtocol) -> bool:
+    def opened(self, protocol: WatchedHttpProtocol) -> bool:
         """Count a new connection; False if it is over the cap."""
         self._open.add(protocol)
         if self._timer is None and self._interval is not None:
@@ -657,7 +676,7 @@ class ConnectionWatch:
                 )
         return False
 
-    def closed(self, protocol: HttpProtocol) -> None:
+    def closed(self, protocol: WatchedHttpProtocol) -> None:
         self._open.discard(protocol)
         cap = self.policy.max_connections
         if self._at_cap and cap is not None and len(self._open) <= cap * 9 // 10:
@@ -689,11 +708,24 @@ async def start_listener(
     policy: ConnectionPolicy | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
-    watch = ConnectionWatch(policy) if policy is not None else None
+    factory: Callable[[], HttpProtocol]
+    if policy is None:
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(
+                handler, max_body_size, on_error, cancel_on_disconnect, body_router, body_limit
+            )
+
+    else:
+        watch = ConnectionWatch(policy)
+
+        def factory() -> HttpProtocol:
+            return WatchedHttpProtocol(
+                handler, max_body_size, on_error, cancel_on_disconnect, body_router, body_limit, watch=watch
+            )
+
     return await loop.create_server(
-        lambda: HttpProtocol(
-            handler, max_body_size, on_error, cancel_on_disconnect, body_router, body_limit, watch
-        ),
+        factory,
         host,
         port,
         reuse_address=True,

@@ -16,7 +16,14 @@ import pytest
 
 from rapid_server import rendering, runtime_api
 from rapid_server.environment import Environment
-from rapid_server.http import ConnectionPolicy, ConnectionWatch, HttpProtocol, Request, Response
+from rapid_server.http import (
+    ConnectionPolicy,
+    ConnectionWatch,
+    HttpProtocol,
+    Request,
+    Response,
+    WatchedHttpProtocol,
+)
 
 WAIT_S = 5.0
 LIMIT = 1000
@@ -80,7 +87,12 @@ class Connection:
     ) -> None:
         self.transport = FakeTransport()
         self.errors: list[BaseException] = []
-        self.protocol = HttpProtocol(handler, LIMIT, self.errors.append, body_limit=body_limit, watch=watch)
+        if watch is None:
+            self.protocol = HttpProtocol(handler, LIMIT, self.errors.append, body_limit=body_limit)
+        else:
+            self.protocol = WatchedHttpProtocol(
+                handler, LIMIT, self.errors.append, body_limit=body_limit, watch=watch
+            )
         self.protocol.connection_made(cast(Any, self.transport))
 
     def feed(self, data: bytes) -> None:
@@ -285,19 +297,6 @@ def test_a_connection_awaiting_its_answer_is_never_timed_out() -> None:
         await connection.until(lambda: connection.transport.written.endswith(b"late"))
         assert not connection.transport.closed
         assert sweeps_until_closed(watch, connection) == 5  # idle from its answer on
-
-    run(scenario)
-
-
-def test_a_listener_without_a_policy_times_nothing_out() -> None:
-    """The Runtime API's listeners: a runtime parked on /next, or between invokes, keeps its connection."""
-
-    async def scenario() -> None:
-        handler = runtime_api.make_handler(cast(Environment, ParkingEnvironment()))
-        connection = Connection(handler)
-        connection.feed(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert connection.protocol.expire(10**6, 1, 1) is False
-        assert not connection.transport.closed
 
     run(scenario)
 
