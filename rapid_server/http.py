@@ -112,7 +112,7 @@ class ConnectionPolicy:
 
     max_connections: int | None = None
     idle_timeout_s: float | None = None  # between requests, or a request's body stalled
-    head_timeout_s: float | None = None  # from a request's first byte (or the connection's start) to its end
+    head_timeout_s: float | None = None  # a request's head, from its first byte (or the connection's start)
     refusal: Response | None = None
     notice: Callable[[str], None] | None = None
 
@@ -294,8 +294,9 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(400, b'{"message":"Protocol upgrades are not supported"}')
         except httptools.HttpParserError as exc:
             if self._closing:
-                return  # llhttp refuses data after a `Connection: close` request (or an early answer, see
-            # `_AnsweredEarly`); we ignore it
+                # llhttp refuses data after a `Connection: close` request, and stops at an early answer
+                # (`_AnsweredEarly`); either way the rest is ignored.
+                return
             # httptools wraps an exception raised in one of our callbacks; unwrap ours.
             cause = exc.__context__
             if isinstance(cause, _RequestTooLarge):
