@@ -60,8 +60,10 @@ _FUNCTION_NAME = re.compile(
 )
 _QUALIFIER = re.compile(QUALIFIER_PATTERN, re.ASCII)
 
-_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
-_INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>[^/]+)/response-streaming-invocations/?$")
+# The name is whatever lies between (percent-decoded, so maybe holding a "/" or nothing at all): what it may
+# be is for the name's validation to say, not the route's.
+_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>.*)/invocations/?$")
+_INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>.*)/response-streaming-invocations/?$")
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
 
 
@@ -228,7 +230,9 @@ def _validation_problems(raw_name: str, name_matches: bool, query_qualifier: str
     is checked first, then its length."""
     problems = []
     name_max = FUNCTION_NAME_MAX if ":" in raw_name else BARE_NAME_MAX
-    if not name_matches:
+    if not raw_name:
+        problems.append(_violation(raw_name, "functionName", "have length greater than or equal to 1"))
+    elif not name_matches:
         problems.append(_violation(raw_name, "functionName", _PATTERN_RULE + FUNCTION_NAME_PATTERN))
     elif len(raw_name) > name_max:
         problems.append(_violation(raw_name, "functionName", f"have length less than or equal to {name_max}"))

@@ -287,6 +287,11 @@ def test_a_name_outside_lambdas_pattern_is_a_validation_exception(front_server: 
         "1 validation error detected: Value 'my function' at 'functionName' failed to satisfy constraint: "
         "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?"
     )
+    with connect(front_server) as sock:  # botocore sends a "/" in a name as %2F
+        sock.sendall(request("POST", "/2015-03-31/functions/my%2Ffunction/invocations", b"{}"))
+        status, headers, body = Reader(sock).response()
+    assert (status, headers["x-amzn-errortype"]) == (400, "ValidationException")
+    assert json.loads(body)["message"].startswith("1 validation error detected: Value 'my/function' at")
 
 
 def test_boto3_sees_validation_exceptions_for_names_and_qualifiers(front_server: RapidServer) -> None:

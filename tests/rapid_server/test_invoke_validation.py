@@ -72,6 +72,18 @@ PATTERN = NAME_SHAPE["pattern"]
             "to 256",
         ),
         (
+            "",
+            None,
+            "1 validation error detected: Value '' at 'functionName' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 1",
+        ),
+        (
+            "my/function",
+            None,
+            "1 validation error detected: Value 'my/function' at 'functionName' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {PATTERN}",
+        ),
+        (
             "fine",
             "bad!",
             "1 validation error detected: Value 'bad!' at 'qualifier' failed to satisfy constraint: "
@@ -153,3 +165,19 @@ def test_a_payload_that_is_not_json_says_what_is_wrong(body: bytes, problem: str
         with pytest.raises(orjson.JSONDecodeError) as orjson_says:
             orjson.loads(body)
         assert caught.value.message == prefix + str(orjson_says.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/2015-03-31/functions/my/function/invocations", "my/function"),
+        ("/2015-03-31/functions//invocations", ""),
+        (
+            "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:f/invocations/",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+        ),
+    ],
+)
+def test_the_route_takes_any_name_for_its_validation_to_judge(path: str, name: str) -> None:
+    match = invoke_api._INVOKE.match(path)
+    assert match is not None and match["name"] == name
