@@ -18,6 +18,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import tty
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.e2e
 BASIC_CODE = str(Path(__file__).parent / "functions" / "basic")
 SYNC_LIMIT = 6_291_456
 EVENT_LIMIT = 1_048_576
-TIGHT_S = 0.3  # the tight server's keep-alive and request-head timeouts
+TIGHT_S = 1.0  # the tight server's keep-alive and request-head timeouts
 CAP = 4
 
 
@@ -59,7 +60,8 @@ def tables() -> dict[str, dict[str, Any]]:
     return {
         "echo": {"code": BASIC_CODE, "handler": "handlers.echo", "memory": 512, "timeout": 10},
         "fail": {"code": BASIC_CODE, "handler": "handlers.fail", "timeout": 10},
-        "parked": chaos(),
+        "parked": chaos(),  # our bootstrap
+        "parked-ric": chaos(command=[sys.executable, "-m", "awslambdaric", "chaos.handler"]),
         "held": {"code": ".", "handler": "unused.handler", "timeout": 30, "command": misbehaving_command()},
     }
 
@@ -460,13 +462,14 @@ def test_half_open_connections_and_slow_heads_are_closed(tight_server: RapidServ
             sock.close()
 
 
+@pytest.mark.parametrize("parked", ["parked", "parked-ric"])
 def test_idle_connections_are_closed_but_not_an_invoke_in_flight_nor_a_parked_runtime(
-    tight_server: RapidServer, tmp_path: Path
+    tight_server: RapidServer, tmp_path: Path, parked: str
 ) -> None:
     # A runtime that parks on /next, keeping its keep-alive connection to its Runtime API.
-    first = tight_server.invoke("parked", {"token": "first"}).json()
+    first = tight_server.invoke(parked, {"token": "first"}).json()
     # An invoke that runs until the test releases it.
-    held = hold_invoke(tight_server, "held", "long-invoke", tmp_path)
+    held = hold_invoke(tight_server, "held", f"long-invoke-{parked}", tmp_path)
     # A client connection that goes idle after one invoke, opened after both: once the server has closed
     # it for idleness, more than the keep-alive timeout has passed for the other two as well.
     with connect(tight_server) as idle:
@@ -477,7 +480,7 @@ def test_idle_connections_are_closed_but_not_an_invoke_in_flight_nor_a_parked_ru
     released = held.release("after the idle timeout")
     assert released.status_code == 200, released.text
     assert released.json()["released_with"] == "after the idle timeout"
-    second_response = tight_server.invoke("parked", {"token": "second"})
+    second_response = tight_server.invoke(parked, {"token": "second"})
     second = second_response.json()
     assert second["pid"] == first["pid"], "the parked runtime lost its environment"
     assert second["count"] == first["count"] + 1
