@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .config import (
     DEFAULT_FUNCTION_NAME,
+    DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_HEAD_TIMEOUT_S,
     ConfigError,
     FunctionConfig,
     ServerConfig,
@@ -84,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         metavar="N",
         help="concurrent executions across all functions, like an account's (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"open Invoke API connections; more are answered 503 (default: {DEFAULT_MAX_CONNECTIONS}, "
+        "or half the open-files limit if lower)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+        metavar="S",
+        help="close an Invoke API connection idle between requests after S seconds (default: %(default)g)",
+    )
+    serve.add_argument(
+        "--request-head-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_HEAD_TIMEOUT_S,
+        metavar="S",
+        help="close an Invoke API connection whose request head takes longer (default: %(default)g)",
     )
     serve.add_argument(
         "--region", default=None, help="AWS region the functions see (default: $AWS_REGION or us-east-1)"
@@ -198,7 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.code is None or args.handler is None:
             raise ConfigError("serve needs --config FILE, or --code DIR and --handler MODULE.FUNCTION")
         function = validate_function(
-            "--code/--handler",
+            "",
             args.name,
             args.code,
             args.handler,
@@ -217,12 +242,25 @@ def _serve(args: argparse.Namespace) -> int:
             retry_base_delay=args.retry_base_delay,
             on_success=args.on_success,
             on_failure=args.on_failure,
+            flags=True,
         )
+        _check_destinations(function)
         functions = {function.name: function}
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 0-65535")
     if args.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
+    max_connections = args.max_connections if args.max_connections is not None else _default_max_connections()
+    if max_connections < 1:
+        raise ConfigError(f"--max-connections {max_connections}: must be at least 1")
+    for flag, seconds in (
+        ("--keep-alive-timeout", args.keep_alive_timeout),
+        ("--request-head-timeout", args.request_head_timeout),
+    ):
+        if not 0 < seconds <= _MAX_CONNECTION_TIMEOUT_S:
+            raise ConfigError(
+                f"{flag} {seconds:g}: must be more than 0 and at most {_MAX_CONNECTION_TIMEOUT_S:g} s"
+            )
     config = ServerConfig(
         functions,
         host=args.host,
@@ -230,11 +268,42 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region or default_region(),
         max_concurrency=args.max_concurrency,
         state_dir=args.state_dir.resolve(),
+        max_connections=max_connections,
+        keep_alive_timeout_s=args.keep_alive_timeout,
+        request_head_timeout_s=args.request_head_timeout,
     )
     try:
         return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)
     except OSError as exc:
         raise ConfigError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+_MAX_CONNECTION_TIMEOUT_S = 3600.0
+
+
+def _default_max_connections() -> int:
+    """DEFAULT_MAX_CONNECTIONS, or half the open-files limit if that is lower: the other half is left to the
+    environments (a listener, a pipe and a connection each) and the Event queue."""
+    import resource  # only `serve` needs it
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft // 2))
+
+
+def _check_destinations(function: FunctionConfig) -> None:
+    """A function served from flags is the server's only one: a `function:` destination can only be it."""
+    for flag, destination in (("--on-success", function.on_success), ("--on-failure", function.on_failure)):
+        if (
+            destination is not None
+            and destination.kind == "function"
+            and destination.function != function.name
+        ):
+            raise ConfigError(
+                f"{flag}: {destination}: no function {destination.function!r} here (the one function served "
+                f"from flags is {function.name!r}; use --config for several)"
+            )
 
 
 def _package(args: argparse.Namespace) -> int:

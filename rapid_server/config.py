@@ -22,6 +22,11 @@ ENVIRONMENT_MAX_BYTES = 4096
 EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB = 512, 10240
 DEFAULT_IDLE_TIMEOUT_S = 300.0  # how long an idle environment is kept warm before it is reaped
 DEFAULT_MAX_CONCURRENCY = 1000  # a new AWS account's concurrent executions per Region
+# The Invoke API's connections: at most this many open (each sync invoke holds one), a connection idle
+# between requests is closed after the keep-alive timeout, and a request head must arrive within its own.
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_KEEP_ALIVE_TIMEOUT_S = 15.0
+DEFAULT_REQUEST_HEAD_TIMEOUT_S = 10.0
 MAX_CONCURRENCY_VARIABLE = "AWS_LAMBDA_MAX_CONCURRENCY"
 OPT_DIR_VARIABLE = "RAPIDBOOT_OPT_DIR"  # the merged layers; our bootstrap reads it (default /opt)
 MAX_PER_ENVIRONMENT = 1000
@@ -141,6 +146,9 @@ class ServerConfig:
     account_id: str = "123456789012"
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     state_dir: Path = Path(".rapidboot")  # layer cache and the Event invokes' queue
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keep_alive_timeout_s: float = DEFAULT_KEEP_ALIVE_TIMEOUT_S
+    request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
@@ -193,65 +201,66 @@ def validate_function(
     on_success: object = None,
     on_failure: object = None,
     base_dir: Path | None = None,
+    flags: bool = False,
 ) -> FunctionConfig:
-    """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x")."""
+    """Check one function's settings; `where` prefixes every message (e.g. "rapidboot.toml: functions.x").
+    With `flags`, the settings came from `rapidboot serve` flags, and each message names its flag."""
+    at = _Names(where, flags)
     if not _FUNCTION_NAME.match(name):
-        raise ConfigError(f"{where}: function name {name!r} must be 1-64 letters, digits, '-' or '_'")
+        where_name = at("name") if flags else where  # a table's name is its key: name the table
+        raise ConfigError(f"{where_name}: function name {name!r} must be 1-64 letters, digits, '-' or '_'")
     if not isinstance(code, str | Path) or not str(code):
-        raise ConfigError(f"{where}.code: required, the function's code: a directory or a zip file")
-    code_path = _existing_path(f"{where}.code", code, base_dir)
+        raise ConfigError(f"{at('code')}: required, the function's code: a directory or a zip file")
+    code_path = _existing_path(at("code"), code, base_dir)
     if isinstance(layers, str | Path) or not isinstance(layers, list | tuple):
-        raise ConfigError(f"{where}.layers: must be a list of zip files or directories")
-    layer_paths = tuple(
-        _existing_path(f"{where}.layers[{i}]", layer, base_dir) for i, layer in enumerate(layers)
-    )
+        raise ConfigError(f"{at('layers')}: must be a list of zip files or directories")
+    layer_paths = tuple(_existing_path(at("layers", i), layer, base_dir) for i, layer in enumerate(layers))
     if runtime not in RUNTIMES:
-        raise ConfigError(f"{where}.runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+        raise ConfigError(f"{at('runtime')}: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     if runtime == "provided" and command is not None:
-        raise ConfigError(f"{where}.command: a provided runtime runs its own bootstrap; drop one of the two")
+        raise ConfigError(f"{at('command')}: a provided runtime runs its own bootstrap; drop one of the two")
     if not isinstance(handler, str) or not handler.strip():
-        raise ConfigError(f"{where}.handler: required, e.g. 'app.handler'")
+        raise ConfigError(f"{at('handler')}: required, e.g. 'app.handler'")
     if isinstance(memory, bool) or not isinstance(memory, int):
-        raise ConfigError(f"{where}.memory: must be an integer number of MB, got {memory!r}")
+        raise ConfigError(f"{at('memory')}: must be an integer number of MB, got {memory!r}")
     if not MEMORY_MIN_MB <= memory <= MEMORY_MAX_MB:
-        raise ConfigError(f"{where}.memory: {memory} MB is outside {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")
+        raise ConfigError(f"{at('memory')}: {memory} MB is outside {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ConfigError(f"{where}.timeout: must be a number of seconds, got {timeout!r}")
+        raise ConfigError(f"{at('timeout')}: must be a number of seconds, got {timeout!r}")
     if not TIMEOUT_MIN_S <= timeout <= TIMEOUT_MAX_S:
-        raise ConfigError(f"{where}.timeout: {timeout} s is outside {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} s")
-    env = _validate_environment(f"{where}.environment", environment)
-    argv = _validate_command(f"{where}.command", command, base_dir or Path.cwd())
+        raise ConfigError(f"{at('timeout')}: {timeout} s is outside {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} s")
+    env = _validate_environment(at, environment)
+    argv = _validate_command(at("command"), command, base_dir or Path.cwd())
     reserved = None
     if reserved_concurrency is not None:
         reserved = _integer(
-            f"{where}.reserved_concurrency", reserved_concurrency, 0, DEFAULT_MAX_CONCURRENCY * 1000
+            at("reserved_concurrency"), reserved_concurrency, 0, DEFAULT_MAX_CONCURRENCY * 1000
         )
-    provisioned = _integer(f"{where}.provisioned_concurrency", provisioned_concurrency, 0, 10_000)
+    provisioned = _integer(at("provisioned_concurrency"), provisioned_concurrency, 0, 10_000)
     if reserved is not None and provisioned > reserved:
         raise ConfigError(
-            f"{where}.provisioned_concurrency: {provisioned} is more than reserved_concurrency {reserved}"
+            f"{at('provisioned_concurrency')}: {provisioned} is more than "
+            f"{at.bare('reserved_concurrency')} {reserved}"
         )
     if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float) or idle_timeout <= 0:
-        raise ConfigError(f"{where}.idle_timeout: must be a positive number of seconds, got {idle_timeout!r}")
-    storage = _integer(f"{where}.ephemeral_storage", ephemeral_storage, EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB)
+        raise ConfigError(f"{at('idle_timeout')}: must be a positive number of seconds, got {idle_timeout!r}")
+    storage = _integer(at("ephemeral_storage"), ephemeral_storage, EPHEMERAL_MIN_MB, EPHEMERAL_MAX_MB)
     per_environment = 1
     if MAX_CONCURRENCY_VARIABLE in env:
         value = env[MAX_CONCURRENCY_VARIABLE]
         if not value.isdigit() or not 1 <= int(value) <= MAX_PER_ENVIRONMENT:
             raise ConfigError(
-                f"{where}.environment.{MAX_CONCURRENCY_VARIABLE}: {value!r} must be a whole number "
+                f"{at('environment', MAX_CONCURRENCY_VARIABLE)}: {value!r} must be a whole number "
                 f"1-{MAX_PER_ENVIRONMENT}"
             )
         per_environment = int(value)
-    retry_attempts = _integer(
-        f"{where}.maximum_retry_attempts", maximum_retry_attempts, 0, RETRY_ATTEMPTS_MAX
-    )
-    event_age = _seconds(f"{where}.maximum_event_age", maximum_event_age, _min_event_age(), EVENT_AGE_MAX_S)
+    retry_attempts = _integer(at("maximum_retry_attempts"), maximum_retry_attempts, 0, RETRY_ATTEMPTS_MAX)
+    event_age = _seconds(at("maximum_event_age"), maximum_event_age, _min_event_age(), EVENT_AGE_MAX_S)
     base_delay = _seconds(
-        f"{where}.retry_base_delay", retry_base_delay, RETRY_BASE_DELAY_MIN_S, RETRY_BASE_DELAY_MAX_S
+        at("retry_base_delay"), retry_base_delay, RETRY_BASE_DELAY_MIN_S, RETRY_BASE_DELAY_MAX_S
     )
-    success = _destination(f"{where}.on_success", on_success, base_dir)
-    failure = _destination(f"{where}.on_failure", on_failure, base_dir)
+    success = _destination(at("on_success"), on_success, base_dir)
+    failure = _destination(at("on_failure"), on_failure, base_dir)
     return FunctionConfig(
         name,
         code_path,
@@ -273,6 +282,33 @@ def validate_function(
         success,
         failure,
     )
+
+
+class _Names:
+    """How a message names a function's setting: as a key of its table (`rapidboot.toml: functions.f.memory`)
+    or, when it came from `rapidboot serve` flags, as its flag (`--memory`)."""
+
+    __slots__ = ("_flags", "_where")
+
+    def __init__(self, where: str, flags: bool):
+        self._where = where
+        self._flags = flags
+
+    def __call__(self, key: str, item: str | int | None = None) -> str:
+        if self._flags:
+            return self.bare(key) + (f" {item}" if isinstance(item, str) else "")
+        if item is None:
+            return f"{self._where}.{key}"
+        return f"{self._where}.{key}[{item}]" if isinstance(item, int) else f"{self._where}.{key}.{item}"
+
+    def bare(self, key: str) -> str:
+        """The setting alone: its key, or its flag."""
+        if not self._flags:
+            return key
+        return _FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
+_FLAGS = {"environment": "--env", "layers": "--layer"}  # the others are the key with dashes
 
 
 def _seconds(where: str, value: object, low: float, high: float) -> float:
@@ -337,26 +373,26 @@ def _integer(where: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _validate_environment(where: str, environment: object) -> dict[str, str]:
+def _validate_environment(at: _Names, environment: object) -> dict[str, str]:
     if environment is None:
         return {}
     if not isinstance(environment, Mapping):
-        raise ConfigError(f'{where}: must be a table of NAME = "value"')
+        raise ConfigError(f'{at("environment")}: must be a table of NAME = "value"')
     result: dict[str, str] = {}
     for key, value in environment.items():
         if key in RESERVED_ENV_KEYS:
-            raise ConfigError(f"{where}.{key}: reserved by Lambda and cannot be set")
+            raise ConfigError(f"{at('environment', key)}: reserved by Lambda and cannot be set")
         if not isinstance(key, str) or not _ENV_KEY.match(key):
             raise ConfigError(
-                f"{where}.{key}: invalid name (2+ letters, digits or '_', starting with a letter)"
+                f"{at('environment', key)}: invalid name (2+ letters, digits or '_', starting with a letter)"
             )
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{where}.{key}: value must be a string, got {value!r}")
+            raise ConfigError(f"{at('environment', key)}: value must be a string, got {value!r}")
         result[key] = str(value)
     size = sum(len(k.encode()) + len(v.encode()) for k, v in result.items())
     if size > ENVIRONMENT_MAX_BYTES:
         raise ConfigError(
-            f"{where}: {size} bytes in total exceeds Lambda's {ENVIRONMENT_MAX_BYTES}-byte limit"
+            f"{at('environment')}: {size} bytes in total exceeds Lambda's {ENVIRONMENT_MAX_BYTES}-byte limit"
         )
     return result
 

@@ -29,6 +29,7 @@ REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
 SERVICE_EXCEPTION = "ServiceException"
 TOO_MANY_REQUESTS = "TooManyRequestsException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+VALIDATION = "ValidationException"  # the request validation's (not in botocore's model: a plain ClientError)
 
 
 class ServiceError(Exception):

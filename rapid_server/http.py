@@ -17,6 +17,13 @@ CPU per runtime request, two runtime requests per invoke.
 Whether a coroutine handler is cancelled when its connection goes is the listener's choice: the Runtime API's
 parked `/next` must stop waiting; an Invoke API handler must not, since the invoke it runs goes on to its
 end regardless of the invoker (the environment is answered and reused), see `Function.invoke`.
+
+A listener may be given a `ConnectionPolicy` (the Invoke API is): a cap on open connections, and timeouts
+for a connection idle between requests and for a request head that is slow to arrive. They are enforced by
+one periodic sweep per listener, on a coarse clock of sweep ticks: a request costs the protocol two integer
+stores, no timer and no clock read. A connection is never timed out while the server owes it an answer
+(an invoke running, a `/next` parked). The Runtime API listeners get no policy: a runtime may wait on
+`/next`, and keep its connection between invokes, for as long as its environment lives.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -91,13 +100,29 @@ Handler = AsyncHandler | SyncHandler
 # (`Request.body`) as usual. The request is handled once its body has ended either way.
 BodyReceiver = Callable[[bytes], None]
 BodyRouter = Callable[[Request], BodyReceiver | None]
+# Called once a request's head is in: the most body bytes this request may bring (instead of the listener's
+# `max_body_size`), e.g. the Invoke API's 1 MB for an Event invoke against 6 MB for a sync one.
+BodyLimit = Callable[[Request], int]
 
 
-def encode_response(response: Response, keep_alive: bool) -> bytes:
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    """What a listener allows its peers. `refusal` answers the first request of a connection over the cap
+    (then it is closed); `notice` gets one line when the cap is reached."""
+
+    max_connections: int | None = None
+    idle_timeout_s: float | None = None  # between requests, or a request's body stalled
+    head_timeout_s: float | None = None  # a request's head, from its first byte (or the connection's start)
+    refusal: Response | None = None
+    notice: Callable[[str], None] | None = None
+
+
+def encode_response(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
     parts = _head(
         response.status, response.headers, b"Content-Length: %d\r\n" % len(response.body), keep_alive
     )
-    parts.append(response.body)
+    if not head_only:  # the answer to HEAD has the headers GET would have, and no body (RFC 9110 9.3.2)
+        parts.append(response.body)
     return b"".join(parts)
 
 
@@ -205,11 +230,14 @@ class HttpProtocol(asyncio.Protocol):
         on_error: Callable[[BaseException], None],
         cancel_on_disconnect: bool = True,
         body_router: BodyRouter | None = None,
+        body_limit: BodyLimit | None = None,
         admit: Callable[[socket.socket], bool] | None = None,
     ):
         self._handler = handler
         self._admit = admit  # asked once per connection, before any byte of it is read
         self._body_router = body_router
+        self._body_limit = body_limit
+        self._refused = False  # over the listener's connection cap (WatchedHttpProtocol)
         self._handler_is_async = asyncio.iscoroutinefunction(handler)
         self._max_body_size = max_body_size
         self._on_error = on_error
@@ -236,6 +264,8 @@ class HttpProtocol(asyncio.Protocol):
         self._awaiting_response = False
         self._keep_alive = True
         self._closing = False  # a request without keep-alive was received: it is the last one
+        self._head_only = False  # the request being answered is a HEAD: its answer has no body
+        self._limit = max_body_size  # of the request being received
         self._head_bytes = 0
 
     # asyncio.Protocol -------------------------------------------------------------------------------------
@@ -270,7 +300,9 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(400, b'{"message":"Protocol upgrades are not supported"}')
         except httptools.HttpParserError as exc:
             if self._closing:
-                return  # llhttp refuses data after a `Connection: close` request; we ignore it
+                # llhttp refuses data after a `Connection: close` request, and stops at an early answer
+                # (`_AnsweredEarly`); either way the rest is ignored.
+                return
             # httptools wraps an exception raised in one of our callbacks; unwrap ours.
             cause = exc.__context__
             if isinstance(cause, _RequestTooLarge):
@@ -313,20 +345,32 @@ class HttpProtocol(asyncio.Protocol):
         path = unquote(parsed.path.decode("latin-1"))
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self._parser.get_method().decode("ascii")
-        self._current = Request(method, path, query, self._headers, self._connection)
+        request = self._current = Request(method, path, query, self._headers, self._connection)
         if self._body_router is not None:
             # A body passed on as it arrives is not kept: the size limit for kept bodies does not apply.
-            self._current.body_receiver = self._body_router(self._current)
+            request.body_receiver = self._body_router(request)
+        self._limit = self._body_limit(request) if self._body_limit is not None else self._max_body_size
         declared = self._headers.get("content-length")
+        expects_continue = "expect" in self._headers and self._headers["expect"].lower() == "100-continue"
         if (
-            self._current.body_receiver is None
+            request.body_receiver is None
             and declared is not None
             and declared.isdigit()
-            and int(declared) > self._max_body_size
+            and int(declared) > self._limit
         ):
             # Known to be too large before a byte of it arrives: refuse now rather than read megabytes.
-            self._current.too_large = True
-        elif self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            request.too_large = True
+        if expects_continue and (request.too_large or self._refused):
+            # The client waits for our word before sending the body: answer now, without it, and close
+            # after the answer, as RFC 9110 section 10.1.1 allows (curl would otherwise wait a second,
+            # then send every byte of a body we refuse).
+            self._current = None
+            self._closing = True
+            self._queue.append((request, False))
+            if not self._busy:
+                self._handle_queued()
+            raise _AnsweredEarly
+        if expects_continue and self.transport is not None:
             # curl waits a second for this before sending any body over 1 KiB.
             self.transport.write(_CONTINUE)
 
@@ -339,7 +383,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if request.too_large:
             return
-        if request.body_size > self._max_body_size:
+        if request.body_size > self._limit:
             request.too_large = True
             self._body_parts = []
             return
@@ -376,6 +420,7 @@ class HttpProtocol(asyncio.Protocol):
                     self.transport.resume_reading()
             self._awaiting_response = True
             self._keep_alive = keep_alive
+            self._head_only = request.method == "HEAD"
             self._busy = True
             if self._handler_is_async:
                 self._worker = asyncio.get_running_loop().create_task(self._await(request))
@@ -417,7 +462,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self._can_answer():
             return False
         assert self.transport is not None
-        self.transport.write(encode_response(response, self._keep_alive))
+        self.transport.write(encode_response(response, self._keep_alive, self._head_only))
         self._answered()
         return True
 
@@ -446,7 +491,7 @@ class HttpProtocol(asyncio.Protocol):
     def write_chunk(self, data: bytes) -> bool:
         if not self._streaming or self.transport is None or self.transport.is_closing():
             return False
-        if data:  # an empty chunk would end the body (RFC 9112 section 7.1)
+        if data and not self._head_only:  # an empty chunk would end the body (RFC 9112 section 7.1)
             self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         return True
 
@@ -456,7 +501,8 @@ class HttpProtocol(asyncio.Protocol):
         self._streaming = False
         if self.transport is None or self.transport.is_closing():
             return
-        self.transport.write(b"0\r\n\r\n")
+        if not self._head_only:
+            self.transport.write(b"0\r\n\r\n")
         self._answered()
 
     # Flow control ----------------------------------------------------------------------------------------
@@ -510,11 +556,151 @@ class HttpProtocol(asyncio.Protocol):
 _JSON = ("Content-Type", "application/json")
 
 
+class WatchedHttpProtocol(HttpProtocol):
+    """A connection of a listener with a `ConnectionPolicy`: counted against its cap, and stamped with the
+    watch's tick when data comes and when an answer is written, for the sweep to time it out. A subclass,
+    so that a listener without a policy (a Runtime API's) pays nothing for it per request."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._watch = watch
+        # Sweep ticks of the last data or answer, and of the start of the request head being received
+        # (None once it is in).
+        self._quiet_since = 0
+        self._head_since: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_since = self._quiet_since = self._watch.tick  # the first head is due from now
+        if not self._watch.opened(self):
+            self._refused = True  # over the cap: every request gets the refusal, no handler runs
+            self._handler = self._refuse
+            self._handler_is_async = False
+
+    def data_received(self, data: bytes) -> None:
+        self._quiet_since = self._watch.tick
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._watch.closed(self)
+
+    def on_message_begin(self) -> None:
+        if self._head_since is None:
+            self._head_since = self._watch.tick
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head_since = None
+        super().on_headers_complete()
+
+    def _answered(self) -> None:
+        self._quiet_since = self._watch.tick
+        super()._answered()
+
+    def _refuse(self, request: Request) -> Response:
+        """The handler of a connection over the cap: the listener's refusal, then close."""
+        self._keep_alive = False
+        return self._watch.policy.refusal or Response(503, b'{"message":"Too many connections"}', [_JSON])
+
+    def expire(self, tick: int, idle_ticks: int | None, head_ticks: int | None) -> bool:
+        """Close this connection if its peer has kept it waiting too long (ConnectionWatch's sweep). Never
+        while the server owes an answer or has stopped reading itself."""
+        transport = self.transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or self._busy
+            or self._streaming
+            or self._flow_paused
+            or self._reading_paused
+        ):
+            return False
+        if self._head_since is not None and head_ticks is not None and tick - self._head_since >= head_ticks:
+            transport.close()  # a request head that does not arrive in time: slow, or never coming
+            return True
+        if idle_ticks is not None and tick - self._quiet_since >= idle_ticks:
+            transport.close()  # idle between requests, or a body that stopped coming
+            return True
+        return False
+
+
 class _RequestTooLarge(Exception):
     def __init__(self, status: int, body: bytes):
         super().__init__(status)
         self.status = status
         self.body = body
+
+
+class _AnsweredEarly(Exception):
+    """Raised from a parser callback to stop parsing: the request is answered without its body."""
+
+
+class ConnectionWatch:
+    """One listener's open connections: counted against the cap, and swept for timeouts.
+
+    The sweep runs every quarter of the shortest timeout while any connection is open, and advances
+    `tick`, the clock protocols stamp their activity with. A connection is closed once a whole timeout
+    (rounded up to whole ticks) has passed since the stamp: never early, at most one tick late.
+    """
+
+    __slots__ = ("_at_cap", "_head_ticks", "_idle_ticks", "_interval", "_open", "_timer", "policy", "tick")
+
+    def __init__(self, policy: ConnectionPolicy):
+        self.policy = policy
+        self.tick = 0
+        self._open: set[WatchedHttpProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._at_cap = False
+        timeouts = [t for t in (policy.idle_timeout_s, policy.head_timeout_s) if t is not None]
+        self._interval = min(timeouts) / 4 if timeouts else None
+        self._idle_ticks = self._ticks(policy.idle_timeout_s)
+        self._head_ticks = self._ticks(policy.head_timeout_s)
+
+    def _ticks(self, timeout_s: float | None) -> int | None:
+        if timeout_s is None or self._interval is None:
+            return None
+        return math.ceil(timeout_s / self._interval - 1e-9) + 1  # +1: the stamp may be late in its tick
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def opened(self, protocol: WatchedHttpProtocol) -> bool:
+        """Count a new connection; False if it is over the cap."""
+        self._open.add(protocol)
+        if self._timer is None and self._interval is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.sweep)
+        cap = self.policy.max_connections
+        if cap is None or len(self._open) <= cap:
+            return True
+        if not self._at_cap:
+            self._at_cap = True
+            if self.policy.notice is not None:
+                self.policy.notice(
+                    f"rapidboot: {cap} connections are open, the --max-connections cap: further connections "
+                    f"are refused (503) until some close"
+                )
+        return False
+
+    def closed(self, protocol: WatchedHttpProtocol) -> None:
+        self._open.discard(protocol)
+        cap = self.policy.max_connections
+        if self._at_cap and cap is not None and len(self._open) <= cap * 9 // 10:
+            self._at_cap = False  # well below the cap again: the next time it is reached is logged
+        if not self._open and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def sweep(self) -> None:
+        """One tick: close the connections whose time is up (run by its own timer; tests call it)."""
+        self.tick += 1
+        for protocol in list(self._open):
+            protocol.expire(self.tick, self._idle_ticks, self._head_ticks)
+        if self._open and self._interval is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.sweep)
+        else:
+            self._timer = None
 
 
 async def start_listener(
@@ -525,11 +711,36 @@ async def start_listener(
     on_error: Callable[[BaseException], None],
     cancel_on_disconnect: bool = True,
     body_router: BodyRouter | None = None,
+    body_limit: BodyLimit | None = None,
+    policy: ConnectionPolicy | None = None,
     admit: Callable[[socket.socket], bool] | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
+    factory: Callable[[], HttpProtocol]
+    if policy is None:
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(
+                handler, max_body_size, on_error, cancel_on_disconnect, body_router, body_limit, admit
+            )
+
+    else:
+        watch = ConnectionWatch(policy)
+
+        def factory() -> HttpProtocol:
+            return WatchedHttpProtocol(
+                handler,
+                max_body_size,
+                on_error,
+                cancel_on_disconnect,
+                body_router,
+                body_limit,
+                admit,
+                watch=watch,
+            )
+
     return await loop.create_server(
-        lambda: HttpProtocol(handler, max_body_size, on_error, cancel_on_disconnect, body_router, admit),
+        factory,
         host,
         port,
         reuse_address=True,

@@ -4,6 +4,10 @@ Routes: `POST /2015-03-31/functions/{name}/invocations` (Invoke),
 `POST /2021-11-15/functions/{name}/response-streaming-invocations` (InvokeWithResponseStream) and
 `GET /2015-03-31/functions/` (ListFunctions). A request refused here (unknown function, oversized or
 malformed payload, bad header) changes nothing and starts nothing.
+
+Function names and qualifiers are checked as the service checks them (botocore's model,
+`NamespacedFunctionName` and `NumericLatestPublishedOrAliasQualifier`), with its `ValidationException`
+message; an ARN names one of our functions only with our region and account.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import orjson
 
 from . import errors, rendering
 from .async_queue import NewEvent
+from .config import ServerConfig
 from .environment import Invocation
 from .errors import ServiceError
 from .function import Function
-from .http import Handler, Request, Response
+from .http import ConnectionPolicy, Handler, Request, Response
 from .response_stream import ResponseStream
 from .server_state import ServerState
 
@@ -33,12 +39,32 @@ LATEST = "$LATEST"
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 _STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # botocore's ResponseStreamingInvocationType
 
-_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
-_INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>[^/]+)/response-streaming-invocations/?$")
+# The patterns exactly as botocore's model (and so the service's message) writes them.
+FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
+    r"(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
+)
+QUALIFIER_PATTERN = r"\$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"
+FUNCTION_NAME_MAX = 256  # the whole name or ARN
+BARE_NAME_MAX = 64  # a name given alone ("If you specify only the function name, it is limited to 64")
+QUALIFIER_MAX = 128
+# FUNCTION_NAME_PATTERN with its parts named; matched in full, ASCII only (`\d` is not Unicode digits).
+_FUNCTION_NAME = re.compile(
+    r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
+    r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?"
+    r"(?:function:)?"
+    r"(?P<name>[a-zA-Z0-9\-_.]+)"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9\-_]+))?",
+    re.ASCII,
+)
+_QUALIFIER = re.compile(QUALIFIER_PATTERN, re.ASCII)
+
+# The name is whatever lies between (percent-decoded, so maybe holding a "/" or nothing at all): what it may
+# be is for the name's validation to say, not the route's.
+_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>.*)/invocations/?$")
+_INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>.*)/response-streaming-invocations/?$")
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
-# arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER], ACCOUNT:function:NAME[:QUALIFIER], NAME[:QUALIFIER]
-_FULL_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<rest>.+)$")
-_PARTIAL_ARN = re.compile(r"^\d{12}:function:(?P<rest>.+)$")
 
 
 def make_handler(state: ServerState) -> Handler:
@@ -147,16 +173,38 @@ def _accept_event(state: ServerState, function: Function, request: Request, requ
     return Response(202, b"", [("x-amzn-RequestId", request_id)])
 
 
+def body_limit(request: Request) -> int:
+    """The payload limit of this invoke, known from its head: the listener refuses a larger declared body
+    before reading it (with `Expect: 100-continue`, before the client sends it)."""
+    if request.headers.get("x-amz-invocation-type") == "Event":
+        return MAX_EVENT_PAYLOAD_BYTES
+    return MAX_SYNC_PAYLOAD_BYTES
+
+
+def connection_policy(config: ServerConfig, notice: Callable[[str], None]) -> ConnectionPolicy:
+    """The Invoke API's cap on open connections and its timeouts (`--max-connections`, ...)."""
+    return ConnectionPolicy(
+        max_connections=config.max_connections,
+        idle_timeout_s=config.keep_alive_timeout_s,
+        head_timeout_s=config.request_head_timeout_s,
+        refusal=rendering.too_many_connections(config.max_connections),
+        notice=notice,
+    )
+
+
 def _resolve(state: ServerState, raw_name: str, query_qualifier: str | None) -> Function:
-    """Accept a name, a full ARN or a partial ARN, each optionally qualified. The ARN's region and account
-    are not checked against ours: local tools use all sorts of dummy accounts, and the name is what counts."""
-    rest = raw_name
-    for pattern in (_FULL_ARN, _PARTIAL_ARN):
-        match = pattern.match(raw_name)
-        if match is not None:
-            rest = match["rest"]
-            break
-    name, _, qualifier = rest.partition(":")
+    """Accept a name, a full ARN or a partial ARN, each optionally qualified, as the service does: a name
+    or qualifier outside its pattern or length is a ValidationException; an ARN of another region or
+    account names no function of ours (404, as any unknown function)."""
+    match = _FUNCTION_NAME.fullmatch(raw_name)
+    problems = _validation_problems(raw_name, match is not None, query_qualifier)
+    if problems or match is None:
+        count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''} detected"
+        raise ServiceError(400, errors.VALIDATION, f"{count}: {'; '.join(problems)}")
+    name = match["name"]
+    qualifier = match["qualifier"] or ""
+    region = match["region"] or state.config.region
+    account = match["account"] or state.config.account_id
     if qualifier and query_qualifier and qualifier != query_qualifier:
         raise ServiceError(
             400,
@@ -166,16 +214,53 @@ def _resolve(state: ServerState, raw_name: str, query_qualifier: str | None) -> 
         )
     qualifier = qualifier or query_qualifier or ""
     function = state.functions.get(name)
-    if function is None or qualifier not in ("", LATEST):
-        arn = state.function_arn(name) + (f":{qualifier}" if qualifier else "")
+    ours = (
+        region == state.config.region
+        and account == state.config.account_id
+        and match["partition"] in (None, "", "aws")
+    )
+    if function is None or not ours or qualifier not in ("", LATEST):
+        arn = f"arn:aws:lambda:{region}:{account}:function:{name}" + (f":{qualifier}" if qualifier else "")
         raise ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
     return function
+
+
+def _validation_problems(raw_name: str, name_matches: bool, query_qualifier: str | None) -> list[str]:
+    """What the service's request validation says of the name and the `Qualifier`: for each, its pattern
+    is checked first, then its length."""
+    problems = []
+    name_max = FUNCTION_NAME_MAX if ":" in raw_name else BARE_NAME_MAX
+    if not raw_name:
+        problems.append(_violation(raw_name, "functionName", "have length greater than or equal to 1"))
+    elif not name_matches:
+        problems.append(_violation(raw_name, "functionName", _PATTERN_RULE + FUNCTION_NAME_PATTERN))
+    elif len(raw_name) > name_max:
+        problems.append(_violation(raw_name, "functionName", f"have length less than or equal to {name_max}"))
+    if query_qualifier is None:
+        return problems
+    if not query_qualifier:
+        problems.append(_violation(query_qualifier, "qualifier", "have length greater than or equal to 1"))
+    elif _QUALIFIER.fullmatch(query_qualifier) is None:
+        problems.append(_violation(query_qualifier, "qualifier", _PATTERN_RULE + QUALIFIER_PATTERN))
+    elif len(query_qualifier) > QUALIFIER_MAX:
+        problems.append(
+            _violation(query_qualifier, "qualifier", f"have length less than or equal to {QUALIFIER_MAX}")
+        )
+    return problems
+
+
+_PATTERN_RULE = "satisfy regular expression pattern: "
+
+
+def _violation(value: str, member: str, constraint: str) -> str:
+    """One constraint violation, in the words of the service's request validation."""
+    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must {constraint}"
 
 
 def _query_qualifier(request: Request) -> str | None:
     if not request.query:
         return None
-    values = parse_qs(request.query).get("Qualifier")
+    values = parse_qs(request.query, keep_blank_values=True).get("Qualifier")
     return values[-1] if values else None
 
 
@@ -190,9 +275,20 @@ def _validated_payload(body: bytes) -> bytes:
         raise ServiceError(
             400,
             errors.INVALID_REQUEST_CONTENT,
-            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+            "Could not parse request body into json: Could not parse payload into json: "
+            + _json_problem(body, exc),
         ) from None
     return body
+
+
+def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with a payload orjson refused. Bytes that are not UTF-8 are named by their offset:
+    orjson's own words for them ("str is not valid UTF-8: surrogates not allowed") point nowhere."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"Invalid UTF-8: {bad.reason} 0x{body[bad.start]:02x} at byte offset {bad.start}"
+    return str(exc)
 
 
 def _new_request_id() -> str:

@@ -3,6 +3,11 @@
 Platform lines (START/END/REPORT/INIT_REPORT, timeouts) are written exactly as Lambda writes them. The
 function's output lines are prefixed `[<function> <request id>] ` (`[<function> init] ` before its first
 invoke) so output from several functions and environments stays attributable when interleaved.
+
+One log record may hold several lines joined by `\r` (Lambda's separator inside a record, e.g. the lines
+of a traceback). They are kept so in a tail and wherever the log is not a terminal, where a reader or a
+program expects one record per line; on a terminal, where a `\r` would overwrite the line, they are shown
+as lines of their own, indented under the first.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sys
 from typing import BinaryIO
 
 TAIL_BYTES = 4096  # X-Amz-Log-Result: the last 4 KB of the invoke's log (reference section 2)
+_CONTINUATION = b"\n    "  # on a terminal, what a `\r` inside a record becomes
 
 
 class LogSink:
@@ -21,11 +27,15 @@ class LogSink:
     own: ~5% of the server's CPU at 8 concurrent clients. A stream given explicitly (tests) is written at
     once, as is every line outside a running loop."""
 
-    __slots__ = ("_batched", "_pending", "_stream", "_tails")
+    __slots__ = ("_batched", "_pending", "_stream", "_tails", "_terminal")
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._batched = stream is None
+        try:
+            self._terminal = self._stream.isatty()
+        except (AttributeError, ValueError):
+            self._terminal = False
         self._pending: list[bytes] = []
         # Invokes whose log is also kept for their caller (`X-Amz-Log-Type: Tail`), by request id.
         self._tails: dict[str, bytearray] = {}
@@ -42,6 +52,8 @@ class LogSink:
         if request_id is not None and self._tails:
             self._keep(request_id, line + b"\n")  # as the function wrote it, as Lambda's log has it
         prefix = f"[{function} {request_id or 'init'}] ".encode()
+        if self._terminal and b"\r" in line:
+            line = line.rstrip(b"\r").replace(b"\r", _CONTINUATION)
         self._write(prefix + line + b"\n")
 
     def open_tail(self, request_id: str) -> None:

@@ -39,7 +39,9 @@ def runtime_payload_too_large(limit: int) -> Response:
 
 
 def service_error(error: errors.ServiceError, request_id: str) -> Response:
-    fields: dict[str, str] = {"Type": "User", "message": error.message}
+    # The service's request validation answers `{"message"}` alone; its modelled exceptions add `Type`.
+    fields: dict[str, str] = {} if error.code == errors.VALIDATION else {"Type": "User"}
+    fields["message"] = error.message
     headers = [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)]
     if (
         error.reason is not None
@@ -47,6 +49,16 @@ def service_error(error: errors.ServiceError, request_id: str) -> Response:
         fields["Reason"] = error.reason
         headers.append(("Retry-After", "1"))
     return Response(error.status, orjson.dumps(fields), headers)
+
+
+def too_many_connections(limit: int) -> Response:
+    """The answer on a connection over the Invoke API's cap (botocore retries a 503)."""
+    message = f"{limit} connections are open, the server's --max-connections; retry later"
+    return Response(
+        503,
+        orjson.dumps({"Type": "Service", "message": message}),
+        [JSON, ("x-amzn-ErrorType", errors.SERVICE_EXCEPTION)],
+    )
 
 
 def function_error_body(error_type: str, message: str) -> bytes:

@@ -21,6 +21,10 @@ from .peers import PeerCheck, detect_peer_check
 from .server_state import ServerState
 
 
+def report_notice(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def report_internal_error(exc: BaseException) -> None:
     """A bug of ours in one request: say so loudly on stderr, keep serving."""
     print("rapidboot: internal error:", file=sys.stderr)
@@ -46,6 +50,8 @@ async def serve(
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
         report_internal_error,
         cancel_on_disconnect=False,  # an invoke runs to its end when its invoker leaves (Function.invoke)
+        body_limit=invoke_api.body_limit,
+        policy=invoke_api.connection_policy(config, report_notice),
     )
     url = f"http://{config.host}:{bound_port(listener)}"
     stop = asyncio.Event()

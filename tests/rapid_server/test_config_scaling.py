@@ -108,10 +108,10 @@ def test_cli_flags_reach_the_function(project: Path, capsys: pytest.CaptureFixtu
     """A flag value the validator refuses proves the flag is wired to its key."""
     base = ["serve", "--code", str(project / "code"), "--handler", "app.handler"]
     for flag, value, expected in [
-        ("--reserved-concurrency", "-2", "reserved_concurrency: -2 is outside"),
-        ("--provisioned-concurrency", "-1", "provisioned_concurrency: -1 is outside"),
-        ("--idle-timeout", "0", "idle_timeout: must be a positive number"),
-        ("--ephemeral-storage", "100", "ephemeral_storage: 100 is outside 512-10240"),
+        ("--reserved-concurrency", "-2", "--reserved-concurrency: -2 is outside"),
+        ("--provisioned-concurrency", "-1", "--provisioned-concurrency: -1 is outside"),
+        ("--idle-timeout", "0", "--idle-timeout: must be a positive number"),
+        ("--ephemeral-storage", "100", "--ephemeral-storage: 100 is outside 512-10240"),
     ]:
         assert main([*base, flag, value]) == 2
         assert expected in capsys.readouterr().err, flag

@@ -365,7 +365,7 @@ def test_declared_content_length_over_the_limit_is_too_large_without_buffering()
     async def scenario() -> None:
         server = Server()
         declared = MAX_BODY * 10
-        server.feed(b"POST /big HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % declared)
+        server.feed(b"POST /big HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % declared)
         # Refused before a byte of the body: no invitation to send it.
         assert server.transport.written == b""
         for _ in range(10):
