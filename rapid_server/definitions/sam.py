@@ -61,17 +61,23 @@ def expand(
 ) -> tuple[dict[str, Any], dict[str, LocalPath]]:
     """The template as plain CloudFormation, and the local paths behind its placeholder S3 keys."""
     import boto3
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
     template = copy.deepcopy(document.data)
     local_paths = _swap_local_paths(template)
-    translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=region))
+    # Its usage metrics go nowhere; published here so that it does not warn about them on stderr.
+    metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+    session = boto3.Session(region_name=region)
+    translator = Translator({}, Parser(), metrics=metrics, boto_session=session)
     try:
         expanded = translator.translate(template, dict(parameters), get_managed_policy_map=lambda: {})
     except InvalidDocumentException as exc:
         raise ConfigError(_describe(document, exc.causes[0] if exc.causes else exc)) from None
+    finally:
+        metrics.publish()
     return expanded, local_paths
 
 
@@ -107,10 +113,10 @@ def _describe(document: Document, cause: Any) -> str:
     event_match = _EVENT_ID.search(message)
     logical_id = resource_match[1] if resource_match else None
     prop: tuple[str | int, ...] = ()
-    if logical_id is None and event_match:
+    if event_match:
         for candidate, resource in resources.items():
             events = (resource.get("Properties") or {}).get("Events") if isinstance(resource, dict) else None
-            if isinstance(events, dict) and event_match[1] in events:
+            if logical_id in (None, candidate) and isinstance(events, dict) and event_match[1] in events:
                 logical_id, prop = candidate, ("Events", event_match[1])
     if logical_id is None or logical_id not in resources:
         return f"{document.path}:1: resource (template), property Transform: {message}"
