@@ -47,7 +47,7 @@ _TEMPLATE_KEYS: dict[str, Path_] = {
     "runtime": ("Runtime",),
 }
 _VALIDATOR_WHERE = "\x00"  # a prefix no message text contains, to split validate_function's messages
-_VALIDATOR_MESSAGE = re.compile(r"^\x00(?:\.(\w+)(?:\.(\w+)|\[(\d+)\])?)?: (.*)$", re.DOTALL)
+_VALIDATOR_MESSAGE = re.compile(r"^\x00(?:\.(\w+)(?:\.(.+?)|\[(\d+)\])?)?: (.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,7 @@ def load_template(
         **parameters.pseudo_parameters(region, account_id),
         **parameters.parameter_values(document, overrides or {}),
     }
+    _refuse_other_transforms(document)
     if sam.has_sam_transform(document.data):
         _refuse_images(document)
         expanded, local_paths = sam.expand(document, values, region)
@@ -99,13 +100,24 @@ def load_template(
     return _Reader(document, expanded, local_paths, values, region, account_id).read()
 
 
+def _refuse_other_transforms(document: Document) -> None:
+    transform = document.data.get("Transform")
+    for i, name in enumerate(transform if isinstance(transform, list) else [transform]):
+        if name is not None and name != sam.SAM_TRANSFORM:
+            line = document.line_of(("Transform", i), ("Transform",))
+            raise ConfigError(
+                f"{document.path}:{line}: resource (template), property Transform: {name!r} is not applied "
+                f"locally; only {sam.SAM_TRANSFORM} is"
+            )
+
+
 def _refuse_images(document: Document) -> None:
     """Before the translator: its message for an image function would be about a missing ImageUri."""
-    globals_ = (document.data.get("Globals") or {}).get("Function") or {}
+    globals_ = _mapping(_mapping(document.data.get("Globals")).get("Function"))
     for logical_id, resource in document.data["Resources"].items():
         if not isinstance(resource, dict) or resource.get("Type") != _SAM_FUNCTION:
             continue
-        properties = resource.get("Properties") or {}
+        properties = _mapping(resource.get("Properties"))
         if properties.get("PackageType", globals_.get("PackageType")) == "Image":
             line = document.line_of(
                 ("Resources", logical_id, "Properties", "PackageType"), ("Globals", "Function", "PackageType")
@@ -262,7 +274,7 @@ class _Reader:
         """validate_function's message (`\\x00.memory: ...`) about this resource's property."""
         match = _VALIDATOR_MESSAGE.match(message)
         if match is None:
-            return ConfigError(message)
+            return self._error(logical_id, (), message.lstrip(_VALIDATOR_WHERE).lstrip(".: "))
         key, child, index, problem = match.groups()
         prop: Path_ = _TEMPLATE_KEYS.get(key, (key,)) if key else ("FunctionName",)
         if child is not None:
@@ -464,7 +476,8 @@ class _Reader:
 
     def _error(self, logical_id: str, prop: Path_, problem: str) -> ConfigError:
         line, shown = self._line(logical_id, prop)
-        return ConfigError(f"{self.document.path}:{line}: resource {logical_id}, property {shown}: {problem}")
+        where = f"resource {logical_id}, property {shown}" if shown else f"resource {logical_id}"
+        return ConfigError(f"{self.document.path}:{line}: {where}: {problem}")
 
 
 def _mapping(value: Any) -> dict[str, Any]:

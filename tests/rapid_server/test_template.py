@@ -401,6 +401,24 @@ def test_reserved_environment_variable(project: Path) -> None:
     )
 
 
+def test_environment_variable_name_that_lambda_refuses(project: Path) -> None:
+    text = sam_function("      Environment:\n        Variables:\n          MY-VAR: x\n")
+    message = error(project, text)
+    expect(message, project, line_of(text, "MY-VAR"), "Fn", "Environment.Variables.MY-VAR", "invalid name")
+
+
+def test_other_transforms_are_refused(project: Path) -> None:
+    text = (
+        "Transform:\n  - AWS::LanguageExtensions\n  - AWS::Serverless-2016-10-31\n"
+        + sam_function("")[len(SAM_HEADER) :]
+    )
+    message = error(project, text)
+    assert message == (
+        f"{project / 'template.yaml'}:2: resource (template), property Transform: 'AWS::LanguageExtensions' "
+        "is not applied locally; only AWS::Serverless-2016-10-31 is"
+    )
+
+
 def test_more_than_five_layers(project: Path) -> None:
     layers = "".join(
         f"  L{i}:\n    Type: AWS::Serverless::LayerVersion\n    Properties:\n      ContentUri: layer\n"
