@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CMD",
         help='runtime command line instead of our bootstrap, e.g. "python3 -m awslambdaric app.handler"',
     )
+    # -- a SAM / CloudFormation / `cdk synth` template as the configuration (rapid_server/definitions/)
+    template = serve.add_argument_group("functions from a template (found as ./template.yaml when no flag)")
+    template.add_argument("--template", type=Path, help="AWS SAM, CloudFormation or cdk.out/*.template.json")
+    template.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam: Key=Value Key2=Value2 or ParameterKey=K,ParameterValue=V",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
     serve.add_argument(
         "--port", type=int, default=8080, help="Invoke API port, 0 for any (default: %(default)s)"
@@ -215,13 +226,19 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import run
 
     functions: dict[str, FunctionConfig]
-    if args.config is not None:
+    template = _template_path(args)
+    if template is not None:
+        functions = _load_template(template, args)
+    elif args.config is not None:
         if args.code is not None or args.handler is not None:
             raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
         functions = load_toml(args.config)
     else:
         if args.code is None or args.handler is None:
-            raise ConfigError("serve needs --config FILE, or --code DIR and --handler MODULE.FUNCTION")
+            raise ConfigError(
+                "serve needs --template FILE (or a template.yaml here), --config FILE, "
+                "or --code DIR and --handler MODULE.FUNCTION"
+            )
         function = validate_function(
             "",
             args.name,
@@ -304,6 +321,31 @@ def _check_destinations(function: FunctionConfig) -> None:
                 f"{flag}: {destination}: no function {destination.function!r} here (the one function served "
                 f"from flags is {function.name!r}; use --config for several)"
             )
+
+
+def _template_path(args: argparse.Namespace) -> Path | None:
+    """--template, or (as `sam` does) a template in the cwd when no other definition is given."""
+    from_flags = args.config is not None or args.code is not None or args.handler is not None
+    if args.template is not None and from_flags:
+        raise ConfigError("--template and --config/--code are exclusive: one server reads one definition")
+    if args.parameter_overrides and args.template is None and from_flags:
+        raise ConfigError("--parameter-overrides is for a template (--template)")
+    if args.template is not None or from_flags:
+        return args.template  # type: ignore[no-any-return]
+    from .definitions.template import find_template
+
+    return find_template(Path.cwd())
+
+
+def _load_template(path: Path, args: argparse.Namespace) -> dict[str, FunctionConfig]:
+    # Lazy: PyYAML, and aws-sam-translator for SAM templates, load only when a template is used.
+    from .definitions.parameters import parse_overrides
+    from .definitions.template import load_template, print_warnings
+
+    overrides = parse_overrides(args.parameter_overrides)
+    definition = load_template(path, overrides, region=args.region or default_region())
+    print_warnings(definition)
+    return definition.functions
 
 
 def _package(args: argparse.Namespace) -> int:
