@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -26,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -37,7 +39,7 @@ from .http import BodyReceiver, Connection, Response, bound_port, start_listener
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
-from .process import RuntimeProcess
+from .process import RuntimeProcess, spawn_runtime
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
 
@@ -203,10 +205,11 @@ class Environment:
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
         argv = self._runtime_command()
         read_fd, write_fd = os.pipe()
+        environ = self._process_environment(runtime_api)
         self._spawned_at = time.perf_counter()
         try:
-            self._process = RuntimeProcess(
-                argv, self._package.task_root, self._process_environment(runtime_api), write_fd
+            popen = await self._limits.spawn(
+                functools.partial(spawn_runtime, argv, self._package.task_root, environ, write_fd)
             )
         except OSError as exc:
             os.close(read_fd)
@@ -214,6 +217,7 @@ class Environment:
             self._fail_spawn(argv[0], exc)
             return
         os.close(write_fd)
+        self._process = RuntimeProcess(popen)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
         if self._limits.joins_cgroup:
@@ -224,6 +228,8 @@ class Environment:
             self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
+        if self._seats[0].state is State.TERMINATED:
+            self._abandon()  # stopped while it was being spawned
 
     async def _joined_cgroup(self) -> None:
         """Every invoke runs under the kernel's limit: the first waits until the runtime is in its cgroup
@@ -315,7 +321,8 @@ class Environment:
         return outcome.result
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        """SIGTERM the process group, SIGKILL it after `grace_s`, and release everything."""
+        """SIGTERM the process group, then kill every process of the environment after `grace_s`, and
+        release everything."""
         process = self._process
         if process is not None and process.returncode is None:
             self._signal_group(signal.SIGTERM)
@@ -615,7 +622,8 @@ class Environment:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
-        self._abandon()  # anything the runtime left behind in its process group goes with it
+        self._abandon()  # nothing the runtime started outlives it: its cgroup (or group) is killed
+        await self._limits.ended()
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             self._init_done.set_result(self._exit_outcome_for_init())
@@ -652,10 +660,12 @@ class Environment:
                 seat.fire(Event.TERMINATE)
 
     def _abandon(self) -> None:
-        """This runtime serves no more: every seat ends now and its process group is killed. Unusable from
-        this step on; the exit watcher settles the rest once the process is gone."""
+        """This runtime serves no more: every seat ends now and every process of the environment is killed
+        (its cgroup's, see containment.py). Unusable from this step on; the exit watcher settles the rest
+        once the processes are gone."""
         self._terminate_seats()
-        self._signal_group(signal.SIGKILL)
+        if self._process is not None:
+            self._limits.kill(self._process.pid)
 
     async def _kill(self) -> None:
         self._abandon()
@@ -863,7 +873,7 @@ class Environment:
             self._output.drain(final)
 
 
-def _retrieved(future: asyncio.Future[None]) -> None:
+def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 

@@ -206,6 +206,12 @@ def _all_stats() -> dict[int, tuple[int, int, str, int]]:
     return stats
 
 
+def process_info(pid: int) -> ProcessInfo | None:
+    """The live process of that pid now, wherever it is in the tree; None if there is none."""
+    stat = _read_stat(pid)
+    return None if stat is None else _describe(pid, stat)
+
+
 def processes_in_group(pgid: int) -> list[ProcessInfo]:
     return [_describe(pid, stat) for pid, stat in _all_stats().items() if stat[1] == pgid]
 
