@@ -162,6 +162,7 @@ class Environment:
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._stopping = False  # `stop` was called: invokes still waiting get the shutting-down error
         # Told when the process has ended and everything is settled (the pool retires the environment).
         self.on_exit: Callable[[Environment], None] | None = None
 
@@ -249,7 +250,10 @@ class Environment:
         """Start and initialise ahead of any invoke (provisioned concurrency). False, with an INIT_REPORT
         line saying why, if init failed."""
         await self.start()
-        outcome = await self._wait_initialized()
+        try:
+            outcome = await self._wait_initialized()
+        except errors.ServiceError:  # stopped meanwhile
+            return False
         if outcome is None:
             return True
         init_ms = self._init_duration_ms or 0.0
@@ -321,16 +325,24 @@ class Environment:
         return outcome.result
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        """SIGTERM the process group, then kill every process of the environment after `grace_s`, and
-        release everything."""
+        """End the environment within `grace_s`: invokes in flight may finish in it (past it, their invokers
+        get the server's shutting-down error, never the runtime's exit); then the runtime gets SIGTERM for
+        what is left of it; then every process of the environment is killed and everything released."""
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + grace_s
+        unanswered = [flight.outcome for flight in self._inflight.values() if not flight.outcome.done()]
+        if unanswered and grace_s > 0:
+            await asyncio.wait(unanswered, timeout=grace_s)
+        for request_id, flight in self._inflight.items():
+            if not flight.outcome.done():
+                self._sink.platform(rendering.shutdown_cut_line(request_id, grace_s), request_id=request_id)
+                flight.outcome.set_exception(errors.shutting_down(grace_s))
         process = self._process
         if process is not None and process.returncode is None:
             self._signal_group(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(grace_s):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
                     await process.wait()
-            except TimeoutError:
-                pass
         await self._kill()
         self._close_listener()
 
@@ -626,7 +638,11 @@ class Environment:
         await self._limits.ended()
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
-            self._init_done.set_result(self._exit_outcome_for_init())
+            if self._stopping:  # an invoke waiting for this init is cut short by the server's stop
+                self._init_done.add_done_callback(_retrieved)
+                self._init_done.set_exception(errors.shutting_down())
+            else:
+                self._init_done.set_result(self._exit_outcome_for_init())
         for request_id, flight in self._inflight.items():
             if flight.outcome.done():
                 continue

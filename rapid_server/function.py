@@ -18,7 +18,6 @@ from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
 from .environment import Environment, Invocation, InvokeResult, NotDispatched
-from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 
@@ -82,7 +81,7 @@ class Function:
         (`cancel_on_disconnect=False` in server.py), and the event dispatcher never cancels an attempt.
         That replaced a task + shield per invoke here, measured at ~5 us of the server's CPU per invoke."""
         if self._stopping:
-            raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
+            raise errors.shutting_down()
         self._limiter.acquire(self.config.name)
         return await self._run(invocation)
 
@@ -104,6 +103,8 @@ class Function:
                 try:
                     return await self._run_once(invocation)
                 except NotDispatched:
+                    if self._stopping:  # it was stopped with the server: no new environment now
+                        raise errors.shutting_down() from None
                     continue  # that environment died unseen; the next attempt takes another or a new one
             return await self._run_once(invocation, retry=False)
         finally:

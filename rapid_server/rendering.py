@@ -39,7 +39,8 @@ def runtime_payload_too_large(limit: int) -> Response:
 
 
 def service_error(error: errors.ServiceError, request_id: str) -> Response:
-    fields: dict[str, str] = {"Type": "User", "message": error.message}
+    # Lambda's `Type`: the caller's fault (4xx) or the service's (5xx).
+    fields: dict[str, str] = {"Type": "Service" if error.status >= 500 else "User", "message": error.message}
     headers = [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)]
     if (
         error.reason is not None
@@ -143,6 +144,12 @@ def scratch_overflow_line(request_id: str, limit_mb: int, overflow_bytes: int) -
 
 def reaped_line(function: str, pid: int | None, idle_s: float) -> str:
     return f"rapidboot: {function}: environment (pid {pid}) idle for {idle_s:.0f} s, stopped"
+
+
+def shutdown_cut_line(request_id: str, grace_s: float) -> str:
+    return (
+        f"RequestId: {request_id} the server is shutting down: not finished within {grace_s:.1f} s, stopped"
+    )
 
 
 def not_dispatched_line(request_id: str) -> str:

@@ -14,6 +14,7 @@ from .async_queue import AsyncQueue, QueueError
 from .config import ConfigError, ServerConfig
 from .containment import Supervisor, end_dead_servers, write_record
 from .dispatcher import Dispatcher
+from .environment import SHUTDOWN_GRACE_S
 from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
@@ -54,10 +55,18 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        in_flight = sum(
+            env.in_flight for function in state.functions.values() for env in function.environments
+        )
+        print(
+            f"rapidboot: stopping; {in_flight} invokes in flight have {SHUTDOWN_GRACE_S:.1f} s to finish",
+            file=sys.stderr,
+            flush=True,
+        )
         listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
-        # Environments get SIGTERM, then every process in them is killed after the grace period; in-flight
-        # invokes end with an exit error, which their callers still receive before we close.
+        # Invokes in flight get the grace period to finish, then their callers get the shutting-down
+        # error; runtimes get SIGTERM, then every process of every environment is killed.
         await asyncio.gather(*(function.stop() for function in state.functions.values()))
         await dispatcher.wait_stopped()
         for _ in range(3):

@@ -51,6 +51,10 @@ REPORT_PATTERN = re.compile(
 )
 
 ACCOUNT_ARN_PREFIX = "arn:aws:lambda:us-east-1:123456789012:function:"
+# What an invoker still waiting when the server's SIGTERM grace period (2 s) ends gets, with a 503.
+SHUTTING_DOWN_PAST_GRACE = (
+    "The server is shutting down: the invoke did not finish within the 2.0 s grace period"
+)
 
 # Bounds, not expectations: a healthy run is far below each; a broken server fails at the bound instead of
 # hanging CI (pytest-timeout is not installed, see `_per_test_deadline`).
