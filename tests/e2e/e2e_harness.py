@@ -216,6 +216,11 @@ def process_info(pid: int) -> ProcessInfo | None:
     return None if stat is None else _describe(pid, stat)
 
 
+def is_supervisor(process: ProcessInfo) -> bool:
+    """The server's one supervisor process (rapid_server/containment.py), not an environment's."""
+    return " supervise " in process.cmdline
+
+
 def processes_in_group(pgid: int) -> list[ProcessInfo]:
     return [_describe(pid, stat) for pid, stat in _all_stats().items() if stat[1] == pgid]
 

@@ -27,6 +27,7 @@ from e2e_harness import (
     ProcessInfo,
     RapidServer,
     is_alive,
+    is_supervisor,
     process_info,
     request_id_of,
     running_server,
@@ -179,7 +180,7 @@ def test_the_servers_sigterm_ends_every_environment(tmp_path: Path) -> None:
 
 
 def supervisor_of(server: RapidServer) -> ProcessInfo:
-    [supervisor] = [p for p in server.record_processes() if " supervise " in p.cmdline]
+    [supervisor] = [p for p in server.record_processes() if is_supervisor(p)]
     return supervisor
 
 
