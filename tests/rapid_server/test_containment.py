@@ -238,3 +238,13 @@ def test_a_supervisor_whose_server_dies_ends_its_process_groups(
     assert gone.poll() is None
     assert not record_path.exists() and not scratch.exists()
     shutil.rmtree(state)
+
+
+def test_without_a_cgroup_the_startup_line_says_containment_is_best_effort(tmp_path: Path) -> None:
+    from rapid_server.limits import LimitsFactory
+
+    description = LimitsFactory(None, tmp_path / "scratch").description
+    assert description.endswith(
+        "containment: the runtime's process group only, as no cgroup can be made here: a process that "
+        "leaves it (setsid) can outlive its environment"
+    ), description
