@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -39,7 +41,7 @@ from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
 from .peers import PeerCheck
-from .process import RuntimeProcess
+from .process import RuntimeProcess, spawn_runtime
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
 
@@ -180,6 +182,7 @@ class Environment:
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._stopping = False  # `stop` was called: invokes still waiting get the shutting-down error
         # Told when the process has ended and everything is settled (the pool retires the environment).
         self.on_exit: Callable[[Environment], None] | None = None
 
@@ -224,10 +227,11 @@ class Environment:
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
         argv = self._runtime_command()
         read_fd, write_fd = os.pipe()
+        environ = self._process_environment(runtime_api)
         self._spawned_at = time.perf_counter()
         try:
-            self._process = RuntimeProcess(
-                argv, self._package.task_root, self._process_environment(runtime_api), write_fd
+            popen = await self._limits.spawn(
+                functools.partial(spawn_runtime, argv, self._package.task_root, environ, write_fd)
             )
         except OSError as exc:
             os.close(read_fd)
@@ -235,6 +239,7 @@ class Environment:
             self._fail_spawn(argv[0], exc)
             return
         os.close(write_fd)
+        self._process = RuntimeProcess(popen)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
         if self._limits.joins_cgroup:
@@ -245,6 +250,8 @@ class Environment:
             self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
+        if self._seats[0].state is State.TERMINATED:
+            self._abandon()  # stopped while it was being spawned
 
     async def _joined_cgroup(self) -> None:
         """Every invoke runs under the kernel's limit: the first waits until the runtime is in its cgroup
@@ -264,7 +271,10 @@ class Environment:
         """Start and initialise ahead of any invoke (provisioned concurrency). False, with an INIT_REPORT
         line saying why, if init failed."""
         await self.start()
-        outcome = await self._wait_initialized()
+        try:
+            outcome = await self._wait_initialized()
+        except errors.ServiceError:  # stopped meanwhile
+            return False
         if outcome is None:
             return True
         init_ms = self._init_duration_ms or 0.0
@@ -341,15 +351,24 @@ class Environment:
         return outcome.result
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        """SIGTERM the process group, SIGKILL it after `grace_s`, and release everything."""
+        """End the environment within `grace_s`: invokes in flight may finish in it (past it, their invokers
+        get the server's shutting-down error, never the runtime's exit); then the runtime gets SIGTERM for
+        what is left of it; then every process of the environment is killed and everything released."""
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + grace_s
+        unanswered = [flight.outcome for flight in self._inflight.values() if not flight.outcome.done()]
+        if unanswered and grace_s > 0:
+            await asyncio.wait(unanswered, timeout=grace_s)
+        for request_id, flight in self._inflight.items():
+            if not flight.outcome.done():
+                self._sink.platform(rendering.shutdown_cut_line(request_id, grace_s), request_id=request_id)
+                flight.outcome.set_exception(errors.shutting_down(grace_s))
         process = self._process
         if process is not None and process.returncode is None:
             self._signal_group(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(grace_s):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
                     await process.wait()
-            except TimeoutError:
-                pass
         await self._kill()
         self._close_listener()
 
@@ -672,10 +691,15 @@ class Environment:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
-        self._abandon()  # anything the runtime left behind in its process group goes with it
+        self._abandon()  # nothing the runtime started outlives it: its cgroup (or group) is killed
+        await self._limits.ended()
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
-            self._init_done.set_result(self._exit_outcome_for_init())
+            if self._stopping:  # an invoke waiting for this init is cut short by the server's stop
+                self._init_done.add_done_callback(_retrieved)
+                self._init_done.set_exception(errors.shutting_down())
+            else:
+                self._init_done.set_result(self._exit_outcome_for_init())
         for request_id, flight in self._inflight.items():
             if flight.outcome.done():
                 continue
@@ -709,10 +733,12 @@ class Environment:
                 seat.fire(Event.TERMINATE)
 
     def _abandon(self) -> None:
-        """This runtime serves no more: every seat ends now and its process group is killed. Unusable from
-        this step on; the exit watcher settles the rest once the process is gone."""
+        """This runtime serves no more: every seat ends now and every process of the environment is killed
+        (its cgroup's, see containment.py). Unusable from this step on; the exit watcher settles the rest
+        once the processes are gone."""
         self._terminate_seats()
-        self._signal_group(signal.SIGKILL)
+        if self._process is not None:
+            self._limits.kill(self._process.pid)
 
     async def _kill(self) -> None:
         self._abandon()
@@ -920,7 +946,7 @@ class Environment:
             self._output.drain(final)
 
 
-def _retrieved(future: asyncio.Future[None]) -> None:
+def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 

@@ -43,6 +43,15 @@ class ServiceError(Exception):
         self.reason = reason  # `Reason` of a TooManyRequestsException
 
 
+def shutting_down(grace_s: float | None = None) -> ServiceError:
+    """An invoke the server, stopping, will not run (or, past the grace period `grace_s`, not finish):
+    503, which SDKs retry, with the reason in the message."""
+    message = "The server is shutting down"
+    if grace_s is not None:
+        message += f": the invoke did not finish within the {grace_s:.1f} s grace period"
+    return ServiceError(503, SERVICE_EXCEPTION, message)
+
+
 # RAPID keeps a header value that *contains* a well-formed type anywhere (its pattern is unanchored).
 _VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 

@@ -90,7 +90,7 @@ class Function:
         (`cancel_on_disconnect=False` in server.py), and the event dispatcher never cancels an attempt.
         That replaced a task + shield per invoke here, measured at ~5 us of the server's CPU per invoke."""
         if self._stopping:
-            raise ServiceError(500, errors.SERVICE_EXCEPTION, "The server is shutting down")
+            raise errors.shutting_down()
         self._limiter.acquire(self.config.name)
         return await self._run(invocation)
 
@@ -114,6 +114,8 @@ class Function:
                 try:
                     return await self._run_once(invocation, waited_s=waited_s, polling_only=polling_only)
                 except NotDispatched:
+                    if self._stopping:  # it was stopped with the server: no new environment now
+                        raise errors.shutting_down() from None
                     continue  # that environment died unseen; the next attempt takes another or a new one
                 except RuntimeBusy as busy:
                     waited_s += busy.waited_s

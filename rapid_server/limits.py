@@ -12,36 +12,105 @@ removed when the environment ends, and measured after every invoke: an environme
 Not a tmpfs: its pages would count against the function's memory (Lambda's /tmp is disk) and take the
 host's RAM.
 
+Containment (containment.py): every process of an environment is found through a cgroup of its own, and
+all of them end when the environment does; this module holds each environment's handle on it.
+
 Which way is in force is chosen once at server start (`detect_limits`) and said in the startup log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from .containment import (
+    FREEZER,
+    PIDS,
+    V2,
+    Cgroup,
+    Spawner,
+    Supervisor,
+    end_leftovers,
+    make_v1_tracking_root,
+    remove_stale_roots,
+    remove_tree,
+)
 from .memory import PeakMemory
 
 _MIB = 1024 * 1024
 _CGROUP_FS = Path("/sys/fs/cgroup")
 _CGROUP_V1_MEMORY = _CGROUP_FS / "memory"
+_ENDED_POLL_S = 0.005  # between kills of what is left in an ending environment's cgroup
+_ENDED_BOUND_S = 5.0  # past this, what is left (stuck in the kernel) is left to the server's exit
 
 
 class EnvironmentLimits:
     """The limits of one environment: set up before spawn, consulted while it runs, released at its end."""
 
-    def __init__(self, memory: _Memory, scratch: Path, scratch_limit_bytes: int):
+    def __init__(
+        self,
+        memory: _Memory,
+        scratch: Path,
+        scratch_limit_bytes: int,
+        spawner: Spawner | None = None,
+        supervisor: Supervisor | None = None,
+    ):
         self._memory = memory
         self.scratch = scratch  # TMPDIR
         self._scratch_limit_bytes = scratch_limit_bytes
+        self._spawner = spawner
+        self._supervisor = supervisor
+        # Where the environment's processes are found: its own v1 cgroup (given at spawn), else its v2
+        # memory cgroup; None: the runtime's process group only.
+        self.cgroup: Cgroup | None = memory.tracking()
+        self._group: int | None = None
+
+    async def spawn(self, start: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[Any]:
+        """Spawn the runtime (`start`) inside this environment's cgroup: from the spawner thread that waits
+        in it (containment.py) where there is one, else right here."""
+        if self._spawner is None:
+            return start()
+        popen, cgroup = await asyncio.wrap_future(self._spawner.spawn(start))
+        self.cgroup = cgroup
+        return popen
 
     def started(self, pid: int) -> None:
         """Right after spawn."""
         self._memory.started(pid)
+        if self.cgroup is None and self._supervisor is not None:
+            self._group = pid  # its own session: pgid = pid
+            self._supervisor.track_group(pid)
+
+    def kill(self, pgid: int) -> None:
+        """SIGKILL every process of the environment: the runtime's process group (all there is without a
+        cgroup; on v2 it also takes what the runtime forked before it joined), then its cgroup."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    async def ended(self) -> bool:
+        """Once the runtime has exited: kill what is left in the cgroup until nothing is, and wait for that
+        (processes killed in the kernel take a moment to leave). False if some are still there after
+        `_ENDED_BOUND_S` (stuck in the kernel): they are ended again when the server stops."""
+        cgroup = self.cgroup
+        if cgroup is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _ENDED_BOUND_S
+        while cgroup.kill():
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(_ENDED_POLL_S)
+        return True
 
     @property
     def joins_cgroup(self) -> bool:
@@ -79,17 +148,31 @@ class EnvironmentLimits:
         return max(0, used - self._scratch_limit_bytes)
 
     def release(self) -> None:
+        """Once every process has ended (`ended`)."""
         self._memory.release()
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._group is not None and self._supervisor is not None:
+            self._supervisor.untrack_group(self._group)
+            self._group = None
+        if self._spawner is not None and self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class LimitsFactory:
-    """Chosen once per server: how memory and /tmp are limited on this machine."""
+    """Chosen once per server: how memory and /tmp are limited, and processes contained, on this machine."""
 
-    def __init__(self, cgroup_root: Path | None, scratch_root: Path, cgroup_version: int = 1):
+    def __init__(
+        self,
+        cgroup_root: Path | None,
+        scratch_root: Path,
+        cgroup_version: int = 1,
+        spawner: Spawner | None = None,
+    ):
         self._cgroup_root = cgroup_root
         self._cgroup_version = cgroup_version
         self._scratch_root = scratch_root
+        self._spawner = spawner
+        self.supervisor: Supervisor | None = None  # set once started (server.run)
         self._count = 0
 
     @property
@@ -100,7 +183,32 @@ class LimitsFactory:
             memory = f"memory cgroup (v2 memory.max under {self._cgroup_root})"
         else:
             memory = f"memory cgroup (v1 memory.limit_in_bytes under {self._cgroup_root})"
-        return f"memory limits: {memory}; /tmp limits: TMPDIR size checked after each invoke"
+        if self._spawner is not None:
+            how = "freeze, kill, thaw" if self._spawner.kind == FREEZER else "kill until empty"
+            contained = (
+                f"a cgroup v1 {self._spawner.kind} cgroup per environment ({how}, under {self._spawner.root})"
+            )
+        elif self._cgroup_root is not None and self._cgroup_version == 2:
+            contained = "the environment's v2 cgroup (cgroup.kill)"
+        else:
+            contained = (
+                "the runtime's process group only, as no cgroup can be made here: a process that leaves it "
+                "(setsid) can outlive its environment"
+            )
+        return (
+            f"memory limits: {memory}; /tmp limits: TMPDIR size checked after each invoke; "
+            f"containment: {contained}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What a supervisor, or the next server on this state dir, needs to end what this one leaves."""
+        cgroups = []
+        if self._spawner is not None:
+            cgroups.append({"path": str(self._spawner.root), "kind": self._spawner.kind})
+        if self._cgroup_root is not None:
+            kind = V2 if self._cgroup_version == 2 else PIDS
+            cgroups.append({"path": str(self._cgroup_root), "kind": kind})
+        return {"pid": os.getpid(), "cgroups": cgroups, "scratch": str(self._scratch_root)}
 
     def for_environment(self, function: str, memory_mb: int, ephemeral_mb: int) -> EnvironmentLimits:
         self._count += 1
@@ -116,18 +224,19 @@ class LimitsFactory:
             memory = _CgroupV1Memory(self._cgroup_root / name, limit)
         else:
             memory = _WatchedMemory(limit)
-        return EnvironmentLimits(memory, scratch, ephemeral_mb * _MIB)
+        return EnvironmentLimits(memory, scratch, ephemeral_mb * _MIB, self._spawner, self.supervisor)
 
     def close(self) -> None:
-        """At server exit, once every environment has ended: remove what is left."""
-        shutil.rmtree(self._scratch_root, ignore_errors=True)
-        if self._cgroup_root is not None:
-            _remove_cgroup_tree(self._cgroup_root)
+        """At server exit, once every environment has ended: end and remove whatever is left."""
+        if self._spawner is not None:
+            self._spawner.close()
+        end_leftovers(self.record())
 
 
-def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFactory:
+def detect_limits(server_id: str, memory_enforcement: str = "auto", contain: bool = True) -> LimitsFactory:
     """`memory_enforcement`: "auto" (a cgroup where possible, else RSS watching), "cgroup" (fail if no
-    cgroup can be made), or "rss"."""
+    cgroup can be made), or "rss". `contain`: each environment's processes in a cgroup of their own
+    (containment.py) where one can be made, whatever the memory enforcement."""
     cgroup_root: Path | None = None
     version = 1
     if memory_enforcement != "rss":
@@ -139,9 +248,14 @@ def detect_limits(server_id: str, memory_enforcement: str = "auto") -> LimitsFac
     if memory_enforcement == "cgroup" and cgroup_root is None:
         where = _CGROUP_FS if version == 2 else _CGROUP_V1_MEMORY
         raise OSError(f"no memory cgroup can be created under {where}")
+    spawner: Spawner | None = None
+    if contain and not (cgroup_root is not None and version == 2):  # v2: the memory cgroup contains
+        tracking = make_v1_tracking_root(server_id, _CGROUP_FS)
+        if tracking is not None:
+            spawner = Spawner(*tracking, cgroup_fs=_CGROUP_FS)
     _remove_stale_scratch()
     scratch_root = Path(tempfile.mkdtemp(prefix=f"rapidboot-{server_id}-"))
-    return LimitsFactory(cgroup_root, scratch_root, version)
+    return LimitsFactory(cgroup_root, scratch_root, version, spawner)
 
 
 # Memory ---------------------------------------------------------------------------------------------------
@@ -153,6 +267,10 @@ class _Memory:
 
     def started(self, pid: int) -> None:
         pass
+
+    def tracking(self) -> Cgroup | None:
+        """The cgroup that holds the environment's processes, if the memory's is one that can (v2)."""
+        return None
 
     def join(self, pid: int) -> None:
         pass
@@ -269,6 +387,9 @@ class _CgroupV2Memory(_CgroupMemory):
     )
     _OOM_FILE = "memory.events"
     _OOM_COUNTERS = ("oom_kill", "oom_group_kill")
+
+    def tracking(self) -> Cgroup | None:
+        return Cgroup(self._path, V2)
 
 
 class _WatchedMemory(_Memory):
@@ -390,14 +511,9 @@ def _remove_stale_v2_cgroups(base: Path) -> None:
 
 
 def _remove_cgroup_tree(root: Path) -> None:
-    """Remove a cgroup and its (empty) children. A cgroup directory is removed with rmdir alone: its
-    files are the kernel's. Our own leaf (`server/`, v2) stays while we are in it and goes at next start."""
-    with contextlib.suppress(OSError):
-        for child in root.iterdir():
-            if child.is_dir():
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-        root.rmdir()
+    """Remove a cgroup and its (empty) children. Our own leaf (`server/`, v2) stays while we are in it and
+    goes at next start."""
+    remove_tree(root)
 
 
 def _remove_stale_scratch() -> None:
@@ -409,17 +525,9 @@ def _remove_stale_scratch() -> None:
 
 
 def _remove_stale_cgroups() -> None:
-    """Cgroups of servers that died without cleaning up (SIGKILL): empty by now, so removable."""
-    with contextlib.suppress(OSError):
-        for root in _CGROUP_V1_MEMORY.glob("rapidboot-*"):
-            pid = root.name.removeprefix("rapidboot-")
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                for child in root.iterdir():
-                    if child.is_dir():
-                        with contextlib.suppress(OSError):
-                            child.rmdir()
-                with contextlib.suppress(OSError):
-                    root.rmdir()
+    """Empty cgroups of servers that are gone. Their processes, if any are left, are ended by the next
+    server on the same state dir (containment.end_dead_servers)."""
+    remove_stale_roots(_CGROUP_V1_MEMORY)
 
 
 def _tree_size(root: Path) -> int:

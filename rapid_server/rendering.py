@@ -39,8 +39,11 @@ def runtime_payload_too_large(limit: int) -> Response:
 
 
 def service_error(error: errors.ServiceError, request_id: str) -> Response:
-    # The service's request validation answers `{"message"}` alone; its modelled exceptions add `Type`.
-    fields: dict[str, str] = {} if error.code == errors.VALIDATION else {"Type": "User"}
+    # The service's request validation answers `{"message"}` alone; its modelled exceptions add `Type`:
+    # the caller's fault (4xx) or the service's (5xx).
+    fields: dict[str, str] = {}
+    if error.code != errors.VALIDATION:
+        fields["Type"] = "Service" if error.status >= 500 else "User"
     fields["message"] = error.message
     headers = [JSON, ("x-amzn-ErrorType", error.code), ("x-amzn-RequestId", request_id)]
     if (
@@ -162,6 +165,12 @@ def foreign_peer_line(function: str, runtime_pid: int | None, peer_pid: int | No
     return (
         f"rapidboot: {function}: refused a Runtime API connection from pid {peer}, not a process of the "
         f"environment (runtime pid {runtime_pid})"
+    )
+
+
+def shutdown_cut_line(request_id: str, grace_s: float) -> str:
+    return (
+        f"RequestId: {request_id} the server is shutting down: not finished within {grace_s:.1f} s, stopped"
     )
 
 

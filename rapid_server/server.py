@@ -12,7 +12,9 @@ from collections.abc import Callable
 from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
 from .config import ConfigError, ServerConfig
+from .containment import Supervisor, end_dead_servers, write_record
 from .dispatcher import Dispatcher
+from .environment import SHUTDOWN_GRACE_S
 from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
@@ -63,10 +65,18 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        in_flight = sum(
+            env.in_flight for function in state.functions.values() for env in function.environments
+        )
+        print(
+            f"rapidboot: stopping; {in_flight} invokes in flight have {SHUTDOWN_GRACE_S:.1f} s to finish",
+            file=sys.stderr,
+            flush=True,
+        )
         listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
-        # Environments get SIGTERM, then SIGKILL after the grace period; in-flight invokes end with an
-        # exit error, which their callers still receive before we close.
+        # Invokes in flight get the grace period to finish, then their callers get the shutting-down
+        # error; runtimes get SIGTERM, then every process of every environment is killed.
         await asyncio.gather(*(function.stop() for function in state.functions.values()))
         await dispatcher.wait_stopped()
         for _ in range(3):
@@ -86,6 +96,8 @@ def _open_queue(config: ServerConfig) -> AsyncQueue:
 
 def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
     factory = loop_factory(loop)
+    for line in end_dead_servers(config.state_dir):
+        print(f"rapidboot: --state-dir {config.state_dir}: {line}", file=sys.stderr, flush=True)
     limits = detect_limits(str(os.getpid()), memory_enforcement)
     peers = detect_peer_check()
     print(f"rapidboot: {limits.description}; {peers.description}", file=sys.stderr, flush=True)
@@ -98,10 +110,23 @@ def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str =
             flush=True,
         )
 
+    # Should this process be killed, its supervisor ends its environments; should both be, the next
+    # server on this state dir does (containment.py).
     try:
+        record_path, record_fd = write_record(config.state_dir, limits.record())
+    except OSError as exc:
+        limits.close()
+        raise ConfigError(f"--state-dir {config.state_dir}: cannot write there: {exc}") from None
+    supervisor: Supervisor | None = None
+    try:
+        limits.supervisor = supervisor = Supervisor.start(record_path, record_fd)
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(config, limits, ready, peers))
     finally:
         peers.close()
-        limits.close()
+        limits.close()  # ends whatever the environments left
+        if supervisor is not None:
+            supervisor.close()  # only then: the supervisor has nothing left to do
+        record_path.unlink(missing_ok=True)
+        os.close(record_fd)
     return 0

@@ -51,6 +51,10 @@ REPORT_PATTERN = re.compile(
 )
 
 ACCOUNT_ARN_PREFIX = "arn:aws:lambda:us-east-1:123456789012:function:"
+# What an invoker still waiting when the server's SIGTERM grace period (2 s) ends gets, with a 503.
+SHUTTING_DOWN_PAST_GRACE = (
+    "The server is shutting down: the invoke did not finish within the 2.0 s grace period"
+)
 
 # Bounds, not expectations: a healthy run is far below each; a broken server fails at the bound instead of
 # hanging CI (pytest-timeout is not installed, see `_per_test_deadline`).
@@ -204,6 +208,17 @@ def _all_stats() -> dict[int, tuple[int, int, str, int]]:
             if stat is not None:
                 stats[int(entry)] = stat
     return stats
+
+
+def process_info(pid: int) -> ProcessInfo | None:
+    """The live process of that pid now, wherever it is in the tree; None if there is none."""
+    stat = _read_stat(pid)
+    return None if stat is None else _describe(pid, stat)
+
+
+def is_supervisor(process: ProcessInfo) -> bool:
+    """The server's one supervisor process (rapid_server/containment.py), not an environment's."""
+    return " supervise " in process.cmdline
 
 
 def processes_in_group(pgid: int) -> list[ProcessInfo]:

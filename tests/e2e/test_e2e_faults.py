@@ -20,6 +20,7 @@ import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
     HTTP_TIMEOUT_S,
+    SHUTTING_DOWN_PAST_GRACE,
     RapidServer,
     hold_invoke,
     misbehaving_command,
@@ -335,11 +336,9 @@ def test_sigterm_with_invokes_in_flight(tmp_path: Path) -> None:
         for token in tokens:
             response = outcomes.get(token)
             assert isinstance(response, httpx.Response), f"{token}: no response, got {response!r}"
-            assert response.headers.get("X-Amz-Function-Error") == "Unhandled", response.text
-            request_id = request_id_of(response)
-            assert request_id in started_ids
-            body = response.json()
-            assert body["errorType"] == "Runtime.ExitError", body
-            assert body["errorMessage"].startswith(
-                f"RequestId: {request_id} Error: Runtime exited with error: signal: "
-            ), body
+            # Past the grace period, the server's own error, never the runtime's exit (issue 12).
+            assert response.status_code == 503, response.text
+            assert response.headers.get("x-amzn-ErrorType") == "ServiceException"
+            assert "X-Amz-Function-Error" not in response.headers
+            assert request_id_of(response) in started_ids
+            assert response.json() == {"Type": "Service", "message": SHUTTING_DOWN_PAST_GRACE}

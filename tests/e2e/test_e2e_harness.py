@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from e2e_harness import (
     HTTP_TIMEOUT_S,
     LineCollector,
     Report,
+    is_supervisor,
     running_server,
     wait_process_gone,
 )
@@ -66,7 +68,8 @@ def test_line_wait_is_bounded() -> None:
 
 
 def test_orphan_check_catches_a_runtime_the_server_left_behind(code_root: Path, tmp_path: Path) -> None:
-    """SIGKILL gives the server no chance to stop its runtime: the check must report (and reap) it."""
+    """SIGKILL of the server and of its supervisor (which would otherwise end its environments) gives
+    nothing a chance to stop the runtime: the check must report (and reap) it."""
     handler = "handlers.state"
     command = shlex.join([sys.executable, "-m", "awslambdaric", handler])
     args = ["--code", str(code_root / "functions" / "basic"), "--handler", handler, "--command", command]
@@ -79,6 +82,9 @@ def test_orphan_check_catches_a_runtime_the_server_left_behind(code_root: Path, 
         caller.start()
         server.wait_for_line(lambda line: line.startswith("START RequestId: "), after=mark)
         sleeper = server.seen_process(sleeper_pid)
+        [supervisor] = [p for p in server.record_processes() if is_supervisor(p)]
+        os.kill(supervisor.pid, signal.SIGKILL)
+        assert wait_process_gone(supervisor, EXIT_TIMEOUT_S)
 
         server.process.kill()
         server.process.wait(EXIT_TIMEOUT_S)

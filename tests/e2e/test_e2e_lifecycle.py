@@ -13,8 +13,10 @@ import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
     HTTP_TIMEOUT_S,
+    SHUTTING_DOWN_PAST_GRACE,
     RapidServer,
     ServerStartError,
+    hold_invoke,
     request_id_of,
     running_server,
     wait_process_gone,
@@ -67,7 +69,7 @@ def test_signal_during_an_invoke_in_flight(
                             server.endpoint + server.invoke_path("function"), content=b'{"sleep": 60}'
                         )
                     )
-            except httpx.HTTPError as error:  # the server going away mid-invoke is acceptable
+            except httpx.HTTPError as error:
                 outcome.append(error)
 
         caller = threading.Thread(target=invoke_sleeper, daemon=True)
@@ -81,7 +83,32 @@ def test_signal_during_an_invoke_in_flight(
         server.assert_no_survivors()
         caller.join(HTTP_TIMEOUT_S)
         assert not caller.is_alive(), "the in-flight caller was left hanging after the server exited"
-        assert outcome, "the in-flight caller neither got a response nor an error"
+        [response] = outcome
+        assert isinstance(response, httpx.Response), f"the in-flight caller got no answer: {response!r}"
+        # Past the grace period: the server's own error, not the runtime's exit after its SIGTERM.
+        assert response.status_code == 503, response.text
+        assert response.headers.get("x-amzn-ErrorType") == "ServiceException"
+        assert "X-Amz-Function-Error" not in response.headers
+        assert response.json() == {"Type": "Service", "message": SHUTTING_DOWN_PAST_GRACE}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_invoke_finishing_within_the_grace_period_gets_its_answer(
+    runtime: str, code_root: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    args = flag_args(runtime, code_root / "functions" / "escape", "escape.gated", "--timeout", "60")
+    with running_server(args, tmp_path, check_shutdown=False) as server:
+        held = hold_invoke(server, "function", "graceful", tmp_path)
+        assert server.process is not None
+        server.process.send_signal(sig)
+        # Released once the server has begun to stop: the answer comes within its grace period.
+        assert server.stderr.wait_for(lambda line: "stopping; 1 invokes in flight" in line) is not None
+        response = held.release("finished")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"token": "graceful", "word": "finished", "request_id": held.request_id}
+        assert server.process.wait(EXIT_TIMEOUT_S) == 0, server.output_tail()
+        server.stop(sig)  # already exited: only collects its output
+        server.assert_no_survivors()
 
 
 def test_flags_configure_one_function(runtime: str, basic_code: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from e2e_harness import (
     SCALING_CODE,
     RapidServer,
     descendants,
+    is_supervisor,
     misbehaving_command,
     open_fd_count,
     resident_kb,
@@ -184,16 +185,21 @@ def scratch_root(server: RapidServer, outcomes: list[Outcome]) -> Path:
 
 def live_runtimes(server: RapidServer) -> list[int]:
     assert server.process is not None
-    return [p.pid for p in descendants(server.process.pid) if p.state not in ("Z", "X")]
+    return [
+        p.pid for p in descendants(server.process.pid) if p.state not in ("Z", "X") and not is_supervisor(p)
+    ]
 
 
 def environments_settle(server: RapidServer, scratch: Path, cgroup: Path | None) -> None:
-    """Once the run is over, every live process below the server is one environment's runtime (the leader
-    of its own process group), and there is exactly one TMPDIR (and memory cgroup) per live environment."""
+    """Once the run is over, every live process below the server (its supervisor aside) is one environment's
+    runtime (the leader of its own process group), and there is exactly one TMPDIR (and memory cgroup) per
+    live environment."""
 
     def consistent() -> bool:
         assert server.process is not None
-        processes = [p for p in descendants(server.process.pid) if p.state not in ("Z", "X")]
+        processes = [
+            p for p in descendants(server.process.pid) if p.state not in ("Z", "X") and not is_supervisor(p)
+        ]
         if any(p.pgid != p.pid or p.function_name not in FUNCTIONS for p in processes):
             return False
         dirs = list(scratch.iterdir()) if scratch.exists() else []
