@@ -23,7 +23,6 @@ from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
 from .environment import Environment, Invocation, InvokeResult, NotDispatched, RuntimeBusy
-from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
