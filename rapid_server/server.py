@@ -14,6 +14,7 @@ from .async_queue import AsyncQueue, QueueError
 from .config import ConfigError, ServerConfig
 from .dispatcher import Dispatcher
 from .http import bound_port, start_listener
+from .http_triggers.listener import HttpTriggerOptions, start_http_triggers
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
@@ -36,6 +37,7 @@ async def serve(
     limits: LimitsFactory,
     on_ready: Callable[[str], None] | None = None,
     peers: PeerCheck | None = None,
+    http_triggers: HttpTriggerOptions | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
@@ -54,6 +56,16 @@ async def serve(
         policy=invoke_api.connection_policy(config, report_notice),
     )
     url = f"http://{config.host}:{bound_port(listener)}"
+    # -- HTTP triggers: one more listener, only when the template has HTTP events or function URLs
+    api_listener = None
+    if http_triggers is not None and http_triggers.routes:
+        try:
+            api_listener, state.http_triggers = await start_http_triggers(
+                state, http_triggers, report_notice, report_internal_error
+            )
+        except OSError:
+            listener.close()
+            raise
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -64,6 +76,8 @@ async def serve(
         await stop.wait()
     finally:
         listener.close()
+        if api_listener is not None:
+            api_listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Environments get SIGTERM, then SIGKILL after the grace period; in-flight invokes end with an
         # exit error, which their callers still receive before we close.
@@ -84,7 +98,12 @@ def _open_queue(config: ServerConfig) -> AsyncQueue:
         raise ConfigError(f"--state-dir {config.state_dir}: cannot open the Event queue: {exc}") from None
 
 
-def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
+def run(
+    config: ServerConfig,
+    loop: LoopName = "auto",
+    memory_enforcement: str = "auto",
+    http_triggers: HttpTriggerOptions | None = None,
+) -> int:
     factory = loop_factory(loop)
     limits = detect_limits(str(os.getpid()), memory_enforcement)
     peers = detect_peer_check()
@@ -100,7 +119,7 @@ def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str =
 
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready, peers))
+            runner.run(serve(config, limits, ready, peers, http_triggers))
     finally:
         peers.close()
         limits.close()
