@@ -162,6 +162,8 @@ def _binary_response(answer: Mapping[str, Any], media_types: tuple[str, ...], ac
 
 
 def _header_value(name: str, value: Any) -> str:
+    if not name or any(c in name for c in "\r\n: "):
+        raise MalformedResponse(f"header name {name!r} is not a valid HTTP field name")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):

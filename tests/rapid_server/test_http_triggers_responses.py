@@ -93,6 +93,7 @@ def test_v2_cookies_and_the_shortcut() -> None:
         (REST, {"statusCode": 200, "headers": {"A": ["x"]}}, "header A: a value must be a string or number"),
         (REST, {"statusCode": 200, "multiValueHeaders": {"A": "x"}}, "multiValueHeaders.A must be a list"),
         (REST, {"statusCode": 200, "headers": {"A": "x\r\nB: y"}}, "may not hold a line break"),
+        (HTTP, {"statusCode": 200, "headers": {"A\r\nB": "x"}}, "is not a valid HTTP field name"),
         (HTTP, {"statusCode": 200, "cookies": "a=1"}, "cookies must be a list of strings"),
         (HTTP, {"statusCode": 99}, "statusCode must be an integer 100-599"),
         (HTTP, {"statusCode": 200, "body": "%%%", "isBase64Encoded": True}, "not base64"),
