@@ -342,3 +342,16 @@ def test_the_example_with_curl_and_httpx(example: str) -> None:
     with httpx.Client(base_url=example) as client:
         assert client.get("/users/7").json() == {"id": "7", "name": "user 7"}
         assert client.post("/hello").json() == {"message": "Missing Authentication Token"}
+
+
+def test_no_http_triggers_no_listener(tmp_path: Path) -> None:
+    """A template without HTTP events or function URLs starts no API listener (its port stays free)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "echo.py").write_text(SOURCES["echo.py"])
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Echo:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {Runtime: python3.12, CodeUri: src/, Handler: echo.handler}\n"
+    )
+    with running_server(["--state-dir", str(tmp_path / ".st")], cwd=tmp_path) as server:
+        assert not any(TRIGGERS.search(line) for line in server.stderr.lines)
+        assert server.invoke("Echo", {}).status_code == 200

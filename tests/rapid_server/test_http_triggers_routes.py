@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rapid_server.cli import main
 from rapid_server.config import ConfigError
 from rapid_server.definitions.template import FunctionTriggers, TemplateDefinition, load_template
 from rapid_server.http_triggers.routes import MISSING_TOKEN, NOT_FOUND, Match, RouteTable, build_routes
@@ -174,3 +175,24 @@ Resources:
     ]
     hello = table.match("GET", "/hello")
     assert isinstance(hello, Match) and hello.route.api.binary_media_types == ("image/png",)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--api-timeout", "60"], "--api-timeout 60: must be 0.05-30 seconds"),
+        (["--api-port", "70000"], "--api-port 70000: must be 0-65535"),
+    ],
+)
+def test_api_flags_are_checked_before_the_server_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {Runtime: python3.12, CodeUri: src/, Handler: app.handler}\n"
+    )
+    assert main(["serve", "--template", str(template), *flags]) == 2
+    assert message in capsys.readouterr().err
