@@ -62,7 +62,7 @@ class HttpTriggers:
         origin = Origin(invoke_api._new_request_id(), time.time(), config.account_id, config.region)
         payload = build_event(request, found, origin)
         if len(payload) > invoke_api.MAX_SYNC_PAYLOAD_BYTES:
-            return responses.too_large()
+            return _tagged(responses.too_large(), route, origin.request_id)
         invocation = Invocation(
             request_id=invoke_api._new_request_id(),
             payload=payload,
@@ -74,19 +74,19 @@ class HttpTriggers:
             result = await self._invoke(function, invocation, route)
         except ServiceError as error:
             if error.status == 429:
-                return responses.throttled()
+                return _tagged(responses.throttled(), route, origin.request_id)
             self._log(route, f"the invoke was refused: {error.message}")
-            return responses.internal_error()
+            return _tagged(responses.internal_error(), route, origin.request_id)
         except _IntegrationTimeout:
             self._log(
                 route, f"the function did not answer within the integration timeout ({route.timeout_ms} ms)"
             )
-            return responses.timed_out()
+            return _tagged(responses.timed_out(), route, origin.request_id)
         stream = invocation.stream
         if isinstance(stream, UrlResponseStream) and stream.started:
             stream.finish(result.body, result.body if result.function_error else None, None)
             return None  # answered on the connection, as a stream
-        return self._response(route, result, request)
+        return _tagged(self._response(route, result, request), route, origin.request_id)
 
     def _response(self, route: Route, result: InvokeResult, request: Request) -> Response:
         if result.function_error:
@@ -115,6 +115,14 @@ class HttpTriggers:
         self._notice(
             f"rapidboot: {route.route_key} -> {route.function}: {problem}; answered as API Gateway does"
         )
+
+
+def _tagged(response: Response, route: Route, request_id: str) -> Response:
+    """The gateway's request id on its answer, under the header each kind of endpoint uses (the same id
+    as the event's `requestContext.requestId`)."""
+    name = "Apigw-Requestid" if route.api.kind == "http" else "x-amzn-RequestId"
+    response.headers.append((name, request_id))
+    return response
 
 
 class _IntegrationTimeout(Exception):
@@ -187,7 +195,7 @@ class UrlResponseStream(ResponseStream):
 
     def _head(self, status: int, headers: list[tuple[str, str]]) -> None:
         self.started = True
-        self._caller.start_chunked(status, headers)
+        self._caller.start_chunked(status, [*headers, ("x-amzn-RequestId", self._request_id)])
 
 
 async def start_http_triggers(

@@ -251,6 +251,8 @@ def test_events_carry_the_real_request(app_server: tuple[RapidServer, httpx.Clie
         event_url.requestContext.requestId,
     }
     assert len(ids) == 3  # a request id of its own for each request
+    assert v2.headers["apigw-requestid"] == event2.requestContext.requestId  # as HTTP APIs answer
+    assert v1.headers["x-amzn-requestid"] == event1.requestContext.requestId
 
 
 def test_binary_bodies_pass_through_unchanged(app_server: tuple[RapidServer, httpx.Client]) -> None:
