@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck check clean bench bench-quick bench-coldstart
+.PHONY: demo demo-api test lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+demo-api: $(STAMP)
+	$(BIN)/python examples/api/demo.py
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

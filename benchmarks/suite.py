@@ -13,7 +13,8 @@ runs, then a table of medians with the ratio to the best peer measured in the sa
 - throughput: invokes per second and tail latency with 1, 8, 64 clients (throughput.py);
 - scaleout: N simultaneous first invokes (throughput.py);
 - memory: idle RSS per environment, the server's RSS with 100 idle environments (memory.py);
-- layers: layer merge the first time and cached (layers_merge.py).
+- layers: layer merge the first time and cached (layers_merge.py);
+- http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks import coldstart, layers_merge, memory, report, throughput, warm_invoke
+from benchmarks import coldstart, http_triggers, layers_merge, memory, report, throughput, warm_invoke
 from benchmarks.machine import describe
 from benchmarks.peers import Peers, discover, node_version
 from benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
 from benchmarks.stats import summarize
 
-BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers")
+BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http")
 Tick = Callable[[str], None]
 
 
@@ -378,6 +379,7 @@ def run(
                 "scaleout": run_scaleout,
                 "memory": run_memory,
                 "layers": run_layers,
+                "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

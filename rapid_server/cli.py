@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import (
     DEFAULT_FUNCTION_NAME,
@@ -19,6 +20,9 @@ from .config import (
     parse_env_assignments,
     validate_function,
 )
+
+if TYPE_CHECKING:
+    from .http_triggers.listener import HttpTriggerOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="template parameters, as sam: Key=Value Key2=Value2 or ParameterKey=K,ParameterValue=V",
+    )
+    # -- HTTP triggers of a template (rapid_server/http_triggers/)
+    api = serve.add_argument_group("HTTP triggers of a template: Api / HttpApi events and function URLs")
+    api.add_argument("--api-host", default="127.0.0.1", help="their address (default: %(default)s)")
+    api.add_argument(
+        "--api-port", type=int, default=3000, help="their port, 0 for any (default: %(default)s)"
+    )
+    api.add_argument(
+        "--api-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="integration timeout for every route, 0.05-30 s (default: each event's TimeoutInMillis, or 29)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
     serve.add_argument(
@@ -226,9 +243,10 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import run
 
     functions: dict[str, FunctionConfig]
+    http_triggers = None
     template = _template_path(args)
     if template is not None:
-        functions = _load_template(template, args)
+        functions, http_triggers = _load_template(template, args)
     elif args.config is not None:
         if args.code is not None or args.handler is not None:
             raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
@@ -290,9 +308,13 @@ def _serve(args: argparse.Namespace) -> int:
         request_head_timeout_s=args.request_head_timeout,
     )
     try:
-        return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)
+        return run(
+            config, loop=args.loop, memory_enforcement=args.memory_enforcement, http_triggers=http_triggers
+        )
     except OSError as exc:
-        raise ConfigError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot start on {args.host}:{args.port} (or --api-port {args.api_port}): {exc.strerror or exc}"
+        ) from None
 
 
 _MAX_CONNECTION_TIMEOUT_S = 3600.0
@@ -337,15 +359,30 @@ def _template_path(args: argparse.Namespace) -> Path | None:
     return find_template(Path.cwd())
 
 
-def _load_template(path: Path, args: argparse.Namespace) -> dict[str, FunctionConfig]:
+def _load_template(
+    path: Path, args: argparse.Namespace
+) -> tuple[dict[str, FunctionConfig], HttpTriggerOptions | None]:
     # Lazy: PyYAML, and aws-sam-translator for SAM templates, load only when a template is used.
     from .definitions.parameters import parse_overrides
     from .definitions.template import load_template, print_warnings
+    from .http_triggers.listener import HttpTriggerOptions
+    from .http_triggers.routes import build_routes
 
     overrides = parse_overrides(args.parameter_overrides)
     definition = load_template(path, overrides, region=args.region or default_region())
     print_warnings(definition)
-    return definition.functions
+    # -- HTTP triggers: the routes of the template's Api / HttpApi events and function URLs
+    if not 0 <= args.api_port <= 65535:
+        raise ConfigError(f"--api-port {args.api_port}: must be 0-65535")
+    timeout_ms = None
+    if args.api_timeout is not None:
+        if not 0.05 <= args.api_timeout <= 30:
+            raise ConfigError(
+                f"--api-timeout {args.api_timeout:g}: must be 0.05-30 seconds, as API Gateway's"
+            )
+        timeout_ms = round(args.api_timeout * 1000)
+    routes = build_routes(definition, timeout_ms)
+    return definition.functions, HttpTriggerOptions(routes, args.api_host, args.api_port) if routes else None
 
 
 def _package(args: argparse.Namespace) -> int:

@@ -446,7 +446,9 @@ class Environment:
         self._complete(flight, _Outcome(InvokeResult(body, "application/json", True)))
         return rendering.RUNTIME_ACCEPTED
 
-    def stream_receiver(self, request_id: str, connection: Connection) -> BodyReceiver | None:
+    def stream_receiver(
+        self, request_id: str, connection: Connection, content_type: str | None = None
+    ) -> BodyReceiver | None:
         """A streamed `/response` is starting: where its body goes as it arrives, if its invoker takes a
         stream (InvokeWithResponseStream); None keeps it whole, checked when it ends, as any response."""
         flight = self._inflight.get(request_id)
@@ -455,7 +457,7 @@ class Environment:
         stream = flight.invocation.stream
         if stream is None:
             return None
-        return stream.receive if stream.begin(connection) else None
+        return stream.receive if stream.begin(connection, content_type) else None
 
     def answers_invoker_first(self, request_id: str) -> bool:
         """Whether the 202 for this invoke's answer waits until its invoker has been answered."""

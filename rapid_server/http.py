@@ -186,6 +186,13 @@ class Connection:
         self._protocol.resume_flow()
 
     @property
+    def peer_host(self) -> str:
+        """The peer's IP address ("" once it has gone): an HTTP trigger's `sourceIp`."""
+        transport = self._protocol.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return str(peer[0]) if peer else ""
+
+    @property
     def peer_closed(self) -> bool:
         """Whether the peer has already closed its end (its FIN arrived, maybe not yet read by the loop):
         one getsockopt, so a dying runtime's /next is not handed an event."""

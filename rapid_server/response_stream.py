@@ -48,9 +48,10 @@ class ResponseStream:
         self.received = 0  # bytes of the runtime's body
         self.overflowed = False  # the runtime went past the limit; the rest was dropped
 
-    def begin(self, source: Connection) -> bool:
-        """The runtime has started its streamed response on `source`. False if a response is already
-        streaming (a second post for the same invoke is kept whole, then refused as any second answer)."""
+    def begin(self, source: Connection, content_type: str | None = None) -> bool:
+        """The runtime has started its streamed response on `source` (with this `Content-Type`: a function
+        URL's stream reads its HTTP prelude by it). False if a response is already streaming (a second post
+        for the same invoke is kept whole, then refused as any second answer)."""
         if self._source is not None or self._finished:
             return False
         self._source = source

@@ -73,7 +73,9 @@ def make_body_router(environment: Environment) -> BodyRouter:
         match = _INVOCATION.match(request.path)
         if match is None or match["action"] != "response":
             return None
-        return environment.stream_receiver(match["id"], request.connection)
+        return environment.stream_receiver(
+            match["id"], request.connection, request.headers.get("content-type")
+        )
 
     return route
 

@@ -16,6 +16,7 @@ from .containment import Supervisor, end_dead_servers, write_record
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
 from .http import bound_port, start_listener
+from .http_triggers.listener import HttpTriggerOptions, start_http_triggers
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
@@ -38,6 +39,7 @@ async def serve(
     limits: LimitsFactory,
     on_ready: Callable[[str], None] | None = None,
     peers: PeerCheck | None = None,
+    http_triggers: HttpTriggerOptions | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
@@ -56,6 +58,16 @@ async def serve(
         policy=invoke_api.connection_policy(config, report_notice),
     )
     url = f"http://{config.host}:{bound_port(listener)}"
+    # -- HTTP triggers: one more listener, only when the template has HTTP events or function URLs
+    api_listener = None
+    if http_triggers is not None and http_triggers.routes:
+        try:
+            api_listener, state.http_triggers = await start_http_triggers(
+                state, http_triggers, report_notice, report_internal_error
+            )
+        except OSError:
+            listener.close()
+            raise
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -74,6 +86,8 @@ async def serve(
             flush=True,
         )
         listener.close()
+        if api_listener is not None:
+            api_listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed.
@@ -94,7 +108,12 @@ def _open_queue(config: ServerConfig) -> AsyncQueue:
         raise ConfigError(f"--state-dir {config.state_dir}: cannot open the Event queue: {exc}") from None
 
 
-def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
+def run(
+    config: ServerConfig,
+    loop: LoopName = "auto",
+    memory_enforcement: str = "auto",
+    http_triggers: HttpTriggerOptions | None = None,
+) -> int:
     factory = loop_factory(loop)
     for line in end_dead_servers(config.state_dir):
         print(f"rapidboot: --state-dir {config.state_dir}: {line}", file=sys.stderr, flush=True)
@@ -121,7 +140,7 @@ def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str =
     try:
         limits.supervisor = supervisor = Supervisor.start(record_path, record_fd)
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready, peers))
+            runner.run(serve(config, limits, ready, peers, http_triggers))
     finally:
         peers.close()
         limits.close()  # ends whatever the environments left

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layers import LayerError, PreparedFunction, prepare_function
 
@@ -18,6 +19,9 @@ from .function import Function
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
+
+if TYPE_CHECKING:
+    from .http_triggers.listener import HttpTriggers  # which imports this module
 
 
 class ServerState:
@@ -52,6 +56,9 @@ class ServerState:
             for name, function_config in config.functions.items()
         }
         self.dispatcher: Dispatcher | None = None  # Event invokes; set by the server once its queue is open
+        # -- HTTP triggers (http_triggers/): the front door whose `routes` a reload replaces; set by the
+        # server when the template has HTTP events or function URLs.
+        self.http_triggers: HttpTriggers | None = None
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"

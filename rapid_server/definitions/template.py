@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,10 @@ class TemplateDefinition:
     functions: dict[str, FunctionConfig]  # by function name: what a rapidboot.toml would give
     triggers: dict[str, FunctionTriggers]  # by function name
     warnings: tuple[str, ...]  # one line each: values kept as written because only AWS knows them
+    # SAM's APIs, by logical id (`ServerlessRestApi` / `ServerlessHttpApi` for the implicit ones): their
+    # properties over `Globals.Api` / `Globals.HttpApi` (StageName, BinaryMediaTypes, Variables...), for an
+    # HTTP front door as `triggers` is.
+    apis: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def find_template(directory: Path) -> Path | None:
@@ -221,7 +225,19 @@ class _Reader:
                 f"{self.document.path}:{line}: no functions: the template has no AWS::Serverless::Function "
                 "or AWS::Lambda::Function (with its Condition true)"
             )
-        return TemplateDefinition(self.document.path, functions, triggers, tuple(self.warnings))
+        return TemplateDefinition(self.document.path, functions, triggers, tuple(self.warnings), self._apis())
+
+    def _apis(self) -> dict[str, Mapping[str, Any]]:
+        globals_ = _mapping(self.document.data.get("Globals"))
+        apis: dict[str, Mapping[str, Any]] = {}
+        for kind, implicit in (("Api", "ServerlessRestApi"), ("HttpApi", "ServerlessHttpApi")):
+            shared = {k: self._lenient(v) for k, v in _mapping(globals_.get(kind)).items()}
+            apis[implicit] = shared
+            for logical_id, resource in _mapping(self.document.data.get("Resources")).items():
+                if isinstance(resource, dict) and resource.get("Type") == f"AWS::Serverless::{kind}":
+                    own = _mapping(resource.get("Properties"))
+                    apis[logical_id] = {**shared, **{k: self._lenient(v) for k, v in own.items()}}
+        return apis
 
     def _exists(self, logical_id: str) -> bool:
         condition = self.resources[logical_id].get("Condition")

@@ -217,6 +217,8 @@ def test_example_application(tmp_path: Path, elsewhere: Path, boto3_client: Any)
         str(example / "template.yaml"),
         "--parameter-overrides",
         "ParameterKey=Stage,ParameterValue=prod",
+        "--api-port",
+        "0",  # its HTTP triggers: not the default 3000, which another run may hold
     ]
     with running_server(args, cwd=elsewhere) as server:
         client = boto3_client(server.endpoint)
