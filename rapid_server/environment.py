@@ -380,7 +380,9 @@ class Environment:
         assert self._peers is not None
         process = self._process
         try:
-            if process is not None and self._peers.owned_by(sock, process.pid):
+            cgroup = self._limits.cgroup
+            members = cgroup.pids if cgroup is not None else None
+            if process is not None and self._peers.owned_by(sock, process.pid, members):
                 return True
             peer_pid = self._peers.foreign_owner(sock)
         except Exception as exc:  # a bug in the check must not lock out the runtime: admit, say so

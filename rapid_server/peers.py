@@ -29,7 +29,7 @@ import contextlib
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .memory import process_tree
 
@@ -154,8 +154,12 @@ class PeerCheck:
         remote = sock.getpeername()[:2]
         return self._table.inode(family, remote, local)
 
-    def owned_by(self, sock: socket.socket, root_pid: int) -> bool:
-        """Whether the peer of `sock` is `root_pid` or one of its descendants. Admits everyone when it
+    def owned_by(
+        self, sock: socket.socket, root_pid: int, members: Callable[[], Iterable[int]] | None = None
+    ) -> bool:
+        """Whether the peer of `sock` is `root_pid`, one of its descendants, or (`members`, the pids of the
+        environment's cgroup where it has one) any process of the environment, so that one that left the
+        process tree (setsid and a double fork) but not its cgroup still counts. Admits everyone when it
         cannot tell (no lookup here, or it fails): the server said so at start."""
         if self._table is None:
             return True
@@ -169,7 +173,10 @@ class PeerCheck:
         try:
             if _holds(root_pid, link):
                 return True
-            return any(_holds(pid, link) for pid in process_tree(root_pid)[1:])
+            candidates = list(members()) if members is not None else []
+            if not candidates:  # no cgroup, or it could not be read: the process tree
+                candidates = process_tree(root_pid)[1:]
+            return any(_holds(pid, link) for pid in candidates if pid != root_pid)
         except PermissionError:
             return True  # the environment's descriptors cannot be read here: nothing can be told
 

@@ -53,6 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
         "busy": fake(),
         "intruder": {"code": INTRUDER_CODE, "handler": "intruder.answer_for", "timeout": 10},
         "parent": {"code": INTRUDER_CODE, "handler": "intruder.child_uses_own_api", "timeout": 20},
+        "escapee": {"code": INTRUDER_CODE, "handler": "intruder.escaped_child_uses_own_api", "timeout": 20},
     }
     with running_server(["--config", str(write_tables(root / "rapidboot.toml", tables))], root) as server:
         yield server
@@ -137,6 +138,16 @@ def test_a_child_of_the_runtime_may_use_its_runtime_api(server: RapidServer) -> 
     """The environment's own processes pass: a child of the handler gets an HTTP answer (400 for an
     unknown request id), not a closed connection."""
     response = server.invoke("parent", {})
+    assert response.status_code == 200, response.text
+    assert response.json()["child_status"] == "400", response.json()
+
+
+def test_a_process_that_left_the_runtimes_tree_but_not_its_environment_may_use_its_runtime_api(
+    server: RapidServer,
+) -> None:
+    """Membership is the environment's cgroup where it has one, not the process tree: an orphan of a double
+    fork in a new session is still the environment's own (and ends with it), so it is let in."""
+    response = server.invoke("escapee", {})
     assert response.status_code == 200, response.text
     assert response.json()["child_status"] == "400", response.json()
 

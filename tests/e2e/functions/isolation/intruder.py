@@ -51,3 +51,50 @@ def child_uses_own_api(event: dict, context: object) -> dict:
         timeout=30,
     )
     return {"child_status": completed.stdout.strip(), "child_error": completed.stderr[-500:]}
+
+
+_ESCAPE_AND_POST = """
+import os, sys, time
+result_fifo = sys.argv[4]
+if os.fork():
+    os._exit(0)  # the intermediate: its child is orphaned, out of the runtime's process tree
+parent = os.getppid()
+while os.getppid() == parent:  # wait until the orphan has been reparented
+    time.sleep(0.001)
+import http.client
+host, port = sys.argv[1].rsplit(":", 1)
+try:
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("POST", f"/2018-06-01/runtime/invocation/{sys.argv[2]}/response", body=sys.argv[3])
+    outcome = str(connection.getresponse().status)
+except OSError as error:
+    outcome = type(error).__name__
+with open(result_fifo, "w") as fifo:
+    fifo.write(outcome)
+"""
+
+
+def escaped_child_uses_own_api(event: dict, context: object) -> dict:
+    """A grandchild that left the runtime's process tree (setsid and a double fork) but is still one of the
+    environment's processes (its cgroup) posts for an unknown request id: 400 shows it was let in."""
+    fifo = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"escaped-{os.getpid()}.fifo")
+    os.mkfifo(fifo)
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _ESCAPE_AND_POST,
+                os.environ["AWS_LAMBDA_RUNTIME_API"],
+                "no-such-id",
+                "{}",
+                fifo,
+            ],
+            start_new_session=True,
+            check=True,
+            timeout=30,
+        )
+        with open(fifo) as result:  # blocks until the orphan has its answer
+            return {"child_status": result.read().strip()}
+    finally:
+        os.unlink(fifo)
