@@ -12,6 +12,8 @@ from .config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_HEAD_TIMEOUT_S,
     ConfigError,
+    Definition,
+    DefinitionSource,
     FunctionConfig,
     ServerConfig,
     default_region,
@@ -87,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="template parameters, as sam: Key=Value Key2=Value2 or ParameterKey=K,ParameterValue=V",
+    )
+    serve.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hot reload: a change to a function's code or layers, or to the template or --config file, "
+        "takes effect on the next invoke (default: on with a template, off otherwise)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
     serve.add_argument(
@@ -225,44 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .server import run
 
-    functions: dict[str, FunctionConfig]
-    template = _template_path(args)
-    if template is not None:
-        functions = _load_template(template, args)
-    elif args.config is not None:
-        if args.code is not None or args.handler is not None:
-            raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
-        functions = load_toml(args.config)
-    else:
-        if args.code is None or args.handler is None:
-            raise ConfigError(
-                "serve needs --template FILE (or a template.yaml here), --config FILE, "
-                "or --code DIR and --handler MODULE.FUNCTION"
-            )
-        function = validate_function(
-            "",
-            args.name,
-            args.code,
-            args.handler,
-            memory=args.memory,
-            timeout=args.timeout,
-            environment=parse_env_assignments(args.env),
-            command=args.runtime_command,
-            reserved_concurrency=args.reserved_concurrency,
-            provisioned_concurrency=args.provisioned_concurrency,
-            idle_timeout=args.idle_timeout,
-            ephemeral_storage=args.ephemeral_storage,
-            layers=args.layer,
-            runtime=args.runtime,
-            maximum_retry_attempts=args.maximum_retry_attempts,
-            maximum_event_age=args.maximum_event_age,
-            retry_base_delay=args.retry_base_delay,
-            on_success=args.on_success,
-            on_failure=args.on_failure,
-            flags=True,
-        )
-        _check_destinations(function)
-        functions = {function.name: function}
+    source = _definition_source(args)
+    definition = source.read()
+    functions = definition.functions
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 0-65535")
     if args.max_concurrency < 1:
@@ -289,13 +263,66 @@ def _serve(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
     )
+    watch = args.watch if args.watch is not None else definition.template is not None
     try:
-        return run(config, loop=args.loop, memory_enforcement=args.memory_enforcement)
+        return run(
+            config,
+            loop=args.loop,
+            memory_enforcement=args.memory_enforcement,
+            source=source if watch else None,
+            template=definition.template,
+        )
     except OSError as exc:
         raise ConfigError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
 
 
 _MAX_CONNECTION_TIMEOUT_S = 3600.0
+
+
+def _function_from_flags(args: argparse.Namespace) -> FunctionConfig:
+    if args.code is None or args.handler is None:
+        raise ConfigError(
+            "serve needs --template FILE (or a template.yaml here), --config FILE, "
+            "or --code DIR and --handler MODULE.FUNCTION"
+        )
+    function = validate_function(
+        "",
+        args.name,
+        args.code,
+        args.handler,
+        memory=args.memory,
+        timeout=args.timeout,
+        environment=parse_env_assignments(args.env),
+        command=args.runtime_command,
+        reserved_concurrency=args.reserved_concurrency,
+        provisioned_concurrency=args.provisioned_concurrency,
+        idle_timeout=args.idle_timeout,
+        ephemeral_storage=args.ephemeral_storage,
+        layers=args.layer,
+        runtime=args.runtime,
+        maximum_retry_attempts=args.maximum_retry_attempts,
+        maximum_event_age=args.maximum_event_age,
+        retry_base_delay=args.retry_base_delay,
+        on_success=args.on_success,
+        on_failure=args.on_failure,
+        flags=True,
+    )
+    _check_destinations(function)
+    return function
+
+
+def _definition_source(args: argparse.Namespace) -> DefinitionSource:
+    """Where the functions come from, read once now and again on each reload (`--watch`)."""
+    template = _template_path(args)
+    if template is not None:
+        return DefinitionSource(template, lambda: _load_template(template, args))
+    if args.config is not None:
+        if args.code is not None or args.handler is not None:
+            raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
+        path: Path = args.config
+        return DefinitionSource(path, lambda: Definition(load_toml(path)))
+    function = _function_from_flags(args)
+    return DefinitionSource(None, lambda: Definition({function.name: function}))
 
 
 def _default_max_connections() -> int:
@@ -337,7 +364,7 @@ def _template_path(args: argparse.Namespace) -> Path | None:
     return find_template(Path.cwd())
 
 
-def _load_template(path: Path, args: argparse.Namespace) -> dict[str, FunctionConfig]:
+def _load_template(path: Path, args: argparse.Namespace) -> Definition:
     # Lazy: PyYAML, and aws-sam-translator for SAM templates, load only when a template is used.
     from .definitions.parameters import parse_overrides
     from .definitions.template import load_template, print_warnings
@@ -345,7 +372,7 @@ def _load_template(path: Path, args: argparse.Namespace) -> dict[str, FunctionCo
     overrides = parse_overrides(args.parameter_overrides)
     definition = load_template(path, overrides, region=args.region or default_region())
     print_warnings(definition)
-    return definition.functions
+    return Definition(definition.functions, definition)
 
 
 def _package(args: argparse.Namespace) -> int:

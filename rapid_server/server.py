@@ -8,6 +8,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
@@ -19,6 +20,10 @@ from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
 from .peers import PeerCheck, detect_peer_check
 from .server_state import ServerState
+
+if TYPE_CHECKING:
+    from .config import DefinitionSource
+    from .definitions.template import TemplateDefinition
 
 
 def report_notice(line: str) -> None:
@@ -36,9 +41,13 @@ async def serve(
     limits: LimitsFactory,
     on_ready: Callable[[str], None] | None = None,
     peers: PeerCheck | None = None,
+    source: DefinitionSource | None = None,
+    template: TemplateDefinition | None = None,
 ) -> None:
+    """`source`: watch it and the functions' code and layers, and reload on a change (`--watch`)."""
     loop = asyncio.get_running_loop()
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
+    state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
@@ -58,16 +67,24 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
+    reloader = None
+    if source is not None:
+        from .reload import Reloader  # imports watchfiles: only when watching
+
+        reloader = Reloader(state, source, report_notice)
+        await reloader.start()
     if on_ready is not None:
         on_ready(url)
     try:
         await stop.wait()
     finally:
+        if reloader is not None:
+            await reloader.stop()
         listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Environments get SIGTERM, then SIGKILL after the grace period; in-flight invokes end with an
         # exit error, which their callers still receive before we close.
-        await asyncio.gather(*(function.stop() for function in state.functions.values()))
+        await state.stop_functions()
         await dispatcher.wait_stopped()
         for _ in range(3):
             await asyncio.sleep(0)
@@ -84,7 +101,13 @@ def _open_queue(config: ServerConfig) -> AsyncQueue:
         raise ConfigError(f"--state-dir {config.state_dir}: cannot open the Event queue: {exc}") from None
 
 
-def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str = "auto") -> int:
+def run(
+    config: ServerConfig,
+    loop: LoopName = "auto",
+    memory_enforcement: str = "auto",
+    source: DefinitionSource | None = None,
+    template: TemplateDefinition | None = None,
+) -> int:
     factory = loop_factory(loop)
     limits = detect_limits(str(os.getpid()), memory_enforcement)
     peers = detect_peer_check()
@@ -100,7 +123,7 @@ def run(config: ServerConfig, loop: LoopName = "auto", memory_enforcement: str =
 
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready, peers))
+            runner.run(serve(config, limits, ready, peers, source, template))
     finally:
         peers.close()
         limits.close()
