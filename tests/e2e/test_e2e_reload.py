@@ -184,3 +184,58 @@ def test_a_burst_of_20_files_is_one_reload(server: RapidServer, project: Path) -
     wait_stderr(server, "src/app.py", seen)
     assert len(reload_lines(server)) == 2, reload_lines(server)
     assert answer(server) == "v2"
+
+
+LAYERED = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Shared:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: layer/
+  Reader:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: reader.handler
+      Runtime: python3.12
+      Layers: [!Ref Shared]
+"""
+
+
+def test_a_changed_layer_is_merged_again(tmp_path: Path) -> None:
+    root = tmp_path / "layered"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "reader.py").write_text(
+        "import shared\n\n\ndef handler(event, context):\n    return shared.NAME\n"
+    )
+    (root / "layer" / "python").mkdir(parents=True)
+    (root / "layer" / "python" / "shared.py").write_text('NAME = "first"\n')
+    (root / "template.yaml").write_text(LAYERED)
+    args = ["--template", str(root / "template.yaml"), "--state-dir", str(tmp_path / "state")]
+    with running_server(args, cwd=tmp_path) as server:
+        assert answer(server, "Reader") == "first"
+        seen = len(server.stderr.lines)
+        (root / "layer" / "python" / "shared.py").write_text('NAME = "second, longer"\n')
+        line = wait_stderr(server, "rapidboot: reloaded", seen)
+        assert line == "rapidboot: reloaded Reader: layer/python/shared.py", line
+        assert answer(server, "Reader") == "second, longer"
+
+
+def test_provisioned_environments_are_replaced_at_once(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    write_handler(code, "v1")
+    args = ["--code", str(code), "--handler", "app.handler", "--provisioned-concurrency", "1", "--watch"]
+    with running_server([*args, "--state-dir", str(tmp_path / "s")], cwd=tmp_path) as server:
+        [old] = server.runtime_processes("function")
+        seen = len(server.stderr.lines)
+        write_handler(code, "v2")
+        wait_stderr(server, "rapidboot: reloaded function: ", seen)  # printed once the new one is ready
+        [new] = server.runtime_processes("function")  # before any invoke: replaced, not on demand
+        assert new.pid != old.pid
+        response = server.invoke("function", {})
+        assert response.json() == "v2"
+        report = server.report(response.headers["x-amzn-RequestId"])
+        assert report.init_duration_ms is None  # provisioned: its init was before the invoke
