@@ -29,13 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks import coldstart, http_triggers, layers_merge, memory, report, throughput, warm_invoke
+from benchmarks import (
+    coldstart,
+    hot_reload,
+    http_triggers,
+    layers_merge,
+    memory,
+    report,
+    throughput,
+    warm_invoke,
+)
 from benchmarks.machine import describe
 from benchmarks.peers import Peers, discover, node_version
 from benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
 from benchmarks.stats import summarize
 
-BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http")
+BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http", "reload")
 Tick = Callable[[str], None]
 
 
@@ -56,6 +65,8 @@ class Plan:
     environments: int = 100
     layer_mb: int = 100
     layer_samples: int = 3
+    reload_samples: int = 30
+    reload_restarts: int = 5
 
 
 FULL = Plan()
@@ -68,6 +79,8 @@ QUICK = Plan(
     scale_rounds=2,
     layer_mb=20,
     layer_samples=1,
+    reload_samples=10,
+    reload_restarts=2,
 )
 
 
@@ -322,6 +335,19 @@ def run_layers(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> l
     ]
 
 
+def run_reload(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("reload", plan.reload_samples + plan.reload_restarts)
+    directory = scratch / "reload"
+    directory.mkdir()
+    times = hot_reload.reload_times(directory, plan.reload_samples, plan.reload_restarts, tick)
+    entries = [
+        Entry("rapidboot --watch", OURS, [value * 1000 for value in times.reload_s]),
+        Entry("restart the server", REFERENCE, [value * 1000 for value in times.restart_s]),
+    ]
+    label = "hot reload: handler written -> first answer from the new code"
+    return [Row("reload", "reload.edit", label, "ms", entries, note="goal: under 150 ms")]
+
+
 def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
     if not values:
         return list(BENCHMARKS)
@@ -380,6 +406,7 @@ def run(
                 "memory": run_memory,
                 "layers": run_layers,
                 "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
+                "reload": run_reload,
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

@@ -13,6 +13,8 @@ from .config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_HEAD_TIMEOUT_S,
     ConfigError,
+    Definition,
+    DefinitionSource,
     FunctionConfig,
     ServerConfig,
     default_region,
@@ -22,6 +24,7 @@ from .config import (
 )
 
 if TYPE_CHECKING:
+    from .definitions.template import TemplateDefinition
     from .http_triggers.listener import HttpTriggerOptions
 
 
@@ -104,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="S",
         help="integration timeout for every route, 0.05-30 s (default: each event's TimeoutInMillis, or 29)",
+    )
+    serve.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hot reload: a change to a function's code or layers, or to the template or --config file, "
+        "takes effect on the next invoke (default: on with a template, off otherwise)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="Invoke API address (default: %(default)s)")
     serve.add_argument(
@@ -242,45 +252,12 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .server import run
 
-    functions: dict[str, FunctionConfig]
+    source = _definition_source(args)
+    definition = source.read()
+    functions = definition.functions
     http_triggers = None
-    template = _template_path(args)
-    if template is not None:
-        functions, http_triggers = _load_template(template, args)
-    elif args.config is not None:
-        if args.code is not None or args.handler is not None:
-            raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
-        functions = load_toml(args.config)
-    else:
-        if args.code is None or args.handler is None:
-            raise ConfigError(
-                "serve needs --template FILE (or a template.yaml here), --config FILE, "
-                "or --code DIR and --handler MODULE.FUNCTION"
-            )
-        function = validate_function(
-            "",
-            args.name,
-            args.code,
-            args.handler,
-            memory=args.memory,
-            timeout=args.timeout,
-            environment=parse_env_assignments(args.env),
-            command=args.runtime_command,
-            reserved_concurrency=args.reserved_concurrency,
-            provisioned_concurrency=args.provisioned_concurrency,
-            idle_timeout=args.idle_timeout,
-            ephemeral_storage=args.ephemeral_storage,
-            layers=args.layer,
-            runtime=args.runtime,
-            maximum_retry_attempts=args.maximum_retry_attempts,
-            maximum_event_age=args.maximum_event_age,
-            retry_base_delay=args.retry_base_delay,
-            on_success=args.on_success,
-            on_failure=args.on_failure,
-            flags=True,
-        )
-        _check_destinations(function)
-        functions = {function.name: function}
+    if definition.template is not None:
+        http_triggers = _http_trigger_options(definition.template, args)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 0-65535")
     if args.max_concurrency < 1:
@@ -307,9 +284,15 @@ def _serve(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
     )
+    watch = args.watch if args.watch is not None else definition.template is not None
     try:
         return run(
-            config, loop=args.loop, memory_enforcement=args.memory_enforcement, http_triggers=http_triggers
+            config,
+            loop=args.loop,
+            memory_enforcement=args.memory_enforcement,
+            source=source if watch else None,
+            template=definition.template,
+            http_triggers=http_triggers,
         )
     except OSError as exc:
         raise ConfigError(
@@ -318,6 +301,52 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 _MAX_CONNECTION_TIMEOUT_S = 3600.0
+
+
+def _function_from_flags(args: argparse.Namespace) -> FunctionConfig:
+    if args.code is None or args.handler is None:
+        raise ConfigError(
+            "serve needs --template FILE (or a template.yaml here), --config FILE, "
+            "or --code DIR and --handler MODULE.FUNCTION"
+        )
+    function = validate_function(
+        "",
+        args.name,
+        args.code,
+        args.handler,
+        memory=args.memory,
+        timeout=args.timeout,
+        environment=parse_env_assignments(args.env),
+        command=args.runtime_command,
+        reserved_concurrency=args.reserved_concurrency,
+        provisioned_concurrency=args.provisioned_concurrency,
+        idle_timeout=args.idle_timeout,
+        ephemeral_storage=args.ephemeral_storage,
+        layers=args.layer,
+        runtime=args.runtime,
+        maximum_retry_attempts=args.maximum_retry_attempts,
+        maximum_event_age=args.maximum_event_age,
+        retry_base_delay=args.retry_base_delay,
+        on_success=args.on_success,
+        on_failure=args.on_failure,
+        flags=True,
+    )
+    _check_destinations(function)
+    return function
+
+
+def _definition_source(args: argparse.Namespace) -> DefinitionSource:
+    """Where the functions come from, read once now and again on each reload (`--watch`)."""
+    template = _template_path(args)
+    if template is not None:
+        return DefinitionSource(template, lambda: _load_template(template, args))
+    if args.config is not None:
+        if args.code is not None or args.handler is not None:
+            raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
+        path: Path = args.config
+        return DefinitionSource(path, lambda: Definition(load_toml(path)))
+    function = _function_from_flags(args)
+    return DefinitionSource(None, lambda: Definition({function.name: function}))
 
 
 def _default_max_connections() -> int:
@@ -359,19 +388,23 @@ def _template_path(args: argparse.Namespace) -> Path | None:
     return find_template(Path.cwd())
 
 
-def _load_template(
-    path: Path, args: argparse.Namespace
-) -> tuple[dict[str, FunctionConfig], HttpTriggerOptions | None]:
+def _load_template(path: Path, args: argparse.Namespace) -> Definition:
     # Lazy: PyYAML, and aws-sam-translator for SAM templates, load only when a template is used.
     from .definitions.parameters import parse_overrides
     from .definitions.template import load_template, print_warnings
-    from .http_triggers.listener import HttpTriggerOptions
-    from .http_triggers.routes import build_routes
 
     overrides = parse_overrides(args.parameter_overrides)
     definition = load_template(path, overrides, region=args.region or default_region())
     print_warnings(definition)
-    # -- HTTP triggers: the routes of the template's Api / HttpApi events and function URLs
+    _http_trigger_options(definition, args)  # a malformed HTTP event stops a start, or a reload, here
+    return Definition(definition.functions, definition)
+
+
+def _http_trigger_options(definition: TemplateDefinition, args: argparse.Namespace) -> HttpTriggerOptions:
+    """The routes of the template's Api / HttpApi events and function URLs, and where to serve them."""
+    from .http_triggers.listener import HttpTriggerOptions
+    from .http_triggers.routes import build_routes
+
     if not 0 <= args.api_port <= 65535:
         raise ConfigError(f"--api-port {args.api_port}: must be 0-65535")
     timeout_ms = None
@@ -381,8 +414,7 @@ def _load_template(
                 f"--api-timeout {args.api_timeout:g}: must be 0.05-30 seconds, as API Gateway's"
             )
         timeout_ms = round(args.api_timeout * 1000)
-    routes = build_routes(definition, timeout_ms)
-    return definition.functions, HttpTriggerOptions(routes, args.api_host, args.api_port) if routes else None
+    return HttpTriggerOptions(build_routes(definition, timeout_ms), args.api_host, args.api_port, timeout_ms)
 
 
 def _package(args: argparse.Namespace) -> int:

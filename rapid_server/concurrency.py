@@ -23,11 +23,28 @@ def throttled(reason: str) -> ServiceError:
 
 class ConcurrencyLimiter:
     def __init__(self, max_concurrency: int, reserved: Mapping[str, int | None]):
+        self._max_concurrency = max_concurrency
         self._reserved = {name: limit for name, limit in reserved.items() if limit is not None}
         self._unreserved_capacity = max_concurrency - sum(self._reserved.values())
         self._unreserved_in_use = 0
         self._in_use: dict[str, int] = dict.fromkeys(reserved, 0)
         self.total_in_use = 0  # every function's together
+
+    def reconfigure(self, reserved: Mapping[str, int | None]) -> None:
+        """A reload's new set of functions and reservations (already checked against the account by
+        ServerConfig). Units in flight stay counted where they were taken: a function that gains a
+        reservation moves its units out of the shared pool, one that loses it (or is removed while an invoke
+        still runs) moves them in, so every later `release` returns a unit to the pool it now counts in."""
+        new_reserved = {name: limit for name, limit in reserved.items() if limit is not None}
+        for name, in_use in self._in_use.items():
+            if (name in self._reserved) != (name in new_reserved):
+                self._unreserved_in_use += -in_use if name in new_reserved else in_use
+        self._reserved = new_reserved
+        self._unreserved_capacity = self._max_concurrency - sum(new_reserved.values())
+        # Removed functions keep their count until their last invoke is released; idle ones are forgotten.
+        self._in_use = {name: count for name, count in self._in_use.items() if count or name in reserved}
+        for name in reserved:
+            self._in_use.setdefault(name, 0)
 
     def in_use(self, function: str) -> int:
         return self._in_use.get(function, 0)

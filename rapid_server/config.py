@@ -11,10 +11,13 @@ import re
 import shlex
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .definitions.template import TemplateDefinition
 
 MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10240
 TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 900
@@ -135,6 +138,23 @@ class FunctionConfig:
     retry_base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
     on_success: Destination | None = None
     on_failure: Destination | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """What one reading of a server's definition gave."""
+
+    functions: dict[str, FunctionConfig]  # by function name
+    template: TemplateDefinition | None = None  # what a template gave, HTTP triggers included
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionSource:
+    """Where a server's functions come from (a template, a rapidboot.toml or `serve` flags), kept so that a
+    reload (`serve --watch`) can read it again."""
+
+    path: Path | None  # the template or rapidboot.toml a reload reads again; None for functions from flags
+    read: Callable[[], Definition]  # raises ConfigError, with the reader's located one-line message
 
 
 @dataclass(frozen=True, slots=True)

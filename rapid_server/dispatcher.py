@@ -136,7 +136,7 @@ class Dispatcher:
         wait_s: float | None = None
         loop = asyncio.get_running_loop()
         for name, function in self._functions.items():
-            in_flight = self._in_flight[name]
+            in_flight = self._in_flight.setdefault(name, set())  # functions come and go on a reload
             room = _pollers(function.config) - len(in_flight)
             for event in self._queue.claim_due(name, now, room):
                 task = loop.create_task(self._attempt(function, event))

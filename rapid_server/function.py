@@ -5,6 +5,10 @@ provisioned ones first, then on-demand ones most recently used first, so the lea
 reaped after `idle_timeout`. With none idle, a new environment is started. An environment that timed out,
 crashed or failed init is never reused; a provisioned one that is lost is replaced.
 
+A reload (`refresh`: new code, layers or settings) retires the environments of the old version: idle ones
+at once, busy ones when their invoke ends (it finishes on the code it started on); the provisioned ones are
+replaced at once. A removed function (`drain`) serves no new invoke and stops the same way.
+
 As on Lambda, an environment takes an event only while its runtime waits on /next. A warm one whose runtime
 has answered but not yet asked again is waited for briefly (a local caller is often quicker than the
 runtime); one still at work after that (`RuntimeBusy`) is passed over for one that waits, or a new one. Any
@@ -23,6 +27,7 @@ from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
 from .config import FunctionConfig
 from .environment import Environment, Invocation, InvokeResult, NotDispatched, RuntimeBusy
+from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
@@ -62,6 +67,11 @@ class Function:
         self._background: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._removed = False  # drained: the configuration no longer has this function
+        # Environments of an earlier version (before a `refresh`) still finishing an invoke: retired when
+        # released, never replaced. `_version` counts refreshes, for provisioning that outlived one.
+        self._stale: set[Environment] = set()
+        self._version = 0
 
     @property
     def environments(self) -> list[Environment]:
@@ -89,9 +99,40 @@ class Function:
         (`cancel_on_disconnect=False` in server.py), and the event dispatcher never cancels an attempt.
         That replaced a task + shield per invoke here, measured at ~5 us of the server's CPU per invoke."""
         if self._stopping:
-            raise errors.shutting_down()
+            raise self._refusal()
         self._limiter.acquire(self.config.name)
         return await self._run(invocation)
+
+    def refresh(self, config: FunctionConfig, package: PreparedFunction) -> asyncio.Future[list[None]]:
+        """From now on, invokes run `config` on `package`. Idle environments stop now and provisioned ones
+        are replaced (the returned future is done when they are ready); busy ones finish their invoke on the
+        old code and are then retired. Synchronous up to the future, so no invoke sees half a refresh."""
+        self._version += 1
+        self.config, self.package = config, package
+        self._available.clear()
+        self._available_provisioned.clear()
+        for environment, load in list(self._load.items()):
+            if load:
+                self._stale.add(environment)
+            else:
+                self._retire(environment, replace=False)
+        if self._reaper is not None:  # the idle timeout may have changed
+            self._reaper.cancel()
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
+        return asyncio.gather(*(self._replace_provisioned() for _ in range(config.provisioned_concurrency)))
+
+    def drain(self) -> None:
+        """The function was removed from the configuration: no new invoke, idle environments stop now and
+        busy ones when their invoke ends. `stop` still ends whatever is left, at the server's stop."""
+        self._removed = True
+        self._stopping = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        self._available.clear()
+        self._available_provisioned.clear()
+        for environment, load in list(self._load.items()):
+            if not load:
+                self._retire(environment)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -105,6 +146,11 @@ class Function:
 
     # Internals -------------------------------------------------------------------------------------------
 
+    def _refusal(self) -> ServiceError:
+        if self._removed:
+            return ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {self.arn}")
+        return errors.shutting_down()
+
     async def _run(self, invocation: Invocation) -> InvokeResult:
         waited_s = 0.0  # for runtimes that turned out busy: in the Duration wherever the invoke runs
         polling_only = False
@@ -113,8 +159,8 @@ class Function:
                 try:
                     return await self._run_once(invocation, waited_s=waited_s, polling_only=polling_only)
                 except NotDispatched:
-                    if self._stopping:  # it was stopped with the server: no new environment now
-                        raise errors.shutting_down() from None
+                    if self._stopping:  # stopped with the server, or removed: no new environment now
+                        raise self._refusal() from None
                     continue  # that environment died unseen; the next attempt takes another or a new one
                 except RuntimeBusy as busy:
                     waited_s += busy.waited_s
@@ -224,26 +270,30 @@ class Function:
         )
         if environment in stack:
             stack.remove(environment)
-        if self._stopping or not environment.usable:
+        if self._stopping or not environment.usable or (self._stale and environment in self._stale):
             if self._load[environment] == 0:
                 self._retire(environment)
             return
         self._last_used[environment] = asyncio.get_running_loop().time()
         stack.append(environment)  # most recently used last
 
-    def _retire(self, environment: Environment) -> None:
-        """Stop an environment that will not serve again; keep provisioned concurrency at its level."""
+    def _retire(self, environment: Environment, replace: bool = True) -> None:
+        """Stop an environment that will not serve again; keep provisioned concurrency at its level (an
+        environment of an earlier version is not replaced: `refresh` provisioned its successors)."""
         self._load.pop(environment, None)
         self._last_used.pop(environment, None)
         self._spawn(environment.stop(grace_s=0))
-        if environment.initialization_type == PROVISIONED and not self._stopping:
+        stale = environment in self._stale
+        self._stale.discard(environment)
+        if environment.initialization_type == PROVISIONED and replace and not stale and not self._stopping:
             self._spawn(self._replace_provisioned())
 
     async def _replace_provisioned(self) -> None:
+        version = self._version
         environment = await self._provision()
         if environment is None:
             return
-        if self._stopping:
+        if self._stopping or version != self._version:  # stopped, or refreshed while it initialised
             await environment.stop(grace_s=0)
         else:
             self._load[environment] = 0

@@ -8,6 +8,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
@@ -22,6 +23,10 @@ from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
 from .peers import PeerCheck, detect_peer_check
 from .server_state import ServerState
+
+if TYPE_CHECKING:
+    from .config import DefinitionSource
+    from .definitions.template import TemplateDefinition
 
 
 def report_notice(line: str) -> None:
@@ -40,9 +45,14 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     peers: PeerCheck | None = None,
     http_triggers: HttpTriggerOptions | None = None,
+    source: DefinitionSource | None = None,
+    template: TemplateDefinition | None = None,
 ) -> None:
+    """`http_triggers`: the template's HTTP routes, served on a listener of their own when there are any.
+    `source`: watch it and the functions' code and layers, and reload on a change (`--watch`)."""
     loop = asyncio.get_running_loop()
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
+    state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
@@ -68,15 +78,25 @@ async def serve(
         except OSError:
             listener.close()
             raise
+    if http_triggers is not None:
+        state.template_observers.append(_follow_routes(state, http_triggers))
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
+    reloader = None
+    if source is not None:
+        from .reload import Reloader  # imports watchfiles: only when watching
+
+        reloader = Reloader(state, source, report_notice)
+        await reloader.start()
     if on_ready is not None:
         on_ready(url)
     try:
         await stop.wait()
     finally:
+        if reloader is not None:
+            await reloader.stop()
         in_flight = sum(
             env.in_flight for function in state.functions.values() for env in function.environments
         )
@@ -90,14 +110,30 @@ async def serve(
             api_listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
-        # error; runtimes get SIGTERM, then every process of every environment is killed.
-        await asyncio.gather(*(function.stop() for function in state.functions.values()))
+        # error; runtimes get SIGTERM, then every process of every environment is killed (removed
+        # functions' too, if still finishing an invoke).
+        await state.stop_functions()
         await dispatcher.wait_stopped()
         for _ in range(3):
             await asyncio.sleep(0)
         state.sink.flush()  # lines of the last turn (LogSink gathers a turn's lines)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[[TemplateDefinition], None]:
+    """On a reload, the HTTP listener's routes are replaced whole by the new template's (checked already
+    when the template was read, so building them cannot fail here)."""
+    from .http_triggers.routes import build_routes
+
+    def follow(template: TemplateDefinition) -> None:
+        routes = build_routes(template, options.integration_timeout_ms)
+        if state.http_triggers is not None:
+            state.http_triggers.routes = routes
+        elif routes:
+            report_notice("rapidboot: the template now has HTTP triggers: restart the server to serve them")
+
+    return follow
 
 
 def _open_queue(config: ServerConfig) -> AsyncQueue:
@@ -113,6 +149,8 @@ def run(
     loop: LoopName = "auto",
     memory_enforcement: str = "auto",
     http_triggers: HttpTriggerOptions | None = None,
+    source: DefinitionSource | None = None,
+    template: TemplateDefinition | None = None,
 ) -> int:
     factory = loop_factory(loop)
     for line in end_dead_servers(config.state_dir):
@@ -140,7 +178,7 @@ def run(
     try:
         limits.supervisor = supervisor = Supervisor.start(record_path, record_fd)
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready, peers, http_triggers))
+            runner.run(serve(config, limits, ready, peers, http_triggers, source, template))
     finally:
         peers.close()
         limits.close()  # ends whatever the environments left

@@ -3,12 +3,15 @@ never kept in module globals."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from layers import LayerError, PreparedFunction, prepare_function
 
@@ -21,7 +24,17 @@ from .logs import LogSink
 from .peers import PeerCheck
 
 if TYPE_CHECKING:
+    from .definitions.template import TemplateDefinition
     from .http_triggers.listener import HttpTriggers  # which imports this module
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one `ServerState.apply` did, by function name."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
 
 class ServerState:
@@ -36,29 +49,96 @@ class ServerState:
         self.config = config
         self.sink = sink
         self.limits = limits
+        self._on_error = on_error
+        self._peers = peers
         self.started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
         self.architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
         self.limiter = ConcurrencyLimiter(
             config.max_concurrency, {name: f.reserved_concurrency for name, f in config.functions.items()}
         )
+        # Changed in place by `apply`: the Invoke API and the dispatcher hold this very mapping.
         self.functions: dict[str, Function] = {
-            name: Function(
-                function_config,
-                self.function_arn(name),
-                config.region,
-                sink,
-                on_error,
-                limits,
-                self.limiter,
-                _prepare(function_config, config.state_dir),
-                peers,
-            )
+            name: self._function(function_config, _prepare(function_config, config.state_dir))
             for name, function_config in config.functions.items()
         }
+        self._removed: list[Function] = []  # drained, perhaps still finishing an invoke
         self.dispatcher: Dispatcher | None = None  # Event invokes; set by the server once its queue is open
         # -- HTTP triggers (http_triggers/): the front door whose `routes` a reload replaces; set by the
         # server when the template has HTTP events or function URLs.
         self.http_triggers: HttpTriggers | None = None
+        # The template the functions came from (None for a rapidboot.toml or flags), and who follows it
+        # across reloads: each observer is called with the new definition once its functions are in place
+        # (an HTTP front door rebuilds its routes from it).
+        self.template: TemplateDefinition | None = None
+        self.template_observers: list[Callable[[TemplateDefinition], None]] = []
+
+    async def apply(
+        self,
+        functions: Mapping[str, FunctionConfig],
+        refreshed: Collection[str] = (),
+        template: TemplateDefinition | None = None,
+    ) -> Changes:
+        """Make `functions` the server's functions, as a reload does: new ones are added, changed ones (and
+        those named in `refreshed`, whose code or layers changed on disk) are refreshed, missing ones are
+        removed. An invoke in flight finishes on what it started with; the next one sees the new definition.
+
+        Everything that can fail is checked first (reserved concurrency against the account, destinations,
+        code and layers prepared), so a ConfigError leaves the running configuration untouched. The switch
+        itself is synchronous: no invoke sees half of it. Returns once new provisioned environments are up."""
+        config = dataclasses.replace(self.config, functions=dict(functions))  # ServerConfig's checks
+        current = self.functions
+        added = tuple(name for name in functions if name not in current)
+        removed = tuple(name for name in current if name not in functions)
+        changed = tuple(
+            name
+            for name in functions
+            if name in current and (name in refreshed or functions[name] != current[name].config)
+        )
+        # Off the event loop: a changed layer is merged again (the cache keys by content), invokes go on.
+        packages = {
+            name: await asyncio.to_thread(_prepare, functions[name], config.state_dir)
+            for name in (*added, *changed)
+        }
+        self.limiter.reconfigure({name: f.reserved_concurrency for name, f in functions.items()})
+        self.config = config
+        self._removed = [function for function in self._removed if function.environments]
+        for name in removed:
+            function = current.pop(name)
+            function.drain()
+            self._removed.append(function)
+        ready: list[asyncio.Future[Any]] = []
+        for name in changed:
+            ready.append(current[name].refresh(functions[name], packages[name]))
+        for name in added:
+            current[name] = self._function(functions[name], packages[name])
+            ready.append(asyncio.ensure_future(current[name].start()))
+        if template is not None:
+            self.template = template
+            for observer in self.template_observers:
+                try:
+                    observer(template)
+                except Exception as exc:  # an observer's bug must not leave the functions half-reloaded
+                    self._on_error(exc)
+        await asyncio.gather(*ready)
+        return Changes(added, changed, removed)
+
+    async def stop_functions(self) -> None:
+        """Stop every function, including removed ones still finishing an invoke."""
+        functions = [*self.functions.values(), *self._removed]
+        await asyncio.gather(*(function.stop() for function in functions))
+
+    def _function(self, config: FunctionConfig, package: PreparedFunction) -> Function:
+        return Function(
+            config,
+            self.function_arn(config.name),
+            self.config.region,
+            self.sink,
+            self._on_error,
+            self.limits,
+            self.limiter,
+            package,
+            self._peers,
+        )
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"

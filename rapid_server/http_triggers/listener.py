@@ -39,6 +39,7 @@ class HttpTriggerOptions:
     routes: RouteTable
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    integration_timeout_ms: int | None = None  # --api-timeout: kept for the routes a reload builds
 
 
 class HttpTriggers:
