@@ -27,6 +27,11 @@ HOW_TO_RIE = (
 )
 HOW_TO_NODE = "node-ric (AWS's Node runtime client): not measured; add it with `--node-ric`"
 NODE_HANDLER = "export const handler = async (event) => event;\n"
+HOW_TO_NODE_RIC_ENV = (
+    "AWS's Node runtime client not found: set NODE22 to a Node 22+ `node` binary and NODE_RIC to the "
+    "`index.mjs` of `npm install aws-lambda-ric` made with that Node (a native build: needs cmake, autoconf, "
+    "automake, libtool, g++)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +68,27 @@ def rapidboot() -> Runtime:
     return Runtime("rapidboot", OURS, None)
 
 
+def node_ric_from_environment() -> list[str] | None:
+    """`[NODE22, NODE_RIC]` when both variables are set (the client reads its handler from `_HANDLER`);
+    None when neither is. One without the other, or a path that is not there, is an error."""
+    node, entry = os.environ.get("NODE22", ""), os.environ.get("NODE_RIC", "")
+    if not node and not entry:
+        return None
+    if not (node and entry):
+        raise ValueError("NODE22 and NODE_RIC go together: set both, or neither")
+    if not (Path(node).is_file() and os.access(node, os.X_OK)):
+        raise ValueError(f"NODE22={node}: not an executable file")
+    if not Path(entry).is_file():
+        raise ValueError(f"NODE_RIC={entry}: no such file")
+    return [str(Path(node).resolve()), str(Path(entry).resolve())]
+
+
 def find_node_ric(cwd: Path | None = None) -> tuple[list[str] | None, str]:
-    """The Node runtime client's command, or None and the line saying what is missing."""
+    """The Node runtime client's command (NODE22 and NODE_RIC first), or None and the line saying what is
+    missing."""
+    from_environment = node_ric_from_environment()
+    if from_environment is not None:
+        return from_environment, ""
     node = shutil.which("node")
     if node is None:
         return None, (
