@@ -5,6 +5,9 @@
 Runs the benchmarks below (each also a plain script beside this file), prints a progress line while it
 runs, then a table of medians with the ratio to the best peer measured in the same run, and leaves
 `report.md`, `results.json` (with the machine it ran on) and PNG charts in DIR (default bench-results/).
+AWS's emulator joins as a second server whenever it is found (`--rie PATH`, `RIE_BIN`, or `aws-lambda-rie`
+on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the floor of the same run
+(floor.py); load rows use an asyncio client; the report says which row uses which.
 
 - coldstart: spawn -> first response, trivial handler and a handler importing boto3; our bootstrap,
   awslambdaric (and the Node client), and the floor (coldstart.py);
