@@ -210,6 +210,7 @@ class Contender:
     name: str
     role: str
     argv: list[str]
+    handler: str = ""
 
     def spawn(self, api: RuntimeAPI, task_root: Path) -> subprocess.Popen[bytes]:
         env = {
@@ -219,6 +220,9 @@ class Contender:
             "AWS_LAMBDA_FUNCTION_NAME": "f",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f",  # Lambda sets both; AWS's Node client needs them
+            "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]0",
+            "_HANDLER": self.handler,  # where AWS's Node client (4.x) reads it; the others take argv
         }
         argv = [arg.replace("{api}", api.address) for arg in self.argv]
         # awslambdaric finds the handler module through the working directory (its managed bootstrap
@@ -238,7 +242,7 @@ def task_root_for(directory: Path, handler_source: str) -> Path:
 def contenders(runtimes: list[Runtime], task_root: Path, module: str = "app") -> list[Contender]:
     """The runtimes, then the floor (a reference, not a peer)."""
     handler = f"{module}.handler"
-    spawned = [Contender(runtime.name, runtime.role, runtime.argv(handler)) for runtime in runtimes]
+    spawned = [Contender(r.name, r.role, r.argv(handler), handler) for r in runtimes]
     floor = [sys.executable, str(task_root / "floor.py"), "{api}", module]
     return [*spawned, Contender("floor", REFERENCE, floor)]
 

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.local_server import KeepAliveClient, invoke_path
+from benchmarks.invoke_client import InvokeClient
+from benchmarks.local_server import invoke_path
 
 Tick = Callable[[str], None]
 
@@ -41,7 +42,7 @@ class ReloadTimes:
     polls: list[int]  # invokes answered by the old code before the new one (how the client waited)
 
 
-def _start(code: Path, state: Path, watch: bool) -> tuple[subprocess.Popen[str], KeepAliveClient]:
+def _start(code: Path, state: Path, watch: bool) -> tuple[subprocess.Popen[str], InvokeClient]:
     command = [sys.executable, "-m", "rapid_server", "serve", "--code", str(code), "--handler", "app.handler"]
     command += ["--port", "0", "--state-dir", str(state), "--watch" if watch else "--no-watch"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -49,11 +50,11 @@ def _start(code: Path, state: Path, watch: bool) -> tuple[subprocess.Popen[str],
     for line in server.stderr:
         match = READY.search(line)
         if match:
-            return server, KeepAliveClient(match.group(1), int(match.group(2)))
+            return server, InvokeClient(match.group(1), int(match.group(2)))
     raise SystemExit(f"server did not start: {' '.join(command)}")
 
 
-def _stop(server: subprocess.Popen[str], client: KeepAliveClient) -> str:
+def _stop(server: subprocess.Popen[str], client: InvokeClient) -> str:
     """Stops the server; returns what it wrote on stderr after its readiness line."""
     client.close()
     server.send_signal(signal.SIGTERM)

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.coldstart import big_event
-from benchmarks.local_server import READY, KeepAliveClient, invoke_path, stop_server
+from benchmarks.invoke_client import InvokeClient
+from benchmarks.local_server import READY, invoke_path, stop_server
 from benchmarks.results import OURS, PEER, Entry, Row
 from benchmarks.stats import summarize
 
@@ -67,7 +68,7 @@ Tick = Callable[[str], None]
 @dataclass(slots=True)
 class Target:
     name: str
-    client: KeepAliveClient
+    client: InvokeClient
     path: str
 
 
@@ -98,7 +99,7 @@ def targets(directory: Path) -> Iterator[list[Target]]:
             (REST_API, api, "/echo-rest"),
             (INVOKE_API, invoke, invoke_path("echo")),
         ):
-            client = KeepAliveClient(host, port)
+            client = InvokeClient(host, port)
             stack.callback(client.close)
             connected.append(Target(name, client, path))
         yield connected

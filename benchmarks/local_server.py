@@ -1,5 +1,5 @@
 """Start and stop `rapidboot serve` for a benchmark (the server's own readiness line, no sleeps), write its
-configuration, and talk to it over one keep-alive connection.
+configuration (its invoke client is invoke_client.py).
 
 The server's log goes to a file, not a pipe: a reader thread in the measuring process would wake on every
 log line and compete with what it measures. Its state (layer cache, async queue) goes beside the config,
@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httptools
 
 from benchmarks.peers import Runtime
 
@@ -80,42 +77,6 @@ def init_durations(log_path: Path) -> dict[str, float]:
         for line in log_path.read_text().splitlines()
         if (match := REPORT_INIT.search(line))
     }
-
-
-class KeepAliveClient:
-    """One HTTP/1.1 connection, one request at a time; the response is parsed by httptools. httpx alone adds
-    about 1 ms per request here, which would drown what is being measured."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._sock = socket.create_connection((host, port))
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._headers: dict[bytes, bytes] = {}
-        self._body: list[bytes] = []
-        self._done = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self._done = True
-
-    def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
-        head = f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        self._sock.sendall(head + body)
-        parser = httptools.HttpResponseParser(self)
-        self._headers, self._body, self._done = {}, [], False
-        while not self._done:
-            data = self._sock.recv(262144)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            parser.feed_data(data)
-        return parser.get_status_code(), self._headers, b"".join(self._body)
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def invoke_path(name: str) -> str:

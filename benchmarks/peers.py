@@ -16,17 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.results import OURS, PEER
+from benchmarks.rie import find_rie
 from rapid_server.config import bootstrap_command
 
 HOW_TO_RIC = "awslambdaric: not installed, skipped; add it with `pip install awslambdaric`"
 HOW_TO_BOTO3 = "cold start importing boto3: boto3 is not installed, skipped; add it with `pip install boto3`"
 HOW_TO_RIE = (
-    "RIE (AWS's Runtime Interface Emulator): not measured; add it with `--rie PATH` (the `aws-lambda-rie` "
-    "binary of AWS base images, /usr/local/bin/aws-lambda-rie, or a release of "
-    "aws/aws-lambda-runtime-interface-emulator)"
+    "RIE (AWS's Runtime Interface Emulator): not measured; add it with `--rie PATH`, RIE_BIN or "
+    "`aws-lambda-rie` on PATH (the binary of AWS base images, /usr/local/bin/aws-lambda-rie, or a release "
+    "of aws/aws-lambda-runtime-interface-emulator)"
 )
-HOW_TO_NODE = "node-ric (AWS's Node runtime client): not measured; add it with `--node-ric`"
+HOW_TO_NODE = (
+    "node-ric (AWS's Node runtime client): not measured; add it with `--node-ric` (NODE22 and NODE_RIC "
+    "name it, else `node` and `npm install aws-lambda-ric`)"
+)
 NODE_HANDLER = "export const handler = async (event) => event;\n"
+HOW_TO_NODE_RIC_ENV = (
+    "AWS's Node runtime client not found: set NODE22 to a Node 22+ `node` binary and NODE_RIC to the "
+    "`index.mjs` of `npm install aws-lambda-ric` made with that Node (a native build: needs cmake, autoconf, "
+    "automake, libtool, g++)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +72,27 @@ def rapidboot() -> Runtime:
     return Runtime("rapidboot", OURS, None)
 
 
+def node_ric_from_environment() -> list[str] | None:
+    """`[NODE22, NODE_RIC]` when both variables are set (the client reads its handler from `_HANDLER`);
+    None when neither is. One without the other, or a path that is not there, is an error."""
+    node, entry = os.environ.get("NODE22", ""), os.environ.get("NODE_RIC", "")
+    if not node and not entry:
+        return None
+    if not (node and entry):
+        raise ValueError("NODE22 and NODE_RIC go together: set both, or neither")
+    if not (Path(node).is_file() and os.access(node, os.X_OK)):
+        raise ValueError(f"NODE22={node}: not an executable file")
+    if not Path(entry).is_file():
+        raise ValueError(f"NODE_RIC={entry}: no such file")
+    return [str(Path(node).resolve()), str(Path(entry).resolve())]
+
+
 def find_node_ric(cwd: Path | None = None) -> tuple[list[str] | None, str]:
-    """The Node runtime client's command, or None and the line saying what is missing."""
+    """The Node runtime client's command (NODE22 and NODE_RIC first), or None and the line saying what is
+    missing."""
+    from_environment = node_ric_from_environment()
+    if from_environment is not None:
+        return from_environment, ""
     node = shutil.which("node")
     if node is None:
         return None, (
@@ -95,8 +123,10 @@ def node_version() -> str | None:
 
 
 def discover(rie: Path | None = None, node_ric: bool = False) -> Peers:
-    """Which contenders this run has. A `--rie` path that is not an executable file is an error (the user
-    asked for it); anything else missing is skipped with a how-to line."""
+    """Which contenders this run has. Without `--rie`, the emulator of `RIE_BIN` or `aws-lambda-rie` on
+    PATH; with `--node-ric`, the Node client of NODE22 and NODE_RIC, else `aws-lambda-ric` found by npm. A
+    path the user gave that is not there is an error; anything else missing is skipped with a how-to
+    line."""
     runtimes = [rapidboot()]
     skipped: list[str] = []
     if importlib.util.find_spec("awslambdaric") is not None:
@@ -119,6 +149,8 @@ def discover(rie: Path | None = None, node_ric: bool = False) -> Peers:
             raise ValueError(f"--rie {rie}: not an executable file")
         rie = rie.resolve()
     else:
+        rie = find_rie()
+    if rie is None:
         skipped.append(HOW_TO_RIE)
     return Peers(runtimes, boto3, rie, skipped)
 

@@ -46,7 +46,15 @@ def others_text(row: Row) -> str:
 
 
 def table_rows(results: Results) -> list[list[str]]:
-    header = ["measurement", "rapidboot median (min-max)", "best peer", "ratio", "spread", "others"]
+    header = [
+        "measurement",
+        "rapidboot median (min-max)",
+        "best peer",
+        "ratio",
+        "x floor",
+        "spread",
+        "others",
+    ]
     lines = [header]
     for row in results.rows:
         ours = row.ours()
@@ -58,6 +66,7 @@ def table_rows(results: Results) -> list[list[str]]:
                 cell(ours) if ours is not None else "-",
                 f"{best.name} {cell(best)}" if best is not None else "",
                 ratio_text(row),
+                f"{floor:.2f}" if (floor := row.floor_ratio()) is not None else "",
                 spread,
                 others_text(row),
             ]
@@ -119,7 +128,9 @@ def markdown(results: Results, charts: list[Path]) -> str:
         "",
         "Each row's contenders were measured in the same run, interleaved A B A B, after discarded warm-ups;",
         "figures are medians with the min-max range; the ratio is rapidboot's median over the best peer's",
-        "(below 1 is better for times, above 1 for rates); spread is rapidboot's (p75 - p25) / median.",
+        "(below 1 is better for times, above 1 for rates); `x floor` is rapidboot's median over the floor's",
+        "(the same bytes through two bare loopback socket round trips: no server can do better);",
+        "spread is rapidboot's (p75 - p25) / median.",
         "",
         "## Summary",
         "",
@@ -129,6 +140,9 @@ def markdown(results: Results, charts: list[Path]) -> str:
     notes = [f"- {row.label}: {row.note}" for row in results.rows if row.note]
     if notes:
         out += ["Notes:", "", *notes, ""]
+    clients = [f"- {row.label}: {row.params['client']}" for row in results.rows if row.params.get("client")]
+    if clients:
+        out += ["Invoke clients, per row:", "", *clients, ""]
     if results.checks:
         out += ["## Checks", ""]
         out += [

@@ -18,6 +18,7 @@ SCHEMA = 1
 OURS = "ours"
 PEER = "peer"
 REFERENCE = "reference"  # shown for orientation (the floor), never the ratio's denominator
+FLOOR = "floor"  # the reference entry that is the physical floor of its row (ours / floor is reported)
 
 
 @dataclass(slots=True)
@@ -55,6 +56,15 @@ class Row:
             return None
         pick = max if self.higher_is_better else min
         return pick(peers, key=lambda entry: entry.summary.median)
+
+    def floor_ratio(self) -> float | None:
+        """Our median over the floor's, when the row has one (how far from what the machine allows)."""
+        ours, floor = self.ours(), self.entry(FLOOR)
+        if ours is None or floor is None or not ours.samples or not floor.samples:
+            return None
+        if floor.role != REFERENCE or floor.summary.median == 0:
+            return None
+        return ours.summary.median / floor.summary.median
 
     def ratio(self) -> float | None:
         """Our median over the best peer's (below 1 is better for times, above 1 for rates)."""
@@ -149,6 +159,7 @@ def _row_json(row: Row) -> dict[str, Any]:
         "note": row.note,
         "best_peer": best.name if best else None,
         "ratio_to_best_peer": round(ratio, 4) if ratio is not None else None,
+        "ratio_to_floor": round(floor, 4) if (floor := row.floor_ratio()) is not None else None,
         "entries": [
             {
                 "name": entry.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -20,6 +21,24 @@ from pathlib import Path
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 REPORT_INIT = re.compile(r"REPORT RequestId: (\S+).*?Init Duration: ([0-9.]+) ms")
 STARTUP_TIMEOUT_S = 15.0
+HOW_TO_GET = (
+    "AWS's Runtime Interface Emulator not found: set RIE_BIN to an `aws-lambda-rie` binary or put one on "
+    "PATH (the releases of aws/aws-lambda-runtime-interface-emulator, or /usr/local/bin/aws-lambda-rie in "
+    "AWS's base images)"
+)
+
+
+def find_rie() -> Path | None:
+    """The emulator named by `RIE_BIN`, else `aws-lambda-rie` on PATH, else None. A `RIE_BIN` that is not
+    an executable file is an error: the user asked for that one."""
+    named = os.environ.get("RIE_BIN")
+    if named:
+        path = Path(named)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ValueError(f"RIE_BIN={named}: not an executable file")
+        return path.resolve()
+    found = shutil.which("aws-lambda-rie")
+    return Path(found).resolve() if found else None
 
 
 def free_port() -> int:

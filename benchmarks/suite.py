@@ -5,6 +5,9 @@
 Runs the benchmarks below (each also a plain script beside this file), prints a progress line while it
 runs, then a table of medians with the ratio to the best peer measured in the same run, and leaves
 `report.md`, `results.json` (with the machine it ran on) and PNG charts in DIR (default bench-results/).
+AWS's emulator joins as a second server whenever it is found (`--rie PATH`, `RIE_BIN`, or `aws-lambda-rie`
+on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the floor of the same run
+(floor.py); load rows use an asyncio client; the report says which row uses which.
 
 - coldstart: spawn -> first response, trivial handler and a handler importing boto3; our bootstrap,
   awslambdaric (and the Node client), and the floor (coldstart.py);
@@ -41,10 +44,13 @@ from benchmarks import (
 )
 from benchmarks.machine import describe
 from benchmarks.peers import Peers, discover, node_version
-from benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
+from benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
 from benchmarks.stats import summarize
 
 BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http", "reload")
+# Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
+RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
+LOAD_CLIENT = "asyncio (uvloop) keep-alive connections, responses parsed by httptools (throughput.py)"
 Tick = Callable[[str], None]
 
 
@@ -168,7 +174,14 @@ def run_init(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> tup
     ]
     rows = [
         Row("init", "init.report", "Init Duration in the server's REPORT", "ms", reported),
-        Row("init", "init.harness", "first invoke: invoke sent -> handler running", "ms", upper),
+        Row(
+            "init",
+            "init.harness",
+            "first invoke: invoke sent -> handler running",
+            "ms",
+            upper,
+            params={"client": RAW_CLIENT},
+        ),
         Row("init", "init.spawned", "init without a server: spawn -> first /next", "ms", spawned),
     ]
     checks = []
@@ -208,7 +221,10 @@ def run_init(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> tup
 
 
 def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
-    targets = len(peers.runtimes) * (2 if peers.rie is not None else 1)
+    """Per event size, a row of whole stacks (our server + our bootstrap against each peer, the floor
+    beside them) and, with the emulator, a row of the runtimes alone on AWS's emulator; every sample of
+    every contender from the same interleaved run."""
+    targets = len(peers.runtimes) * (2 if peers.rie is not None else 1) + 1  # + the floor
     tick = progress.benchmark("warm", sum(plan.warm_samples.values()) * targets)
     rows = []
     directory = scratch / "warm"
@@ -224,17 +240,17 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
                 prefixed(tick, f"{size}: "),
             )
             entries = [Entry(t.name, t.role, timings[t.name]) for t in connected]
-            params = {"percentiles": True, "payload_bytes": len(payload)}
-            rows.append(
-                Row(
-                    "warm",
-                    f"warm.{size.replace(' ', '')}",
-                    f"warm invoke, {size} event",
-                    "ms",
-                    entries,
-                    params=params,
-                )
-            )
+            params = {"percentiles": True, "payload_bytes": len(payload), "client": RAW_CLIENT}
+            key = f"warm.{size.replace(' ', '')}"
+            rows.append(Row("warm", key, f"warm invoke, {size} event", "ms", entries, params=params))
+            if peers.rie is not None:
+                on_emulator = [
+                    Entry(e.name, OURS if e.name == "rie+rapidboot" else e.role, e.samples)
+                    for e in entries
+                    if e.name.startswith("rie+") or e.name == FLOOR
+                ]
+                label = f"warm invoke, {size} event, the runtimes alone on AWS's emulator"
+                rows.append(Row("warm", f"{key}.rie", label, "ms", on_emulator, params=params))
     return rows
 
 
@@ -257,7 +273,7 @@ def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) 
                 "invokes/s",
                 rates,
                 higher_is_better=True,
-                params={"kind": "rate", "clients": clients},
+                params={"kind": "rate", "clients": clients, "client": LOAD_CLIENT},
                 note=note,
             )
         )
@@ -268,7 +284,7 @@ def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) 
                 f"latency with {clients} clients",
                 "ms",
                 latencies,
-                params={"kind": "latency", "clients": clients, "percentiles": True},
+                params={"kind": "latency", "clients": clients, "percentiles": True, "client": LOAD_CLIENT},
             )
         )
     return rows
@@ -281,7 +297,8 @@ def run_scaleout(peers: Peers, plan: Plan, scratch: Path, progress: Progress) ->
     times = throughput.scale_out_rounds(config, names, plan.scale_out, plan.scale_rounds, tick)
     entries = [Entry(name, role(name), values) for name, values in times.items()]
     label = f"scale-out: {plan.scale_out} simultaneous first invokes"
-    return [Row("scaleout", "scaleout", label, "ms", entries, params={"environments": plan.scale_out})]
+    params = {"environments": plan.scale_out, "client": LOAD_CLIENT}
+    return [Row("scaleout", "scaleout", label, "ms", entries, params=params)]
 
 
 def run_memory(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:

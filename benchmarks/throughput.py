@@ -45,6 +45,11 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._parser.feed_data(data)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A connection the server closes mid-invoke fails that invoke instead of hanging the run.
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc or ConnectionError("the server closed the connection"))
+
     def on_message_complete(self) -> None:
         assert self._done is not None
         self._done.set_result(self._parser.get_status_code())

@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from benchmarks.coldstart import HANDLERS, big_event, cold_start, contenders
+from benchmarks.floor import FloorClient
+from benchmarks.invoke_client import InvokeClient
 from benchmarks.local_server import (
     Function,
-    KeepAliveClient,
     init_durations,
     invoke_path,
     start_server,
@@ -39,7 +41,7 @@ from benchmarks.local_server import (
     write_config,
 )
 from benchmarks.peers import Peers, discover, write_handlers
-from benchmarks.results import PEER
+from benchmarks.results import FLOOR, PEER, REFERENCE
 from benchmarks.rie import INVOKE_PATH, Emulator
 from benchmarks.stats import summarize
 
@@ -51,19 +53,27 @@ PAYLOAD_SIZES = {"1 KB": 1024, "100 KB": 100 * 1024, "3 MB": 3 * 1024 * 1024}
 Tick = Callable[[str], None]
 
 
+class Client(Protocol):
+    def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes | bytearray]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Target:
-    """One contender behind an Invoke API: where to POST, and the open connection."""
+    """One contender behind an Invoke API (or the floor): where to POST, and the open connection."""
 
     name: str
     role: str
-    client: KeepAliveClient
+    client: Client
     path: str
 
 
 @contextmanager
 def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
-    """Every contender, started and connected: one server for all runtimes, one emulator per runtime."""
+    """Every contender, started and connected: one server for all runtimes, one emulator per runtime, and
+    the floor (floor.py). Our bootstrap under the emulator is a reference in the rows that compare whole
+    stacks (it is half ours); `emulator_row` compares it with awslambdaric on the emulator."""
     code = directory / "code"
     write_handlers(code, "app", HANDLERS["trivial"])
     functions = [Function(runtime.name, runtime, code) for runtime in peers.runtimes]
@@ -73,7 +83,7 @@ def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
         stack.callback(stop_server, server)
         targets = []
         for runtime in peers.runtimes:
-            client = KeepAliveClient(host, port)
+            client = InvokeClient(host, port)
             stack.callback(client.close)
             targets.append(Target(runtime.name, runtime.role, client, invoke_path(runtime.name)))
         if peers.rie is not None:
@@ -85,9 +95,13 @@ def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
                     directory / f"rie-{runtime.name}.log",
                 )
                 stack.callback(emulator.stop)
-                client = KeepAliveClient(emulator.host, emulator.port)
+                client = InvokeClient(emulator.host, emulator.port)
                 stack.callback(client.close)
-                targets.append(Target(f"rie+{runtime.name}", PEER, client, INVOKE_PATH))
+                role = REFERENCE if runtime.name == "rapidboot" else PEER
+                targets.append(Target(f"rie+{runtime.name}", role, client, INVOKE_PATH))
+        floor = FloorClient()
+        stack.callback(floor.close)
+        targets.append(Target(FLOOR, REFERENCE, floor, ""))
         yield targets
 
 
@@ -125,7 +139,7 @@ class InitSamples:
     spawned: list[float]  # the same runtime spawned by our harness: spawn -> first `/next`
 
 
-def _timed_first_invoke(client: KeepAliveClient, path: str) -> tuple[float, dict[bytes, bytes]]:
+def _timed_first_invoke(client: Client, path: str) -> tuple[float, dict[bytes, bytes]]:
     sent_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     status, headers, body = client.post(path, b"{}")
     if status != 200 or b"x-amz-function-error" in headers:
@@ -158,7 +172,7 @@ def init_samples(
     emulated: dict[str, InitSamples] = {}
     server, host, port = start_server(config, log_path)
     try:
-        client = KeepAliveClient(host, port)
+        client = InvokeClient(host, port)
         for index in range(rounds):
             for runtime in runtimes:
                 tick(f"{runtime.name}, our server")
@@ -174,7 +188,7 @@ def init_samples(
                         peers.rie, runtime.argv("clock.handler"), code, directory / f"{name}.log"
                     )
                     try:
-                        rie_client = KeepAliveClient(emulator.host, emulator.port)
+                        rie_client = InvokeClient(emulator.host, emulator.port)
                         elapsed, _ = _timed_first_invoke(rie_client, INVOKE_PATH)
                         rie_client.close()
                     finally:

@@ -14,6 +14,13 @@ from benchmarks import peers, suite
 from rapid_server import cli
 
 
+@pytest.fixture(autouse=True)
+def no_peer_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests decide which peers exist; the variables CI sets for the real ones must not leak in."""
+    for name in ("RIE_BIN", "NODE22", "NODE_RIC"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_unknown_benchmark_names_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["bench", "--only", "coldstart,nope"])
@@ -102,3 +109,19 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     assert (out / "results.json").stat().st_size > 0
     text = (out / "report.md").read_text()
     assert "| layer merge, cached (an environment's wait) (ms) |" in text
+
+
+def test_node_ric_from_node22_and_node_ric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node, entry = tmp_path / "node", tmp_path / "index.mjs"
+    node.write_text("#!/bin/sh\n")
+    node.chmod(0o755)
+    entry.write_text("")
+    monkeypatch.setenv("NODE22", str(node))
+    monkeypatch.setenv("NODE_RIC", str(entry))
+    assert "node-ric" not in [runtime.name for runtime in peers.discover().runtimes]  # asked for only
+    found = peers.discover(node_ric=True)
+    (node_ric,) = [runtime for runtime in found.runtimes if runtime.name == "node-ric"]
+    assert node_ric.argv("app.handler") == [str(node), str(entry), "app.handler"]
+    monkeypatch.delenv("NODE_RIC")
+    with pytest.raises(ValueError, match="NODE22 and NODE_RIC go together"):
+        peers.discover(node_ric=True)

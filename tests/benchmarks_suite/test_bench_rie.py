@@ -31,9 +31,17 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
     results = Results("rapidboot bench --rie", True, "now", {})
     suite.run(["init", "warm"], found, plan, suite.Progress(stream, 2), results, tmp_path)
 
-    warm = results.rows[-1]
-    assert [entry.name for entry in warm.entries] == ["rapidboot", "rie+rapidboot"]
-    assert len(warm.entries[1].samples) == 4
+    warm, on_emulator = results.rows[-2:]
+    assert [entry.name for entry in warm.entries] == ["rapidboot", "rie+rapidboot", "floor"]
+    assert all(len(entry.samples) == 4 for entry in warm.entries)
+    assert warm.floor_ratio() is not None and warm.best_peer() is None  # our bootstrap on RIE is no peer
+    assert warm.params["client"] == suite.RAW_CLIENT
+    # The runtimes alone on the emulator: our bootstrap is "ours" there.
+    assert on_emulator.label == "warm invoke, 1 KB event, the runtimes alone on AWS's emulator"
+    assert [(e.name, e.role) for e in on_emulator.entries] == [
+        ("rie+rapidboot", "ours"),
+        ("floor", "reference"),
+    ]
     reported = next(row for row in results.rows if row.key == "init.report")
     emulated = reported.entry("rie+rapidboot")
     assert emulated is not None and len(emulated.samples) == 2 and all(v > 0 for v in emulated.samples)
@@ -41,3 +49,12 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
     subjects = [check.subject for check in results.checks]
     assert subjects == ["rapidboot serve + rapidboot", "AWS's emulator + rapidboot"]
     assert "[1/2 init]" in stream.getvalue() and "[2/2 warm]" in stream.getvalue()
+
+
+def test_the_emulator_is_found_through_rie_bin(rie: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIE_BIN", str(rie))
+    assert peers.discover().rie == rie.resolve()
+    assert suite.build_parser().parse_args([]).rie is None  # no flag needed
+    monkeypatch.setenv("RIE_BIN", str(rie.with_name("missing")))
+    with pytest.raises(ValueError, match=r"RIE_BIN=.*missing: not an executable file"):
+        peers.discover()

@@ -3,7 +3,8 @@ tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ from e2e_harness import (
     running_server,
     write_config,
 )
+
+from benchmarks.peers import HOW_TO_NODE_RIC_ENV, node_ric_from_environment
+from benchmarks.rie import HOW_TO_GET as RIE_HOW_TO
+from benchmarks.rie import find_rie
 
 # --- Fixtures -------------------------------------------------------------------------------------
 
@@ -45,3 +50,46 @@ def suite_server(
     elsewhere = tmp_path_factory.mktemp(f"cwd-{runtime}")
     with running_server(["--config", str(config)], cwd=elsewhere) as server:
         yield server
+
+
+# --- AWS's own implementations (test_e2e_rie.py, test_e2e_node_ric.py) -----------------------------
+
+RIE_SERVER = "aws-lambda-rie"  # the emulator's parameter value where tests are parametrised over servers
+# A fixture naming a peer -> how it is found, and the line saying how to get it.
+PEERS: dict[str, tuple[Callable[[], object | None], str]] = {
+    "rie_bin": (find_rie, RIE_HOW_TO),
+    "node_ric": (node_ric_from_environment, HOW_TO_NODE_RIC_ENV),
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that needs a peer which is not installed is skipped with the line saying how to get it (raised
+    here rather than in the fixture, so pytest folds every such skip into one summary line); in CI
+    (`CI=true`), where .ci/run builds every peer, it fails. A peer variable naming nothing is an error."""
+    needs = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and RIE_SERVER in callspec.params.values():
+        needs.add("rie_bin")  # a test parametrised over the servers, on the emulator's turn
+    for fixture in PEERS.keys() & needs:
+        find, how_to = PEERS[fixture]
+        if find() is None:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true and {how_to}")
+            pytest.skip(how_to)
+
+
+@pytest.fixture(scope="session")
+def rie_bin() -> Path:
+    """AWS's Runtime Interface Emulator: `RIE_BIN`, else `aws-lambda-rie` on PATH."""
+    found = find_rie()
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def node_ric() -> list[str]:
+    """AWS's Node runtime client's command: `[NODE22, NODE_RIC]`."""
+    command = node_ric_from_environment()
+    assert command is not None
+    return command
