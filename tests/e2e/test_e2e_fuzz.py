@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import http.client
 import io
 import json
@@ -52,7 +53,7 @@ from e2e_harness import (
     wait_until,
     write_tables,
 )
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.e2e
@@ -237,6 +238,7 @@ def runtime_invoke(
     server: RapidServer, reports: Path, script: dict[str, Any]
 ) -> tuple[Answer, dict[str, Any]]:
     answer = invoke(server, RUNTIME, script, script.get("via", "invoke"))
+    assert answer.status == 200, (answer, script)
     return answer, reports_file(reports, script["token"])
 
 
@@ -632,13 +634,14 @@ def post_steps(targets: list[str]) -> st.SearchStrategy[dict[str, Any]]:
             ),
             "mode": st.sampled_from([None, None, "streaming", "bogus"]),
             "conn": st.sampled_from(["main", "fresh", "fresh-close"]),
+            "oversize": st.sampled_from([False] * 7 + [True]),
         }
     )
 
 
-other_steps = st.one_of(
+init_error_step = st.fixed_dictionaries({"do": st.just("init_error"), "conn": CONNECTIONS})
+steps_in_any_phase = (
     st.just({"do": "next"}),
-    st.fixed_dictionaries({"do": st.just("init_error"), "conn": CONNECTIONS}),
     st.fixed_dictionaries(
         {
             "do": st.just("wrong_method"),
@@ -650,7 +653,9 @@ other_steps = st.one_of(
         {
             "do": st.just("unknown_path"),
             # No "/": a route of the Runtime API always has one past its prefix, so this names none.
-            "path": st.text(alphabet=st.characters(blacklist_characters="/"), max_size=20),
+            "path": st.text(
+                alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="/"), max_size=20
+            ),
             "method": st.sampled_from(["GET", "POST", "DELETE"]),
             "conn": CONNECTIONS,
         }
@@ -667,17 +672,19 @@ other_steps = st.one_of(
     ),
     st.just({"do": "close_idle"}),
 )
-# Before the first /next there is no invoke: every post names an id the environment does not know.
-init_steps = st.one_of(post_steps(["current", "random", "slashed"]), other_steps).filter(
-    lambda step: step["do"] != "init_error"  # it would end the init: a script of its own, not a fuzz step
-)
+other_steps = st.one_of(init_error_step, *steps_in_any_phase)
+# Before the first /next there is no invoke: every post names an id the environment does not know. No
+# /init/error: it would end the init, a script of its own rather than a fuzz step.
+init_steps = st.one_of(post_steps(["current", "random", "slashed"]), *steps_in_any_phase)
 
 
 @st.composite
 def runtime_scripts(draw: st.DrawFn) -> dict[str, Any]:
-    during = st.one_of(post_steps(["current", "current", "old", "random", "mangled", "slashed"]), other_steps)
+    during = st.one_of(
+        post_steps(["current"]), post_steps(["old", "random", "mangled", "slashed"]), other_steps
+    )
     script: dict[str, Any] = {
-        "steps": draw(st.lists(during, max_size=6)),
+        "steps": draw(st.lists(during, min_size=1, max_size=6)),
         "after": draw(st.lists(st.one_of(post_steps(["current", "old", "random"]), other_steps), max_size=3)),
         "exit": draw(st.sampled_from([None, None, None, 0, 1, 7])),
         "next_init": None,
@@ -733,20 +740,26 @@ def check_record(record: dict[str, Any], answered: bool) -> None:
         assert record["reply"] == "" or record["reply"].startswith("HTTP/1.1 4"), record
 
 
-def check_answering_posts(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The posts for the invoke in flight, in order, the runtime's own last: one answers it (202), every
-    other is refused as answered already (400 InvalidRequestID). A post whose connection was closed unread
-    races the ones after it; before any such, the first post wins. Returns the posts that may have won."""
+def too_large(post: dict[str, Any], via: str) -> bool:
+    """An answer over the 6 MB a buffered response may hold (a streamed one, to a streaming caller, may
+    hold 200 MB): it ends the invoke as Function.ResponseSizeTooLarge, and the runtime gets 413."""
+    streamed = post.get("kind") == "response" and post.get("mode") == "streaming" and via == "stream"
+    return bool(post.get("oversize")) and not streamed
+
+
+def check_answering_posts(posts: list[dict[str, Any]], via: str) -> list[dict[str, Any]]:
+    """The posts for the invoke in flight, in order, the runtime's own last: one answers it (202, or 413
+    for one too large), every other is refused as answered already (400 InvalidRequestID). A post whose
+    connection was closed unread races the ones after it; before any such, the first post wins. Returns
+    the posts that may have won."""
     for post in posts:
         assert "failure" not in post, post
+        answered = (413, "RequestEntityTooLarge") if too_large(post, via) else (202, None)
         if post["status"] is not None:
-            assert post["status"] == 202 or (post["status"], post["error_type"]) == (
-                400,
-                "InvalidRequestID",
-            ), post
-    accepted = [post for post in posts if post["status"] == 202]
+            assert (post["status"], post["error_type"]) in (answered, (400, "InvalidRequestID")), post
+    accepted = [post for post in posts if post["status"] in (202, 413)]
     assert len(accepted) <= 1, f"two answers accepted for one invoke: {accepted}"
-    assert posts[0]["status"] in (202, None), f"the first answer was refused: {posts[0]}"
+    assert posts[0]["status"] in (202, 413, None), f"the first answer was refused: {posts[0]}"
     if accepted:
         return accepted
     unread = [post for post in posts if post["status"] is None]
@@ -774,31 +787,51 @@ def read_stream(answer: Answer) -> tuple[bytes, dict[str, Any]]:
     return payload, complete
 
 
-def check_caller(answer: Answer, winners: list[dict[str, Any]], via: str = "invoke") -> None:
-    """The caller got the accepted answer's bytes, with its content type and error flag."""
-    if via == "stream":
-        payload, complete = read_stream(answer)
-        for winner in winners:
-            body = base64.b64decode(winner["body"])
-            if winner.get("kind") == "error":
-                expected = {"ErrorCode": "Unhandled", "ErrorDetails": body.decode("utf-8", "replace")}
-                if (payload, complete) == (b"", expected):
-                    return
-            elif (payload, complete) == (body, {}):
-                return
-        raise AssertionError(
-            f"the caller got {payload!r} {complete}, not an answer its runtime posted: {winners}"
-        )
+def check_caller(answer: Answer, winners: list[dict[str, Any]], via: str) -> None:
+    """The caller got what one of the posts that may have won owes it: its bytes, with its content type
+    and error flag, or the error that ends an invoke whose answer was too large."""
     assert answer.status == 200, answer
-    matching = [post for post in winners if base64.b64decode(post["body"]) == answer.body]
-    assert matching, f"the caller got {answer.body!r}, not an answer its runtime posted: {winners}"
-    winner = matching[0]
-    if winner.get("kind") == "error":
-        assert answer.headers.get("x-amz-function-error") == "Unhandled", answer
-        assert answer.headers["content-type"] == "application/json", answer
-    else:
-        assert "x-amz-function-error" not in answer.headers, answer
-        assert answer.headers["content-type"] == (winner.get("content_type") or "application/json"), answer
+    got = read_stream(answer) if via == "stream" else None
+    for winner in winners:
+        if got is not None and owed_stream(got, winner, via):
+            return
+        if got is None and owed_answer(answer, winner):
+            return
+    shown = got if got is not None else answer
+    raise AssertionError(f"the caller got {shown!r}, not what a post of its runtime owes it: {winners}")
+
+
+def _same_bytes(data: bytes, post: dict[str, Any]) -> bool:
+    return (len(data), hashlib.sha256(data).hexdigest()) == (post["size"], post["sha256"])
+
+
+def owed_answer(answer: Answer, post: dict[str, Any]) -> bool:
+    if too_large(post, "invoke"):
+        return (
+            answer.headers.get("x-amz-function-error") == "Unhandled"
+            and json.loads(answer.body).get("errorType") == "Function.ResponseSizeTooLarge"
+        )
+    if post.get("kind") == "error":
+        return (
+            answer.headers.get("x-amz-function-error") == "Unhandled"
+            and answer.headers["content-type"] == "application/json"
+            and _same_bytes(answer.body, post)
+        )
+    return (
+        "x-amz-function-error" not in answer.headers
+        and answer.headers["content-type"] == (post.get("content_type") or "application/json")
+        and _same_bytes(answer.body, post)
+    )
+
+
+def owed_stream(got: tuple[bytes, dict[str, Any]], post: dict[str, Any], via: str) -> bool:
+    payload, complete = got
+    if too_large(post, via):
+        return payload == b"" and complete.get("ErrorCode") == "Function.ResponseSizeTooLarge"
+    if post.get("kind") == "error":
+        details = base64.b64decode(post["body"]).decode("utf-8", "replace")
+        return payload == b"" and complete == {"ErrorCode": "Unhandled", "ErrorDetails": details}
+    return complete == {} and _same_bytes(payload, post)
 
 
 @FUZZ
@@ -833,8 +866,11 @@ def test_generated_runtime_api_sequences(fuzz: FuzzServer, script: dict[str, Any
     after = records[len(during) + len(final) :]
     assert len(after) == len(script["after"]), records
     current = [r for r in during if r["do"] == "post" and r["target"] == "current" and r["mode"] != "bogus"]
-    winners = check_answering_posts(current + final)
+    winners = check_answering_posts(current + final, script["via"])
     check_caller(answer, winners, script["via"])
+    winner = winners[0]
+    event(f"answered by {winner['do']} ({winner.get('kind', 'response')}) via {script['via']}")
+    event(f"winning post status: {winner['status']}, too large: {too_large(winner, script['via'])}")
     for record in during:
         if record not in current:
             check_record(record, answered=False)

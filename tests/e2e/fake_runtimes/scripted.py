@@ -23,6 +23,7 @@ bytes reached a caller.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -36,6 +37,7 @@ BASE = "/2018-06-01/runtime"
 REPORTS = os.environ["FUZZ_REPORTS"]
 # A bound that only catches a hang: every request here is answered (or refused) at once by a working server.
 SOCKET_TIMEOUT_S = 10.0
+OVERSIZE_BYTES = 6 * 1024 * 1024 + 101  # one byte past what a buffered response may hold
 
 
 class Script:
@@ -132,7 +134,18 @@ def target_id(script: Script, step: dict) -> tuple[str, str]:
 
 def answer_body(script: Script, step: dict, index: int) -> bytes:
     token = CURRENT_TOKEN[0]
-    return f"{token}:{index}:".encode() + base64.b64decode(step.get("body", ""))
+    body = f"{token}:{index}:".encode() + base64.b64decode(step.get("body", ""))
+    if step.get("oversize"):
+        body += b"o" * (OVERSIZE_BYTES - len(body))
+    return body
+
+
+def body_fields(body: bytes) -> dict:
+    """How a record names the bytes it posted: whole when small, else by length and digest."""
+    fields = {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    if len(body) <= 65536:
+        fields["body"] = base64.b64encode(body).decode()
+    return fields
 
 
 def post(script: Script, step: dict, index: int) -> dict:
@@ -148,7 +161,9 @@ def post(script: Script, step: dict, index: int) -> dict:
     body = answer_body(script, step, index)
     conn = step.get("conn", "fresh")
     record = exchange(script, "POST", f"{BASE}/invocation/{request_id}/{action}", body, headers, conn)
-    record.update(target=kind, kind=action, body=base64.b64encode(body).decode(), conn=conn)
+    record.update(
+        target=kind, kind=action, conn=conn, oversize=bool(step.get("oversize")), **body_fields(body)
+    )
     record.update(
         content_type=step.get("content_type"), mode=step.get("mode") if action == "response" else None
     )
@@ -295,7 +310,7 @@ def main() -> None:
             final.update(
                 exchange(script, "POST", f"{BASE}/invocation/{request_id}/response", body, {}, "main")
             )
-            final["body"] = base64.b64encode(body).decode()
+            final.update(body_fields(body))
             script.records.append(final)
         script.request_id = request_id  # `after` steps: the invoke is answered, its id is now an old one
         script.posted_current = True
