@@ -635,6 +635,8 @@ def post_steps(targets: list[str]) -> st.SearchStrategy[dict[str, Any]]:
             "mode": st.sampled_from([None, None, "streaming", "bogus"]),
             "conn": st.sampled_from(["main", "fresh", "fresh-close"]),
             "oversize": st.sampled_from([False] * 7 + [True]),
+            "chunked": st.booleans(),
+            "trailer": st.booleans(),
         }
     )
 
@@ -805,11 +807,22 @@ def _same_bytes(data: bytes, post: dict[str, Any]) -> bool:
     return (len(data), hashlib.sha256(data).hexdigest()) == (post["size"], post["sha256"])
 
 
+def failed_midway(post: dict[str, Any]) -> bool:
+    """A streamed response whose trailers say it failed: the invoke's outcome is that error."""
+    return bool(post.get("trailer")) and post.get("kind") == "response" and post.get("mode") == "streaming"
+
+
 def owed_answer(answer: Answer, post: dict[str, Any]) -> bool:
     if too_large(post, "invoke"):
         return (
             answer.headers.get("x-amz-function-error") == "Unhandled"
             and json.loads(answer.body).get("errorType") == "Function.ResponseSizeTooLarge"
+        )
+    if failed_midway(post):
+        return (
+            answer.headers.get("x-amz-function-error") == "Unhandled"
+            and answer.headers["content-type"] == "application/json"
+            and answer.body == base64.b64decode(post["trailer"])
         )
     if post.get("kind") == "error":
         return (
@@ -828,6 +841,10 @@ def owed_stream(got: tuple[bytes, dict[str, Any]], post: dict[str, Any], via: st
     payload, complete = got
     if too_large(post, via):
         return payload == b"" and complete.get("ErrorCode") == "Function.ResponseSizeTooLarge"
+    if failed_midway(post):
+        error = json.loads(base64.b64decode(post["trailer"]))
+        expected = {"ErrorCode": error["errorType"], "ErrorDetails": error["errorMessage"]}
+        return complete == expected and _same_bytes(payload, post)
     if post.get("kind") == "error":
         details = base64.b64decode(post["body"]).decode("utf-8", "replace")
         return payload == b"" and complete == {"ErrorCode": "Unhandled", "ErrorDetails": details}
@@ -871,6 +888,7 @@ def test_generated_runtime_api_sequences(fuzz: FuzzServer, script: dict[str, Any
     winner = winners[0]
     event(f"answered by {winner['do']} ({winner.get('kind', 'response')}) via {script['via']}")
     event(f"winning post status: {winner['status']}, too large: {too_large(winner, script['via'])}")
+    event(f"winning post failed midway: {failed_midway(winner)}, chunked: {winner.get('chunked', False)}")
     for record in during:
         if record not in current:
             check_record(record, answered=False)

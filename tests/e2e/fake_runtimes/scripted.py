@@ -105,6 +105,32 @@ def exchange(
         connection.close()
 
 
+def send_chunked(path: str, body: bytes, headers: dict, trailer: bytes | None, read: bool) -> dict:
+    """A post whose body is chunked (in two pieces), on a connection of its own; with `trailer`, the error
+    trailers a streamed response that failed midway ends with."""
+    head = f"POST {path} HTTP/1.1\r\nHost: {API}\r\nTransfer-Encoding: chunked\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    if trailer is not None:
+        head += "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
+    data = head.encode("latin-1") + b"\r\n"
+    middle = len(body) // 2
+    for piece in (body[:middle], body[middle:]):
+        if piece:
+            data += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    data += b"0\r\n"
+    if trailer is not None:
+        data += b"Lambda-Runtime-Function-Error-Type: Fuzz.Stream\r\n"
+        data += b"Lambda-Runtime-Function-Error-Body: " + base64.b64encode(trailer) + b"\r\n"
+    data += b"\r\n"
+    with connect() as sock:
+        sock.sendall(data)
+        if not read:
+            return {"status": None}
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return describe(response.status, response.read())
+
+
 def describe(status: int, body: bytes) -> dict:
     try:
         error_type = json.loads(body).get("errorType")
@@ -160,9 +186,21 @@ def post(script: Script, step: dict, index: int) -> dict:
         headers["Lambda-Runtime-Function-Error-Type"] = "Fuzz.Error"
     body = answer_body(script, step, index)
     conn = step.get("conn", "fresh")
-    record = exchange(script, "POST", f"{BASE}/invocation/{request_id}/{action}", body, headers, conn)
+    path = f"{BASE}/invocation/{request_id}/{action}"
+    trailer = None
+    if step.get("chunked"):
+        if step.get("trailer"):  # how a streamed response says it failed midway (reference section 1)
+            message = f"{CURRENT_TOKEN[0]}:{index}:stream"
+            trailer = json.dumps({"errorMessage": message, "errorType": "Fuzz.Stream"}).encode()
+        conn = "fresh-close" if conn == "fresh-close" else "fresh"
+        record = send_chunked(path, body, headers, trailer, read=conn == "fresh")
+    else:
+        record = exchange(script, "POST", path, body, headers, conn)
     record.update(
         target=kind, kind=action, conn=conn, oversize=bool(step.get("oversize")), **body_fields(body)
+    )
+    record.update(
+        chunked=bool(step.get("chunked")), trailer=base64.b64encode(trailer).decode() if trailer else None
     )
     record.update(
         content_type=step.get("content_type"), mode=step.get("mode") if action == "response" else None
