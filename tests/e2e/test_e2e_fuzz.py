@@ -306,14 +306,14 @@ def learn_accounting(server: RapidServer, reports: Path) -> Accounting:
             server, request_bytes("POST", f"/2015-03-31/functions/{ECHO}/invocations", headers, b"{}")
         )
         assert data is not None and parse_answer(data).status in (200, 204)
-    event = call(
+    queued = call(
         server,
         request_bytes(
             "POST", f"/2015-03-31/functions/{ECHO}/invocations", {"X-Amz-Invocation-Type": "Event"}, b"{}"
         ),
     )
-    assert event is not None
-    event_id = parse_answer(event).headers["x-amzn-requestid"]
+    assert queued is not None
+    event_id = parse_answer(queued).headers["x-amzn-requestid"]
     server.wait_for_line(lambda line: line.startswith(f"REPORT RequestId: {event_id}\t"))
     stream = call(
         server,
