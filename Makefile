@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo demo-api test lint typecheck check clean bench bench-quick bench-coldstart
+.PHONY: demo demo-api test fuzz lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ demo-api: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The property and fuzz suite against a live server (tests/e2e/test_e2e_fuzz.py), at length: `make test` runs
+# a few dozen examples of each generator; this runs FUZZ_EXAMPLES of each (~1.5 min per 1000), and shrinks a
+# failing one to its simplest form.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(TEST_STAMP)
+	RAPIDBOOT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/e2e/test_e2e_fuzz.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check runtime rapid_server layers tests examples benchmarks

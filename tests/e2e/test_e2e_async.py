@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,6 +116,7 @@ def server(code_root: Path, workdir: Path) -> Iterator[RapidServer]:
         "throttled": events_function(
             code_root,
             out / "throttled.jsonl",
+            handler="gated.handler",
             reserved_concurrency=1,
             maximum_event_age=0.5,
             on_failure="file:out/throttled-failure.jsonl",
@@ -253,12 +255,16 @@ def test_retries_exhausted_go_to_on_failure(server: RapidServer, workdir: Path) 
 
 def test_throttled_event_expires_to_on_failure(server: RapidServer, workdir: Path) -> None:
     """The function's one unit of reserved concurrency is held by a sync invoke: the event is throttled
-    and retried with backoff until it is older than maximum_event_age (0.5 s here)."""
-    with ThreadPoolExecutor(1) as pool:
-        holder = pool.submit(server.invoke, "throttled", {"token": "holder", "sleep": 2})
-        assert wait_until(lambda: bool(server.runtime_processes("throttled")), DELIVERY_TIMEOUT_S)
-        request_id = event_invoke(server, "throttled", {"token": "starved"})
-        record = wait_for_record(workdir / "out" / "throttled-failure.jsonl", request_id)
+    and retried with backoff until it is older than maximum_event_age (0.5 s here). The holder runs until
+    the test has seen that record: it waits at a gate the test closes then."""
+    with socket.create_server(("127.0.0.1", 0)) as gate, ThreadPoolExecutor(1) as pool:
+        gate.settimeout(DELIVERY_TIMEOUT_S)
+        holder_event = {"token": "holder", "gate": gate.getsockname()[1]}
+        holder = pool.submit(server.invoke, "throttled", holder_event)
+        inside, _ = gate.accept()  # the holder's handler is running: it has the one unit of concurrency
+        with inside:
+            request_id = event_invoke(server, "throttled", {"token": "starved"})
+            record = wait_for_record(workdir / "out" / "throttled-failure.jsonl", request_id)
         assert holder.result().status_code == 200
     assert record["requestContext"]["condition"] == "EventAgeExceeded"
     assert record["requestContext"]["approximateInvokeCount"] == 0

@@ -7,6 +7,7 @@ Functions run our bootstrap with tests/e2e/functions/scaling/chaos.py.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def memory_server(
 ) -> Iterator[RapidServer]:
     mode = str(request.param)
     root = tmp_path_factory.mktemp(f"memory-{mode}")
-    config = write_tables(root / "rapidboot.toml", {"oom": chaos(), "measured": chaos()})
+    config = write_tables(
+        root / "rapidboot.toml", {"oom": chaos(handler="gated.handler"), "measured": chaos()}
+    )
     server = RapidServer(["--config", str(config), "--memory-enforcement", mode], root)
     try:
         server.start()
@@ -62,8 +65,11 @@ def memory_server(
 
 def test_exceeding_memory_kills_the_environment(memory_server: RapidServer) -> None:
     warm = ok_body(memory_server.invoke("oom", {"token": "warm"}), "warm")
-    # 300 MB, every page written, held long enough for a watcher sampling every 100 ms to see it.
-    response = memory_server.invoke("oom", {"action": "allocate", "megabytes": 300, "hold_seconds": 5})
+    # 300 MB, every page written and kept, then held at a gate the test never opens: only the memory limit
+    # ends it (a watcher sampling every 100 ms must see it; a limit not enforced ends in the 10 s timeout).
+    with socket.create_server(("127.0.0.1", 0)) as gate:
+        event = {"action": "allocate", "megabytes": 300, "keep": True, "gate": gate.getsockname()[1]}
+        response = memory_server.invoke("oom", event)
     request_id = request_id_of(response)
     assert response.status_code == 200, response.text
     assert response.headers.get("X-Amz-Function-Error") == "Unhandled"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import httpx
 import pytest
 from e2e_harness import (
     EXIT_TIMEOUT_S,
+    HTTP_TIMEOUT_S,
     SCALING_CODE,
     RapidServer,
     chaos,
@@ -70,7 +73,7 @@ def environ_of(pid: int) -> dict[str, str]:
 def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
     root = tmp_path_factory.mktemp("scaling")
     tables = {
-        "scale-out": chaos(),
+        "scale-out": chaos(handler="gated.handler"),
         "mru": fake(),
         "reaped": chaos(idle_timeout=1),
         "provisioned": chaos(provisioned_concurrency=2),
@@ -85,8 +88,21 @@ def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServe
 
 
 def test_sixteen_simultaneous_first_invokes_start_sixteen_environments(pool_server: RapidServer) -> None:
-    events = [{"action": "sleep", "seconds": 0.5, "token": f"t{i}"} for i in range(16)]
-    responses = invoke_all_at_once(pool_server, "scale-out", events)
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as gate, ThreadPoolExecutor(1) as pool:
+        gate.settimeout(HTTP_TIMEOUT_S)
+        events = [{"token": f"t{i}", "gate": gate.getsockname()[1]} for i in range(16)]
+        pending = pool.submit(invoke_all_at_once, pool_server, "scale-out", events)
+        inside: list[socket.socket] = []
+        try:
+            # All sixteen handlers are at the gate at once: they cannot share an environment.
+            while len(inside) < 16:
+                inside.append(gate.accept()[0])
+        except TimeoutError:
+            raise AssertionError(f"only {len(inside)} of 16 invokes ran at once") from None
+        finally:
+            for connection in inside:
+                connection.close()
+        responses = pending.result()
     bodies = [ok_body(response, f"t{i}") for i, response in enumerate(responses)]
     assert len({body["pid"] for body in bodies}) == 16, "each simultaneous invoke needs its own environment"
     assert all(body["count"] == 1 for body in bodies)

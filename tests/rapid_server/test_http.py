@@ -147,6 +147,14 @@ class Server:
             while not predicate():
                 await asyncio.sleep(0)
 
+    async def idle(self) -> None:
+        """Until the protocol has nothing left to do: no request queued, no handler running. A check that
+        something did *not* happen comes after this, when nothing more can happen (not after N loop turns)."""
+        protocol = self.protocol
+        await self.until(
+            lambda: not protocol._queue and (protocol._worker is None or protocol._worker.done())
+        )
+
     async def responses(self, count: int) -> list[ParsedResponse]:
         await self.until(lambda: _complete_responses(self.transport.written) >= count)
         return parse_responses(self.transport.written)
@@ -169,6 +177,14 @@ def parking() -> tuple[Callable[[Request], Awaitable[Response | None]], list[Req
         return None
 
     return handler, parked
+
+
+async def loop_moved_on() -> None:
+    """A later event: a request on another connection, fed now and answered by its own handler task. What
+    the loop had already been asked to do (a step queued by the code under test) has run by then."""
+    other = Server()
+    other.feed(GET)
+    await other.responses(1)
 
 
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
@@ -250,10 +266,10 @@ def test_keep_alive_serves_two_sequential_requests() -> None:
 def test_pipelined_requests_are_handled_one_at_a_time_and_answered_in_order() -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-        handled: list[str] = []
+        handled: list[tuple[str, int]] = []  # each request, and how many answers were written when it began
 
         async def handler(request: Request) -> Response:
-            handled.append(request.path)
+            handled.append((request.path, len(parse_responses(server.transport.written))))
             if request.path == "/slow":
                 await gate.wait()
             return Response(200, request.path.encode())
@@ -264,15 +280,13 @@ def test_pipelined_requests_are_handled_one_at_a_time_and_answered_in_order() ->
             b"GET /fast HTTP/1.1\r\n\r\n"
             b"POST /third HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
         )
-        await server.until(lambda: handled == ["/slow"])
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert handled == ["/slow"], "the next request started before the first was answered"
+        await server.until(lambda: len(handled) == 1)
         assert server.transport.written == b""
         gate.set()
         responses = await server.responses(3)
         assert [r.body for r in responses] == [b"/slow", b"/fast", b"/third"]
-        assert handled == ["/slow", "/fast", "/third"]
+        # Each began only once the one before it was answered.
+        assert handled == [("/slow", 0), ("/fast", 1), ("/third", 2)]
 
     run(scenario)
 
@@ -324,8 +338,7 @@ def test_request_with_connection_close_is_answered_and_a_pipelined_one_ignored()
         server = Server()
         server.feed(b"GET /one HTTP/1.1\r\nConnection: close\r\n\r\n" + GET)
         await server.until(lambda: server.transport.closed)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await server.idle()
         assert [r.path for r in server.requests] == ["/one"]
         (response,) = parse_responses(server.transport.written)
         assert response.status == 200
@@ -459,8 +472,7 @@ def test_protocol_upgrade_is_refused() -> None:
         assert response.status == 400
         assert b"upgrade" in response.body.lower()
         assert server.transport.closed
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await server.idle()
         assert server.requests == [], "the upgrade request reached the handler"
 
     run(scenario)
@@ -597,8 +609,7 @@ def test_connection_lost_drops_queued_requests() -> None:
         await server.until(lambda: len(server.requests) == 1)
         server.protocol.connection_lost(None)
         gate.set()
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await server.idle()
         assert len(server.requests) == 1
 
     run(scenario)
@@ -610,8 +621,7 @@ def test_handler_returning_none_answers_later_through_the_connection() -> None:
         server = Server(handler)
         server.feed(GET)
         await server.until(lambda: len(parked) == 1)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await server.idle()  # the handler has returned None: nothing is written until the connection is used
         assert server.transport.written == b""
         connection = parked[0].connection
         assert connection.send(Response(200, b"later", [("X-Late", "1")]))
@@ -654,22 +664,23 @@ def test_deferred_answer_on_a_closing_connection_closes_it() -> None:
 def test_deferred_answer_keeps_pipelined_responses_in_order() -> None:
     async def scenario() -> None:
         parked: list[Request] = []
+        second_began_after: list[bytes] = []  # what had been written when /second was handled
 
         async def handler(request: Request) -> Response | None:
             if request.path == "/deferred":
                 parked.append(request)
                 return None
+            second_began_after.append(bytes(server.transport.written))
             return Response(200, b"second")
 
         server = Server(handler)
         server.feed(b"GET /deferred HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\n\r\n")
         await server.until(lambda: len(parked) == 1)
-        for _ in range(10):
-            await asyncio.sleep(0)
-        parked[0].connection.send(Response(200, b"first"))
-        for _ in range(10):
-            await asyncio.sleep(0)
-        assert [r.body for r in parse_responses(server.transport.written)] == [b"first", b"second"]
+        await loop_moved_on()  # /second has had every chance to start too early
+        assert parked[0].connection.send(Response(200, b"first"))
+        responses = await server.responses(2)
+        assert [r.body for r in responses] == [b"first", b"second"]
+        assert [[r.body for r in parse_responses(w)] for w in second_began_after] == [[b"first"]]
 
     run(scenario)
 
@@ -679,9 +690,13 @@ def test_deferred_answer_keeps_pipelined_responses_in_order() -> None:
 
 def test_a_chunked_answer_is_framed_and_the_next_pipelined_request_waits_for_its_end() -> None:
     async def scenario() -> None:
+        ended: list[bool] = []
+        second_began_after_the_end: list[bool] = []
+
         async def handler(request: Request) -> Response | None:
             if request.path == "/stream":
                 return None  # answered through the connection, in pieces
+            second_began_after_the_end.append(bool(ended))
             return Response(200, b"second")
 
         server = Server(handler)
@@ -694,11 +709,12 @@ def test_a_chunked_answer_is_framed_and_the_next_pipelined_request_waits_for_its
         assert connection.write_chunk(b"one")
         assert connection.write_chunk(b"")  # nothing is written: an empty chunk would end the body
         assert connection.write_chunk(b"two")
-        for _ in range(10):
-            await asyncio.sleep(0)
-        assert len(server.requests) == 1  # the pipelined request is not handled mid-stream
+        await loop_moved_on()  # /second has had every chance to start mid-stream
+        assert len(server.requests) == 1
+        ended.append(True)
         connection.end_chunked()
         first, second = await server.responses(2)
+        assert second_began_after_the_end == [True], "the pipelined request was handled mid-stream"
         assert (first.status, first.body) == (200, b"onetwo")
         assert first.headers["transfer-encoding"] == "chunked"
         assert first.headers["content-type"] == "application/vnd.amazon.eventstream"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,20 +50,31 @@ def _app(task_root: Path, import_from: str = "public", threads: bool = False) ->
     write(task_root, {"app.py": source})
 
 
-def _terminate(proc: object) -> tuple[int, str, str, float]:
-    started = time.perf_counter()
-    proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
-    stdout, stderr = proc.communicate(timeout=10)  # type: ignore[attr-defined]
-    took = time.perf_counter() - started
-    return proc.returncode, stdout.decode(), stderr.decode(), took  # type: ignore[attr-defined]
+# A bound that only catches a hang: a runtime still blocked (in its /next read, or in a handler sleeping for
+# an hour) never exits by itself. How fast it exits is a benchmark's question (Lambda SIGKILLs 300-500 ms
+# after SIGTERM; measured ~10 ms here), not this test's.
+EXIT_BOUND_S = 10.0
 
 
-def _assert_graceful(code: int, stdout: str, stderr: str, took: float) -> None:
+def _terminate(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = proc.communicate(timeout=EXIT_BOUND_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(
+            f"the runtime was still running {EXIT_BOUND_S} s after SIGTERM: it did not leave what it was "
+            f"blocked in.\nstdout: {stdout.decode()!r}\nstderr: {stderr.decode()!r}"
+        ) from None
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def _assert_graceful(code: int, stdout: str, stderr: str) -> None:
     assert code == 0, stderr
     lines = [line for line in stdout.splitlines() if line and not line.startswith("[")]
     assert lines == ["last registered runs first", "first callback", "atexit ran"], stdout
     assert stderr == "rapidboot: shutdown callback failing failed: ValueError: boom\n"
-    assert took < 1.0  # Lambda SIGKILLs 300-500 ms after SIGTERM; measured ~10 ms here
 
 
 @pytest.mark.parametrize(
