@@ -48,6 +48,7 @@ from e2e_harness import (
     LINE_TIMEOUT_S,
     RapidServer,
     descendants,
+    is_supervisor,
     open_fd_count,
     running_server,
     wait_until,
@@ -159,8 +160,9 @@ class Accounting:
         return counts
 
     def _tree(self) -> list[Any]:
+        """The server's processes but its supervisor, which lives as long as the server does."""
         assert self.server.process is not None
-        return descendants(self.server.process.pid)
+        return [p for p in descendants(self.server.process.pid) if not is_supervisor(p)]
 
     def problems(self) -> list[str]:
         """Why the server is not settled now (empty when it is)."""
