@@ -378,17 +378,17 @@ class Environment:
         """A Runtime API connection is served only if it comes from the runtime or one of its descendants
         (peers.py); anyone else's is closed unread, and logged. Once per connection, never per request."""
         assert self._peers is not None
-        process = self._process
+        # Spawned from the spawner thread, a runtime can connect before `start` has its process object.
+        pid = self._process.pid if self._process is not None else self._limits.spawned_pid()
         try:
             cgroup = self._limits.cgroup
             members = cgroup.pids if cgroup is not None else None
-            if process is not None and self._peers.owned_by(sock, process.pid, members):
+            if pid is not None and self._peers.owned_by(sock, pid, members):
                 return True
             peer_pid = self._peers.foreign_owner(sock)
         except Exception as exc:  # a bug in the check must not lock out the runtime: admit, say so
             self._on_error(exc)
             return True
-        pid = process.pid if process is not None else None
         self._sink.platform(rendering.foreign_peer_line(self.config.name, pid, peer_pid))
         return False
 
@@ -437,6 +437,27 @@ class Environment:
             return rendering.RUNTIME_ACCEPTED
         self._complete(flight, _Outcome(InvokeResult(body, content_type or "application/json", False)))
         return rendering.RUNTIME_ACCEPTED
+
+    def runtime_response_truncated(self, request_id: str) -> None:
+        """A streamed response's connection closed before its body ended. As AWS's emulator has it, that
+        response is the invoke's answer, and a failed one: the caller's stream ends with
+        Runtime.TruncatedResponse (not as a success made of the bytes that came), and a later post for the
+        same invoke is refused as any second answer."""
+        flight = self._inflight.get(request_id)
+        if flight is None or flight.outcome.done() or not flight.seat.allows(Event.RESPONSE):
+            return
+        flight.seat.fire(Event.RESPONSE)
+        received = flight.invocation.stream.received if flight.invocation.stream is not None else 0
+        message = (
+            f"The function's streamed response was cut off after {received} bytes: its connection closed"
+        )
+        body = rendering.function_error_body(errors.RUNTIME_TRUNCATED_RESPONSE, message)
+        self._complete(
+            flight,
+            _Outcome(
+                InvokeResult(body, "application/json", True), "error", errors.RUNTIME_TRUNCATED_RESPONSE
+            ),
+        )
 
     def runtime_error(self, request_id: str, body: bytes, too_large: int = 0) -> Response:
         flight, refusal = self._accept_answer(request_id, Event.ERROR, too_large)

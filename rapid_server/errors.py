@@ -18,6 +18,8 @@ RUNTIME_EXIT_ERROR = "Runtime.ExitError"
 RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
 RUNTIME_OUT_OF_MEMORY = "Runtime.OutOfMemory"  # REPORT/telemetry only; the invoker sees Runtime.ExitError
 RUNTIME_UNKNOWN = "Runtime.Unknown"
+# A streamed response whose connection closed before its body ended (AWS's emulator: fatalerror).
+RUNTIME_TRUNCATED_RESPONSE = "Runtime.TruncatedResponse"
 FUNCTION_UNKNOWN = "Function.Unknown"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 

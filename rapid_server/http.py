@@ -58,6 +58,7 @@ class Request:
 
     __slots__ = (
         "body",
+        "body_aborted",
         "body_receiver",
         "body_size",
         "connection",
@@ -81,6 +82,8 @@ class Request:
         self.trailers: dict[str, str] = {}  # fields after a chunked body (lower-case names)
         # Set when the body is passed on as it arrives rather than kept (`BodyRouter`): `body` stays empty.
         self.body_receiver: BodyReceiver | None = None
+        # Told if the connection ends before such a body does (set by the router with the receiver).
+        self.body_aborted: Callable[[], None] | None = None
 
 
 class Response:
@@ -320,6 +323,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reset = isinstance(exc, ConnectionResetError)
+        receiving = self._current
+        if receiving is not None and receiving.body_aborted is not None:
+            self._current = None
+            receiving.body_aborted()  # a body passed on as it arrived will not end: its receiver must know
         self.transport = None
         self.socket = None
         self._queue.clear()

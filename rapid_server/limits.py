@@ -28,6 +28,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from .memory import PeakMemory
 _MIB = 1024 * 1024
 _CGROUP_FS = Path("/sys/fs/cgroup")
 _CGROUP_V1_MEMORY = _CGROUP_FS / "memory"
+_SPAWN_RESULT_WAIT_S = 1.0  # spawned_pid: bounds a wait that in practice is microseconds
 _ENDED_POLL_S = 0.005  # between kills of what is left in an ending environment's cgroup
 _ENDED_BOUND_S = 5.0  # past this, what is left (stuck in the kernel) is left to the server's exit
 
@@ -71,6 +73,7 @@ class EnvironmentLimits:
         # Where the environment's processes are found: its own v1 cgroup (given at spawn), else its v2
         # memory cgroup; None: the runtime's process group only.
         self.cgroup: Cgroup | None = memory.tracking()
+        self._spawning: Future[tuple[subprocess.Popen[Any], Cgroup]] | None = None
         self._group: int | None = None
 
     async def spawn(self, start: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[Any]:
@@ -78,9 +81,24 @@ class EnvironmentLimits:
         in it (containment.py) where there is one, else right here."""
         if self._spawner is None:
             return start()
-        popen, cgroup = await asyncio.wrap_future(self._spawner.spawn(start))
+        self._spawning = self._spawner.spawn(start)
+        popen, cgroup = await asyncio.wrap_future(self._spawning)
         self.cgroup = cgroup
         return popen
+
+    def spawned_pid(self) -> int | None:
+        """The runtime's pid while `spawn` is still being awaited: its Runtime API connection can be
+        accepted before the loop has taken the spawner thread's result (seen under load). The thread sets
+        that result as soon as the vfork returns, that is once the runtime has exec'd, so for a runtime that
+        has connected it is there already, or within microseconds."""
+        spawning = self._spawning
+        if spawning is None:
+            return None
+        try:
+            popen, _ = spawning.result(timeout=_SPAWN_RESULT_WAIT_S)
+        except Exception:  # not spawned (it failed, or is not done): no runtime to compare with
+            return None
+        return int(popen.pid)
 
     def started(self, pid: int) -> None:
         """Right after spawn."""

@@ -73,9 +73,13 @@ def make_body_router(environment: Environment) -> BodyRouter:
         match = _INVOCATION.match(request.path)
         if match is None or match["action"] != "response":
             return None
-        return environment.stream_receiver(
-            match["id"], request.connection, request.headers.get("content-type")
+        request_id = match["id"]
+        receiver = environment.stream_receiver(
+            request_id, request.connection, request.headers.get("content-type")
         )
+        if receiver is not None:
+            request.body_aborted = lambda: environment.runtime_response_truncated(request_id)
+        return receiver
 
     return route
 
