@@ -268,8 +268,18 @@ def partial_body(script: Script, step: dict, index: int) -> dict:
         f"POST {BASE}/invocation/{request_id}/response HTTP/1.1\r\nHost: {API}\r\n{mode}"
         f"Content-Length: {len(sent) + int(step['missing'])}\r\n\r\n"
     )
-    with connect() as sock:
-        sock.sendall(head.encode() + sent)
+    sock = connect()
+    sock.sendall(head.encode() + sent)
+    if step.get("keep_open"):
+        KEPT.append(sock)  # closed by a later `close_kept` step: the server has read what was sent by then
+    else:
+        sock.close()
+    return {}
+
+
+def close_kept(script: Script, step: dict, index: int) -> dict:
+    while KEPT:
+        KEPT.pop().close()
     return {}
 
 
@@ -296,9 +306,11 @@ STEPS = {
     "head_then_close": head_then_close,
     "partial_body": partial_body,
     "close_idle": close_idle,
+    "close_kept": close_kept,
     "hold": hold,
 }
 CURRENT_TOKEN = ["init"]
+KEPT: list[socket.socket] = []  # connections a step left open
 
 
 # --- the loop -------------------------------------------------------------------------------------------
