@@ -189,7 +189,7 @@ class Reloader:
     async def _feed(
         self, paths: tuple[str, ...], recursive: bool, targets: Targets, stop: asyncio.Event
     ) -> None:
-        from watchfiles import awatch  # lazy: see the module's docstring
+        from watchfiles import Change, awatch  # lazy: see the module's docstring
 
         def accept(change: Change, path: str) -> bool:
             return targets.accepts(path)
@@ -204,7 +204,17 @@ class Reloader:
                 recursive=recursive,
                 raise_interrupt=None,  # the default warns; the server handles SIGINT itself
             ):
-                self._batches.put_nowait({path for _, path in changes})
+                seen: dict[str, set[Change]] = {}
+                for change, path in changes:
+                    seen.setdefault(path, set()).add(change)
+                # An editor's (or `sed -i`'s) temporary file, made and gone within the batch, changed nothing.
+                batch = {
+                    path
+                    for path, kinds in seen.items()
+                    if not ({Change.added, Change.deleted} <= kinds and not os.path.lexists(path))
+                }
+                if batch:
+                    self._batches.put_nowait(batch)
         except OSError as exc:  # a watched directory went away as the watch started
             self._notice(f"rapidboot: cannot watch {', '.join(paths)}: {exc}")
 

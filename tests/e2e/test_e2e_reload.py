@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,16 @@ def test_an_edited_handler_answers_the_next_invoke_without_a_restart(server: Rap
     assert wait_stderr(server, "rapidboot: reloaded", seen) == "rapidboot: reloaded Hello: src/app.py"
     assert answer(server) == "v2"
     assert all(process.pid != old[0].pid for process in server.runtime_processes("Hello"))
+
+
+def test_an_editors_temporary_file_is_not_named_as_a_change(server: RapidServer) -> None:
+    """`sed -i` (like many editors) writes a temporary file beside the one it edits and renames it over
+    it: the reload line names the edited file only."""
+    src = Path(server.args[server.args.index("--template") + 1]).parent / "src"
+    seen = len(server.stderr.lines)
+    subprocess.run(["sed", "-i", "s/v1/v2/", str(src / "app.py")], check=True)
+    assert wait_stderr(server, "rapidboot: reloaded", seen) == "rapidboot: reloaded Hello: src/app.py"
+    assert answer(server) == "v2"
 
 
 def test_code_served_from_flags_reloads_with_watch(tmp_path: Path) -> None:
