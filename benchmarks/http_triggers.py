@@ -16,15 +16,12 @@ the ratio is the HTTP path's cost over the Invoke API's.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +30,7 @@ from benchmarks.invoke_client import InvokeClient
 from benchmarks.local_server import READY, invoke_path, stop_server
 from benchmarks.results import OURS, PEER, Entry, Row
 from benchmarks.stats import summarize
+from benchmarks.warm_invoke import Target, warm_samples
 
 if TYPE_CHECKING:
     from benchmarks.peers import Peers
@@ -65,13 +63,6 @@ INVOKE_API = "Invoke API, same function"
 Tick = Callable[[str], None]
 
 
-@dataclass(slots=True)
-class Target:
-    name: str
-    client: InvokeClient
-    path: str
-
-
 @contextmanager
 def targets(directory: Path) -> Iterator[list[Target]]:
     """The server of the template, and one keep-alive connection per way in."""
@@ -101,33 +92,16 @@ def targets(directory: Path) -> Iterator[list[Target]]:
         ):
             client = InvokeClient(host, port)
             stack.callback(client.close)
-            connected.append(Target(name, client, path))
+            connected.append(Target(name, OURS, client, path))
         yield connected
 
 
 def samples(
     connected: list[Target], payload: bytes, count: int, warmups: int, tick: Tick = lambda _: None
 ) -> dict[str, list[float]]:
-    """Milliseconds per request of each way in, interleaved, after `warmups` discarded requests each."""
-    expected = json.loads(payload)
-
-    def request(target: Target) -> float:
-        start = time.perf_counter()
-        status, _, body = target.client.post(target.path, payload)
-        elapsed = (time.perf_counter() - start) * 1000
-        if status != 200 or json.loads(body) != expected:
-            raise RuntimeError(f"{target.name}: unexpected response {status} {body[:200]!r}")
-        return elapsed
-
-    for target in connected:
-        for _ in range(warmups):
-            request(target)
-    timings: dict[str, list[float]] = {target.name: [] for target in connected}
-    for _ in range(count):
-        for target in connected:
-            tick(target.name)
-            timings[target.name].append(request(target))
-    return timings
+    """Milliseconds per request of each way in, interleaved, after `warmups` discarded requests each: the
+    warm benchmark's own loop, so that the two ways in are timed exactly as an invoke is."""
+    return warm_samples(connected, payload, count, warmups, tick)
 
 
 def rows(timings: dict[str, list[float]], payload_bytes: int) -> list[Row]:

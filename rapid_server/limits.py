@@ -484,7 +484,7 @@ def make_cgroup_v2_root(server_id: str, cgroup_fs: Path, self_cgroup: Path, pid:
             return None  # not delegated to us
     except OSError:
         return None
-    _remove_stale_v2_cgroups(base)
+    remove_stale_roots(base)  # v2 cgroups of servers that died without cleaning up
     root = base / f"rapidboot-{server_id}"
     moved = False
     try:
@@ -507,7 +507,7 @@ def make_cgroup_v2_root(server_id: str, cgroup_fs: Path, self_cgroup: Path, pid:
         if moved:
             with contextlib.suppress(OSError):
                 (base / "cgroup.procs").write_text(str(pid))
-        _remove_cgroup_tree(root)
+        remove_tree(root)
         return None
     return root
 
@@ -518,20 +518,6 @@ def _own_cgroup_v2(self_cgroup: Path) -> str | None:
         if line.startswith("0::"):
             return line[3:] or "/"
     return None
-
-
-def _remove_stale_v2_cgroups(base: Path) -> None:
-    """v2 cgroups of servers that died without cleaning up: empty by now, so removable."""
-    for root in base.glob("rapidboot-*"):
-        pid = root.name.removeprefix("rapidboot-")
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            _remove_cgroup_tree(root)
-
-
-def _remove_cgroup_tree(root: Path) -> None:
-    """Remove a cgroup and its (empty) children. Our own leaf (`server/`, v2) stays while we are in it and
-    goes at next start."""
-    remove_tree(root)
 
 
 def _remove_stale_scratch() -> None:
