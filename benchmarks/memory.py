@@ -32,17 +32,19 @@ class Memory:
 
 
 def children(pid: int) -> list[int]:
-    """Direct children of `pid` (the runtimes; each leads its own session)."""
+    """Direct children of `pid` that are runtimes (each leads its own session): not the server's one
+    supervisor process (rapid_server/containment.py), whose RSS is the server's own cost."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             stat = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         # pid (comm) state ppid ...: comm may contain spaces and parentheses; split after the last ")".
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
+        if int(stat.rpartition(")")[2].split()[1]) == pid and b"supervise" not in cmdline:
             found.append(int(entry.name))
     return found
 
