@@ -15,13 +15,15 @@ $(BIN)/python:
 # finder whose imports (importlib.util, contextlib, re) cost ~15 ms of `site` in every Python process this
 # venv starts, so in every function's cold start. Falls back to the default mode where compat is gone.
 EDITABLE = --config-settings editable_mode=compat
+# setuptools says at length, on every install, that compat mode is transitional: known, and chosen above.
+QUIET_BUILD = PYTHONWARNINGS=ignore
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e . $(EDITABLE) || $(BIN)/python -m pip install --quiet -e .
+	$(QUIET_BUILD) $(BIN)/python -m pip install --quiet -e . $(EDITABLE) || $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(EDITABLE) || $(BIN)/python -m pip install --quiet -e '.[test]'
+	$(QUIET_BUILD) $(BIN)/python -m pip install --quiet -e '.[test]' $(EDITABLE) || $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
 demo: $(STAMP)

@@ -28,10 +28,29 @@ if TYPE_CHECKING:
     from .http_triggers.listener import HttpTriggerOptions
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked (importlib.metadata
+    is not loaded for any other command)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("rapidboot")
+        except PackageNotFoundError:
+            found = "unknown (not installed: run from a checkout)"
+        print(f"rapidboot {found}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rapidboot", description="A local AWS Lambda and a fast Python runtime."
     )
+    parser.add_argument("--version", action=_VersionAction, help="print rapidboot's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve functions on a local Invoke API")
