@@ -17,7 +17,6 @@ from .containment import Supervisor, end_dead_servers, write_record
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
 from .http import bound_port, start_listener
-from .http_triggers.listener import HttpTriggerOptions, start_http_triggers
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
 from .loop import LoopName, loop_factory, loop_name
@@ -27,6 +26,7 @@ from .server_state import ServerState
 if TYPE_CHECKING:
     from .config import DefinitionSource
     from .definitions.template import TemplateDefinition
+    from .http_triggers.listener import HttpTriggerOptions
 
 
 def report_notice(line: str) -> None:
@@ -71,6 +71,10 @@ async def serve(
     # -- HTTP triggers: one more listener, only when the template has HTTP events or function URLs
     api_listener = None
     if http_triggers is not None and http_triggers.routes:
+        # Lazy: the HTTP front door costs ~10 ms of every start (measured with -X importtime); only a
+        # template with HTTP events or function URLs loads it.
+        from .http_triggers.listener import start_http_triggers
+
         try:
             api_listener, state.http_triggers = await start_http_triggers(
                 state, http_triggers, report_notice, report_internal_error
