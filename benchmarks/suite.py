@@ -412,7 +412,7 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
     mine.add_argument("--handler", metavar="MODULE.FUNCTION", help="its handler, e.g. app.handler")
     mine.add_argument("--event", type=Path, metavar="FILE", help="the event, a JSON file (default: {})")
     mine.add_argument(
-        "--timeout", type=float, default=3.0, metavar="SECONDS", help="its timeout (%(default)s, as Lambda's)"
+        "--timeout", type=int, default=3, metavar="SECONDS", help="its timeout (%(default)s s, as Lambda's)"
     )
     return parser
 

@@ -65,12 +65,10 @@ class UserFunction:
     code: Path
     handler: str
     event: bytes
-    timeout_s: float
+    timeout_s: int
 
 
-def user_function(
-    code: Path | None, handler: str | None, event: Path | None, timeout_s: float
-) -> UserFunction:
+def user_function(code: Path | None, handler: str | None, event: Path | None, timeout_s: int) -> UserFunction:
     if code is None:
         raise BadInput("--code DIR is required: the directory of your function's code")
     if not code.is_dir():
@@ -79,8 +77,8 @@ def user_function(
         raise BadInput("--handler MODULE.FUNCTION is required with --code, e.g. --handler app.handler")
     if not HANDLER.fullmatch(handler):
         raise BadInput(f"--handler {handler}: expected MODULE.FUNCTION, e.g. app.handler")
-    if not timeout_s > 0:
-        raise BadInput(f"--timeout {timeout_s}: must be more than 0 seconds")
+    if not 1 <= timeout_s <= 900:
+        raise BadInput(f"--timeout {timeout_s}: outside 1-900 seconds, Lambda's range")
     payload = b"{}"
     if event is not None:
         try:
@@ -147,7 +145,7 @@ def measure(function: UserFunction, runtimes: list[Runtime], plan: UserPlan, scr
             for runtime in runtimes:
                 directory = scratch / runtime.name
                 directory.mkdir()
-                options = {"timeout": function.timeout_s}
+                options: dict[str, int | float] = {"timeout": function.timeout_s}
                 config = write_config(
                     directory / "function.toml",
                     [
