@@ -406,7 +406,8 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     mine = parser.add_argument_group(
-        "your own function", "measure it with each runtime installed instead of the suite (about 20 s)"
+        "your own function",
+        "measure it with each Python runtime installed instead of the suite (seconds, for a trivial handler)",
     )
     mine.add_argument("--code", type=Path, metavar="DIR", help="the function's code directory")
     mine.add_argument("--handler", metavar="MODULE.FUNCTION", help="its handler, e.g. app.handler")
