@@ -146,14 +146,10 @@ def measure(function: UserFunction, runtimes: list[Runtime], plan: UserPlan, scr
                 directory = scratch / runtime.name
                 directory.mkdir()
                 options: dict[str, int | float] = {"timeout": function.timeout_s}
-                config = write_config(
-                    directory / "function.toml",
-                    [
-                        Function(
-                            FUNCTION_NAME, runtime, function.code, options=options, handler=function.handler
-                        )
-                    ],
+                table = Function(
+                    FUNCTION_NAME, runtime, function.code, options=options, handler=function.handler
                 )
+                config = write_config(directory / "function.toml", [table])
                 server, host, port = start_server(config, directory / "server.log")
                 stack.callback(stop_server, server)
                 client = InvokeClient(host, port)
