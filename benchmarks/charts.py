@@ -35,6 +35,11 @@ def _names(rows: list[Row]) -> list[str]:
     return names
 
 
+def _measured(rows: list[Row]) -> list[Row]:
+    """The rows with samples to draw (a user's function may have failed under every runtime)."""
+    return [row for row in rows if any(entry.samples for entry in row.entries)]
+
+
 def _ours_name(rows: list[Row]) -> str:
     for row in rows:
         ours = row.ours()
@@ -44,7 +49,7 @@ def _ours_name(rows: list[Row]) -> str:
 
 
 def coldstart(results: Results, path: Path) -> Path | None:
-    rows = [row for row in results.benchmark_rows("coldstart") if row.entries]
+    rows = _measured(results.benchmark_rows("coldstart"))
     if not rows:
         return None
     names, ours = _names(rows), _ours_name(rows)
@@ -68,7 +73,7 @@ def coldstart(results: Results, path: Path) -> Path | None:
 
 
 def warm_latency(results: Results, path: Path) -> Path | None:
-    rows = [row for row in results.benchmark_rows("warm") if row.params.get("percentiles")]
+    rows = _measured([row for row in results.benchmark_rows("warm") if row.params.get("percentiles")])
     if not rows:
         return None
     names, ours = _names(rows), _ours_name(rows)

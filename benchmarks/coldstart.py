@@ -77,10 +77,31 @@ read_response()
 
 
 class Result:
-    def __init__(self, sent_at: float, received_at: float, body: bytes) -> None:
+    def __init__(self, sent_at: float, received_at: float, body: bytes, error: bool = False) -> None:
         self.sent_at = sent_at
         self.received_at = received_at
         self.body = body
+        self.error = error  # posted to `.../error` (an invocation or init error), not `.../response`
+
+
+class ContenderFailed(RuntimeError):
+    """A contender that did not answer as a benchmark expects: its name, and what it said instead."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.detail = detail
+
+
+def error_text(body: bytes | bytearray) -> str:
+    """`errorType: errorMessage` of a Lambda error body, else the body's first 200 bytes."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "errorType" in parsed:
+        return f"{parsed['errorType']}: {parsed.get('errorMessage', '')}"
+    return repr(bytes(body[:200]))
 
 
 class RuntimeAPI:
@@ -157,7 +178,7 @@ class RuntimeAPI:
                     received_at = time.perf_counter()
                     conn.sendall(b'HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{"status":"OK"}')
                     if path.endswith(b"/response") or path.endswith(b"/error"):
-                        self._results.put(Result(sent_at, received_at, body))
+                        self._results.put(Result(sent_at, received_at, body, path.endswith(b"/error")))
                 else:
                     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
@@ -254,42 +275,52 @@ class ColdStart:
 
 
 def cold_start(contender: Contender, task_root: Path, event: bytes = b'{"cold":true}') -> ColdStart:
-    """One spawn and one invoke; the handler must echo the event, or answer anything for another event."""
+    """One spawn and one invoke; the handler must echo the event, or answer anything but an error for
+    another event."""
     api = RuntimeAPI()
     started = time.perf_counter()
     proc = contender.spawn(api, task_root)
     try:
         result = api.invoke(event)
+    except queue.Empty:
+        raise ContenderFailed(contender.name, f"no answer within {TIMEOUT_S:.0f} s") from None
     finally:
         proc.kill()
         proc.wait()
         api.close()
+    if result.error:
+        raise ContenderFailed(contender.name, error_text(result.body))
     if event == b'{"cold":true}' and json.loads(result.body) != {"cold": True}:
-        raise RuntimeError(f"{contender.name}: unexpected response {result.body[:200]!r}")
+        raise ContenderFailed(contender.name, f"unexpected response {result.body[:200]!r}")
     assert api.first_next_at is not None
     return ColdStart((api.first_next_at - started) * 1000, (result.received_at - started) * 1000)
 
 
 def cold_samples(
-    spawned: list[Contender], task_root: Path, spawns: int, tick: Callable[[str], None] = lambda _: None
+    spawned: list[Contender],
+    task_root: Path,
+    spawns: int,
+    tick: Callable[[str], None] = lambda _: None,
+    event: bytes = b'{"cold":true}',
 ) -> dict[str, list[float]]:
     """`spawns` cold starts of each contender, interleaved A B C A B C, after one discarded round (it warms
     the page cache and writes the .pyc files)."""
     for contender in spawned:
-        cold_start(contender, task_root)
+        cold_start(contender, task_root, event)
     samples: dict[str, list[float]] = {contender.name: [] for contender in spawned}
     for _ in range(spawns):
         for contender in spawned:
             tick(contender.name)
-            samples[contender.name].append(cold_start(contender, task_root).response_ms)
+            samples[contender.name].append(cold_start(contender, task_root, event).response_ms)
     return samples
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """The process's resident memory now (VmRSS), or its peak so far (`field="VmHWM"`)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
 
 
 def big_event(target_bytes: int = 3 * 1024 * 1024) -> bytes:

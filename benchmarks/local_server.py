@@ -23,13 +23,18 @@ REPORT_INIT = re.compile(r"REPORT RequestId: (\S+).*?Init Duration: ([0-9.]+) ms
 
 @dataclass(slots=True)
 class Function:
-    """One `[functions.NAME]` table: a runtime running `<module>.handler` from `code`."""
+    """One `[functions.NAME]` table: a runtime running `<module>.handler` from `code`, or `handler` when
+    given (a user's own `MODULE.FUNCTION`)."""
 
     name: str
     runtime: Runtime
     code: Path
     module: str = "app"
     options: dict[str, int | float] = field(default_factory=dict)
+    handler: str = ""
+
+    def handler_name(self) -> str:
+        return self.handler or self.runtime.handler_for(self.module)
 
 
 def write_config(path: Path, functions: list[Function]) -> Path:
@@ -38,10 +43,10 @@ def write_config(path: Path, functions: list[Function]) -> Path:
         lines += [
             f"[functions.{json.dumps(function.name)}]",
             f"code = {json.dumps(str(function.code))}",
-            f"handler = {json.dumps(function.runtime.handler_for(function.module))}",
+            f"handler = {json.dumps(function.handler_name())}",
         ]
         if function.runtime.command is not None:
-            argv = function.runtime.argv(function.runtime.handler_for(function.module))
+            argv = function.runtime.argv(function.handler_name())
             lines.append(f"command = {json.dumps(argv)}")
         lines += [f"{key} = {value}" for key, value in function.options.items()]
         lines.append("")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.results import OURS, Entry, Results, Row
+from benchmarks.results import OURS, PEER, Entry, Results, Row
 
 
 def number(value: float) -> str:
@@ -20,7 +20,9 @@ def number(value: float) -> str:
 
 
 def cell(entry: Entry) -> str:
-    """`median (min-max)`, or the one value of a single sample."""
+    """`median (min-max)`, or the one value of a single sample, or `failed (why)`."""
+    if entry.error:
+        return f"failed ({entry.error})"
     if not entry.samples:
         return "-"
     summary = entry.summary
@@ -59,7 +61,7 @@ def table_rows(results: Results) -> list[list[str]]:
     for row in results.rows:
         ours = row.ours()
         best = row.best_peer()
-        spread = f"{ours.summary.spread:.0%}" if ours is not None and ours.summary.n > 3 else ""
+        spread = f"{ours.summary.spread:.0%}" if ours is not None and len(ours.samples) > 3 else ""
         lines.append(
             [
                 f"{row.label} ({row.unit})",
@@ -74,8 +76,31 @@ def table_rows(results: Results) -> list[list[str]]:
     return lines
 
 
-def terminal_table(results: Results) -> str:
-    lines = table_rows(results)
+def runtime_ratio_rows(results: Results) -> list[list[str]]:
+    """Our median over each peer's, row by row (the summary table names only the best peer): what
+    switching from that peer to rapidboot changes. `failed` where either side has no samples."""
+    peers: list[str] = []
+    for row in results.rows:
+        peers += [e.name for e in row.entries if e.role == PEER and e.name not in peers]
+    lines = [["measurement", *(f"rapidboot / {name}" for name in peers)]]
+    for row in results.rows:
+        ours = row.ours()
+        if not row.comparable or ours is None:
+            continue
+        line = [f"{row.label} ({row.unit})"]
+        for name in peers:
+            peer = row.entry(name)
+            if peer is None:
+                line.append("")
+            elif ours.samples and peer.samples and peer.summary.median:
+                line.append(f"{ours.summary.median / peer.summary.median:.2f}")
+            else:
+                line.append("failed" if ours.error or peer.error else "")
+        lines.append(line)
+    return lines
+
+
+def _aligned(lines: list[list[str]]) -> list[str]:
     widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]) - 1)]
     out = []
     for index, line in enumerate(lines):
@@ -83,6 +108,16 @@ def terminal_table(results: Results) -> str:
         out.append(f"{fixed}  {line[-1]}".rstrip())
         if index == 0:
             out.append("-" * min(160, len(out[0])))
+    return out
+
+
+def terminal_table(results: Results, per_runtime: bool = False) -> str:
+    out = _aligned(table_rows(results))
+    if per_runtime:
+        ratios = runtime_ratio_rows(results)
+        if len(ratios[0]) > 1:
+            out += ["", "ratio per runtime (below 1: rapidboot takes less time or memory):"]
+            out += _aligned(ratios)
     for check in results.checks:
         out.append(f"{'ok  ' if check.passed else 'FAIL'} {check.name} ({check.subject}): {check.detail}")
     return "\n".join(out)
@@ -114,7 +149,7 @@ def percentile_tables(results: Results) -> list[str]:
     return out
 
 
-def markdown(results: Results, charts: list[Path]) -> str:
+def markdown(results: Results, charts: list[Path], per_runtime: bool = False) -> str:
     machine = results.machine
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items() if version)
     out = [
@@ -137,6 +172,14 @@ def markdown(results: Results, charts: list[Path]) -> str:
         *_markdown_table(table_rows(results)),
         "",
     ]
+    ratios = runtime_ratio_rows(results)
+    if per_runtime and len(ratios[0]) > 1:
+        out += [
+            "## Ratio per runtime",
+            "",
+            "rapidboot's median over each runtime's (below 1: rapidboot takes",
+        ]
+        out += ["less time or memory).", "", *_markdown_table(ratios), ""]
     notes = [f"- {row.label}: {row.note}" for row in results.rows if row.note]
     if notes:
         out += ["Notes:", "", *notes, ""]
@@ -164,7 +207,9 @@ def markdown(results: Results, charts: list[Path]) -> str:
     return "\n".join(out)
 
 
-def write(results: Results, out_dir: Path, draw: bool = True) -> tuple[list[Path], str | None]:
+def write(
+    results: Results, out_dir: Path, draw: bool = True, per_runtime: bool = False
+) -> tuple[list[Path], str | None]:
     """Write results.json, the charts (when matplotlib is there) and report.md. Returns the charts and,
     when charts could not be drawn, the line saying how to get them."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,5 +223,5 @@ def write(results: Results, out_dir: Path, draw: bool = True) -> tuple[list[Path
             missing = "charts: matplotlib is not installed; add it with `pip install 'rapidboot[bench]'`"
         else:
             charts = charting.draw_all(results, out_dir)
-    (out_dir / "report.md").write_text(markdown(results, charts))
+    (out_dir / "report.md").write_text(markdown(results, charts, per_runtime))
     return charts, missing

@@ -26,6 +26,7 @@ class Entry:
     name: str
     role: str
     samples: list[float]
+    error: str = ""  # why this contender has no samples: it failed (a user's function that raises, ...)
 
     @property
     def summary(self) -> Summary:
@@ -131,7 +132,9 @@ class Results:
                     key=row["key"],
                     label=row["label"],
                     unit=row["unit"],
-                    entries=[Entry(e["name"], e["role"], e["samples"]) for e in row["entries"]],
+                    entries=[
+                        Entry(e["name"], e["role"], e["samples"], e.get("error", "")) for e in row["entries"]
+                    ],
                     higher_is_better=row["higher_is_better"],
                     comparable=row["comparable"],
                     params=row["params"],
@@ -160,15 +163,17 @@ def _row_json(row: Row) -> dict[str, Any]:
         "best_peer": best.name if best else None,
         "ratio_to_best_peer": round(ratio, 4) if ratio is not None else None,
         "ratio_to_floor": round(floor, 4) if (floor := row.floor_ratio()) is not None else None,
-        "entries": [
-            {
-                "name": entry.name,
-                "role": entry.role,
-                "summary": {k: round(v, 4) for k, v in entry.summary.as_dict().items()}
-                if entry.samples
-                else None,
-                "samples": [round(sample, 4) for sample in entry.samples],
-            }
-            for entry in row.entries
-        ],
+        "entries": [_entry_json(entry) for entry in row.entries],
     }
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": entry.name,
+        "role": entry.role,
+        "summary": {k: round(v, 4) for k, v in entry.summary.as_dict().items()} if entry.samples else None,
+        "samples": [round(sample, 4) for sample in entry.samples],
+    }
+    if entry.error:
+        data["error"] = entry.error
+    return data

@@ -1,6 +1,7 @@
 """`rapidboot bench`: the whole comparison in one command, on the user's own machine.
 
     rapidboot bench [--quick] [--only NAME[,NAME]] [--rie PATH] [--node-ric] [--out DIR]
+    rapidboot bench --code DIR --handler MODULE.FUNCTION [--event FILE]   (your function: user_function.py)
 
 Runs the benchmarks below (each also a plain script beside this file), prints a progress line while it
 runs, then a table of medians with the ratio to the best peer measured in the same run, and leaves
@@ -404,6 +405,16 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
         help="where the report goes (%(default)s)",
     )
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    mine = parser.add_argument_group(
+        "your own function",
+        "measure it with each Python runtime installed instead of the suite (seconds, for a trivial handler)",
+    )
+    mine.add_argument("--code", type=Path, metavar="DIR", help="the function's code directory")
+    mine.add_argument("--handler", metavar="MODULE.FUNCTION", help="its handler, e.g. app.handler")
+    mine.add_argument("--event", type=Path, metavar="FILE", help="the event, a JSON file (default: {})")
+    mine.add_argument(
+        "--timeout", type=int, default=3, metavar="SECONDS", help="its timeout (%(default)s s, as Lambda's)"
+    )
     return parser
 
 
@@ -429,25 +440,45 @@ def run(
         results.rows += rows
 
 
+def new_results(command: str, quick: bool, skipped: list[str]) -> Results:
+    for line in skipped:
+        print(f"skipped: {line}", flush=True)
+    return Results(
+        command=command,
+        quick=quick,
+        started=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=describe(node_version()),
+        skipped=list(skipped),
+    )
+
+
+def finish(results: Results, out: Path, draw: bool, per_runtime: bool = False) -> None:
+    """Write the report, the JSON and the charts; print the table and where they went."""
+    charts, missing = report.write(results, out, draw=draw, per_runtime=per_runtime)
+    if missing:
+        results.skipped.append(missing)
+        print(f"skipped: {missing}")
+    print(report.terminal_table(results, per_runtime))
+    written = ", ".join(str(out / name) for name in ["report.md", "results.json", *(c.name for c in charts)])
+    print(f"\n{results.elapsed_s:.0f} s; wrote {written}")
+
+
 def main(argv: list[str] | None = None, prog: str = "rapidboot bench") -> int:
     arguments = sys.argv[1:] if argv is None else argv
     parser = build_parser(prog)
     args = parser.parse_args(arguments)
+    if args.code is not None or args.handler is not None or args.event is not None:
+        # Imported here: user_function builds on this module (Progress, new_results, finish).
+        from benchmarks import user_function
+
+        return user_function.main(args, " ".join([prog, *arguments]), prog)
     names = parse_only(args.only, parser)
     try:
         peers = discover(args.rie, args.node_ric)
     except ValueError as exc:
         parser.error(str(exc))
-    for line in peers.skipped:
-        print(f"skipped: {line}", flush=True)
     started = time.monotonic()
-    results = Results(
-        command=" ".join([prog, *arguments]),
-        quick=args.quick,
-        started=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=describe(node_version()),
-        skipped=list(peers.skipped),
-    )
+    results = new_results(" ".join([prog, *arguments]), args.quick, peers.skipped)
     progress = Progress(sys.stderr, len(names))
     with tempfile.TemporaryDirectory(prefix="rapidboot-bench-") as scratch:
         try:
@@ -455,15 +486,7 @@ def main(argv: list[str] | None = None, prog: str = "rapidboot bench") -> int:
         finally:
             progress.finish()
     results.elapsed_s = time.monotonic() - started
-    charts, missing = report.write(results, args.out, draw=not args.no_charts)
-    if missing:
-        results.skipped.append(missing)
-        print(f"skipped: {missing}")
-    print(report.terminal_table(results))
-    written = ", ".join(
-        str(args.out / name) for name in ["report.md", "results.json", *(c.name for c in charts)]
-    )
-    print(f"\n{results.elapsed_s:.0f} s; wrote {written}")
+    finish(results, args.out, draw=not args.no_charts)
     return 0
 
 

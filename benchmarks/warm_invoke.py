@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from benchmarks.coldstart import HANDLERS, big_event, cold_start, contenders
+from benchmarks.coldstart import HANDLERS, ContenderFailed, big_event, cold_start, contenders, error_text
 from benchmarks.floor import FloorClient
 from benchmarks.invoke_client import InvokeClient
 from benchmarks.local_server import (
@@ -106,17 +106,25 @@ def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
 
 
 def warm_samples(
-    targets: list[Target], payload: bytes, samples: int, warmups: int, tick: Tick = lambda _: None
+    targets: list[Target],
+    payload: bytes,
+    samples: int,
+    warmups: int,
+    tick: Tick = lambda _: None,
+    echo: bool = True,
 ) -> dict[str, list[float]]:
-    """Milliseconds per invoke of each target, interleaved, after `warmups` discarded invokes each."""
+    """Milliseconds per invoke of each target, interleaved, after `warmups` discarded invokes each. The
+    function echoes the event (`echo`), or answers anything but an error (a user's own function)."""
     expected = json.loads(payload)  # runtimes differ in whitespace (ours writes compact JSON)
 
     def invoke(target: Target) -> float:
         start = time.perf_counter()
         status, headers, body = target.client.post(target.path, payload)
         elapsed = (time.perf_counter() - start) * 1000
-        if status != 200 or b"x-amz-function-error" in headers or json.loads(body) != expected:
-            raise RuntimeError(f"{target.name}: unexpected response {status} {body[:200]!r}")
+        if status != 200 or b"x-amz-function-error" in headers:
+            raise ContenderFailed(target.name, error_text(body))
+        if echo and json.loads(body) != expected:
+            raise ContenderFailed(target.name, f"unexpected response {status} {body[:200]!r}")
         return elapsed
 
     for target in targets:
