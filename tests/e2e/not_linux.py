@@ -1,0 +1,40 @@
+"""`python not_linux.py serve ARGS...`: the rapidboot server with this Linux host's Linux taken away, as far
+as one process can: no `os.pidfd_open`, and every open or listing under /proc and /sys/fs/cgroup refused
+(PermissionError, by an audit hook) and named on stderr as `not-linux: refused EVENT PATH`. With
+`--platform darwin` first, `sys.platform` says so too, as the server sees it on macOS.
+
+No Mac is at hand: this shows what the server does without those features, not that macOS runs it."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from typing import Any
+
+HIDDEN = ("/proc", "/sys/fs/cgroup")
+REFUSED = "not-linux: refused"
+
+
+def _refuse(event: str, args: tuple[Any, ...]) -> None:
+    if event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    path = args[0]
+    if not isinstance(path, (str, bytes)):  # a descriptor, or None (the cwd)
+        return
+    text = os.fsdecode(path)
+    if any(text == hidden or text.startswith(hidden + "/") for hidden in HIDDEN):
+        os.write(2, f"{REFUSED} {event} {text}\n".encode())  # os.write raises no audit event
+        raise PermissionError(13, "hidden: this host is not Linux", text)
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if argv[:1] == ["--platform"]:
+        sys.platform = argv[1]
+        argv = argv[2:]
+    if hasattr(os, "pidfd_open"):
+        del os.pidfd_open
+    sys.addaudithook(_refuse)
+    sys.argv = ["rapid_server", *argv]
+    runpy.run_module("rapid_server", run_name="__main__", alter_sys=True)

@@ -1,0 +1,89 @@
+"""A host that is not Linux (issue 13 §4): the server serves without pidfds, /proc or cgroups, and says at
+start what it does not enforce there.
+
+The server runs under tests/e2e/not_linux.py, which takes those features away from its process (every
+/proc and /sys/fs/cgroup access refused and named on stderr, no os.pidfd_open): once with
+RAPIDBOOT_PORTABLE=1 on this Linux host, once with no setting on a host that says it is macOS
+(`sys.platform`), which the server must recognise by itself. The function suite's own run in portable mode
+is in test_e2e_invoke.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from e2e_harness import (
+    FUNCTIONS_DIR,
+    RapidServer,
+    request_id_of,
+    server_environment,
+    supervised,
+    write_tables,
+)
+from not_linux import REFUSED
+
+from rapid_server.host import PORTABLE_VARIABLE
+
+pytestmark = pytest.mark.e2e
+
+NOT_LINUX = Path(__file__).with_name("not_linux.py")
+BASIC = str(FUNCTIONS_DIR / "basic")
+NOT_ENFORCED = (
+    "so not enforced here: memory limits; peak memory (REPORT's Max Memory Used shows 0 MB); containment "
+    "beyond the runtime's process group (a setsid child can outlive it); isolation of the Runtime API (open "
+    "to any local process)"
+)
+
+
+@pytest.mark.parametrize(
+    ("launcher_args", "setting", "lacking"),
+    [
+        pytest.param([], "1", "RAPIDBOOT_PORTABLE=1: no cgroups, /proc or pidfds used", id="forced"),
+        pytest.param(["--platform", "darwin"], None, "this host has no cgroups, /proc or pidfds", id="macos"),
+    ],
+)
+def test_serves_without_linux_and_says_what_is_not_enforced(
+    tmp_path: Path, launcher_args: list[str], setting: str | None, lacking: str
+) -> None:
+    config = write_tables(
+        tmp_path / "rapidboot.toml",
+        {
+            "echo": {"code": BASIC, "handler": "handlers.echo", "timeout": 10},
+            "crash": {"code": BASIC, "handler": "handlers.state", "timeout": 10},
+        },
+    )
+    env = server_environment()
+    env.pop(PORTABLE_VARIABLE, None)
+    if setting is not None:
+        env[PORTABLE_VARIABLE] = setting
+    server = RapidServer(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path, env)
+    server.args = [sys.executable, str(NOT_LINUX), *launcher_args, *server.args[3:]]  # serve --port 0 ...
+    with supervised(server) as running:
+        assert f"rapidboot: {lacking}, {NOT_ENFORCED}" in running.stderr.lines, running.output_tail()
+
+        response = running.invoke("echo", {"hello": "mac"})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"hello": "mac"}
+        assert running.report(request_id_of(response)).max_memory_used_mb == 0
+
+        first = running.invoke("crash", {})
+        crashed = running.invoke("crash", {"exit": 3})  # its exit is seen by polling, not by a pidfd
+        assert crashed.headers.get("X-Amz-Function-Error") == "Unhandled", crashed.text
+        assert crashed.json()["errorType"] == "Runtime.ExitError"
+        again = running.invoke("crash", {})
+        assert again.json()["count"] == 1
+        assert again.json()["pid"] != first.json()["pid"]
+    refused = [line for line in server.stderr.lines if line.startswith(REFUSED)]
+    assert refused == [], "the server reached for Linux:\n" + "\n".join(refused)
+
+
+def test_a_bad_portable_setting_is_refused_by_name(tmp_path: Path) -> None:
+    env = server_environment()
+    env[PORTABLE_VARIABLE] = "yes"
+    server = RapidServer(["--code", BASIC, "--handler", "handlers.echo"], tmp_path, env)
+    completed = subprocess.run(server.args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 2, completed
+    assert "RAPIDBOOT_PORTABLE='yes': must be 1" in completed.stderr, completed.stderr
