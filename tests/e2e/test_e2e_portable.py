@@ -10,17 +10,22 @@ is in test_e2e_invoke.py.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_harness import (
+    EXIT_TIMEOUT_S,
     FUNCTIONS_DIR,
     RapidServer,
+    process_info,
     request_id_of,
     server_environment,
     supervised,
+    wait_process_gone,
     write_tables,
 )
 from not_linux import REFUSED
@@ -30,12 +35,27 @@ from rapid_server.host import PORTABLE_VARIABLE
 pytestmark = pytest.mark.e2e
 
 NOT_LINUX = Path(__file__).with_name("not_linux.py")
+ESCAPED = re.compile(r"^\[escape \S+\] escaped (?P<runtime>\d+) (?P<started>\d+)$")
 BASIC = str(FUNCTIONS_DIR / "basic")
 NOT_ENFORCED = (
     "so not enforced here: memory limits; peak memory (REPORT's Max Memory Used shows 0 MB); containment "
     "beyond the runtime's process group (a setsid child can outlive it); isolation of the Runtime API (open "
     "to any local process)"
 )
+
+
+def not_linux_server(
+    tmp_path: Path, tables: dict[str, dict[str, Any]], launcher_args: list[str], setting: str | None
+) -> RapidServer:
+    """A server run by not_linux.py; `setting`: RAPIDBOOT_PORTABLE's value, None for unset."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables)
+    env = server_environment()
+    env.pop(PORTABLE_VARIABLE, None)
+    if setting is not None:
+        env[PORTABLE_VARIABLE] = setting
+    server = RapidServer(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path, env)
+    server.args = [sys.executable, str(NOT_LINUX), *launcher_args, *server.args[3:]]  # serve --port 0 ...
+    return server
 
 
 @pytest.mark.parametrize(
@@ -48,19 +68,11 @@ NOT_ENFORCED = (
 def test_serves_without_linux_and_says_what_is_not_enforced(
     tmp_path: Path, launcher_args: list[str], setting: str | None, lacking: str
 ) -> None:
-    config = write_tables(
-        tmp_path / "rapidboot.toml",
-        {
-            "echo": {"code": BASIC, "handler": "handlers.echo", "timeout": 10},
-            "crash": {"code": BASIC, "handler": "handlers.state", "timeout": 10},
-        },
-    )
-    env = server_environment()
-    env.pop(PORTABLE_VARIABLE, None)
-    if setting is not None:
-        env[PORTABLE_VARIABLE] = setting
-    server = RapidServer(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path, env)
-    server.args = [sys.executable, str(NOT_LINUX), *launcher_args, *server.args[3:]]  # serve --port 0 ...
+    tables = {
+        "echo": {"code": BASIC, "handler": "handlers.echo", "timeout": 10},
+        "crash": {"code": BASIC, "handler": "handlers.state", "timeout": 10},
+    }
+    server = not_linux_server(tmp_path, tables, launcher_args, setting)
     with supervised(server) as running:
         assert f"rapidboot: {lacking}, {NOT_ENFORCED}" in running.stderr.lines, running.output_tail()
 
@@ -76,6 +88,31 @@ def test_serves_without_linux_and_says_what_is_not_enforced(
         again = running.invoke("crash", {})
         assert again.json()["count"] == 1
         assert again.json()["pid"] != first.json()["pid"]
+    refused = [line for line in server.stderr.lines if line.startswith(REFUSED)]
+    assert refused == [], "the server reached for Linux:\n" + "\n".join(refused)
+
+
+def test_the_supervisor_ends_the_runtimes_group_when_the_server_is_killed(tmp_path: Path) -> None:
+    """Without cgroups an environment is its runtime's process group. The supervisor (containment.py)
+    needs nothing of Linux: when the server dies by SIGKILL, it still ends that group, the runtime and
+    what the runtime started in it."""
+    escape = {"code": str(FUNCTIONS_DIR / "escape"), "handler": "escape.handler", "timeout": 60}
+    server = not_linux_server(tmp_path, {"escape": escape}, [], "1")
+    with supervised(server, check_shutdown=False) as running:
+        assert running.process is not None
+        response = running.invoke("escape", {"spawn": "plain", "then": "return"})
+        assert response.status_code == 200, response.text
+        line = running.wait_for_line(lambda line: ESCAPED.match(line) is not None)
+        match = ESCAPED.match(line)
+        assert match is not None
+        found = [process_info(int(match["runtime"])), process_info(int(match["started"]))]
+        processes = [process for process in found if process is not None]
+        assert len(processes) == 2, found  # the runtime is warm, its child sleeps
+        running.process.kill()
+        died = running.stderr.wait_for(lambda line: "rapidboot: supervisor: the server" in line)
+        assert died is not None, running.output_tail()
+        survivors = [process for process in processes if not wait_process_gone(process, EXIT_TIMEOUT_S)]
+        assert survivors == [], f"{survivors}\n{running.output_tail()}"
     refused = [line for line in server.stderr.lines if line.startswith(REFUSED)]
     assert refused == [], "the server reached for Linux:\n" + "\n".join(refused)
 
