@@ -154,9 +154,9 @@ def run(
     template: TemplateDefinition | None = None,
 ) -> int:
     factory = loop_factory(loop)
+    host = Host.detect(os.environ)  # the one read of RAPIDBOOT_PORTABLE; passed down from here
     for line in end_dead_servers(config.state_dir):
         print(f"rapidboot: --state-dir {config.state_dir}: {line}", file=sys.stderr, flush=True)
-    host = Host.detect(os.environ)  # the one read of RAPIDBOOT_PORTABLE; passed down from here
     limits = detect_limits(str(os.getpid()), memory_enforcement, host=host)
     peers = detect_peer_check(host)
     if host.lacking:

@@ -59,6 +59,7 @@ def suite_server(
     config = write_config(code_root / f"rapidboot-{variant}.toml", SUITE_FUNCTIONS, runtime, "functions")
     elsewhere = tmp_path_factory.mktemp(f"cwd-{variant}")
     env = server_environment()
+    env.pop(PORTABLE_VARIABLE, None)
     if portable:
         env[PORTABLE_VARIABLE] = "1"
     with running_server(["--config", str(config)], cwd=elsewhere, env=env) as server:
