@@ -450,7 +450,7 @@ class _UnmeasuredMemory(_Memory):
     `getrusage(RUSAGE_CHILDREN)`, whose peak is the largest of every runtime this server has reaped, never
     the live environment's."""
 
-    sample_interval_s = 1.0  # nothing to read: the sampler's tick only keeps its other duties
+    sample_interval_s = 1.0  # the environment's sampler still ticks; it reads nothing here
 
     def peak_bytes(self) -> int:
         return 0
