@@ -13,10 +13,11 @@ from e2e_harness import (
     SUITE_FUNCTIONS,
     RapidServer,
     prepare_code,
-    running_server,
     server_environment,
+    supervised,
     write_config,
 )
+from not_linux import refused_lines, server_command
 
 from benchmarks.peers import HOW_TO_NODE_RIC_ENV, node_ric_from_environment
 from benchmarks.rie import HOW_TO_GET as RIE_HOW_TO
@@ -62,8 +63,13 @@ def suite_server(
     env.pop(PORTABLE_VARIABLE, None)
     if portable:
         env[PORTABLE_VARIABLE] = "1"
-    with running_server(["--config", str(config)], cwd=elsewhere, env=env) as server:
-        yield server
+    server = RapidServer(["--config", str(config)], elsewhere, env)
+    if portable:  # and with /proc and cgroups refused, to see that the server never reaches for them
+        server.args = server_command(server.args)
+    with supervised(server) as running:
+        yield running
+    refused = refused_lines(server.stderr.lines)
+    assert refused == [], "the portable server reached for Linux:\n" + "\n".join(refused)
 
 
 # --- AWS's own implementations (test_e2e_rie.py, test_e2e_node_ric.py) -----------------------------

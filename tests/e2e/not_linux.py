@@ -16,6 +16,17 @@ HIDDEN = ("/proc", "/sys/fs/cgroup")
 REFUSED = "not-linux: refused"
 
 
+def server_command(rapid_server_args: list[str], platform: str | None = None) -> list[str]:
+    """A RapidServer's `[python, -m, rapid_server, serve, ...]` run through this launcher instead."""
+    launcher = [sys.executable, __file__, *(["--platform", platform] if platform else [])]
+    return [*launcher, *rapid_server_args[3:]]
+
+
+def refused_lines(lines: list[str]) -> list[str]:
+    """The server's stderr lines naming a reach for Linux that was refused."""
+    return [line for line in lines if line.startswith(REFUSED)]
+
+
 def _refuse(event: str, args: tuple[Any, ...]) -> None:
     if event not in ("open", "os.listdir", "os.scandir") or not args:
         return

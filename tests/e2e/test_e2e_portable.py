@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ from e2e_harness import (
     wait_process_gone,
     write_tables,
 )
-from not_linux import REFUSED
+from not_linux import refused_lines, server_command
 
 from rapid_server.host import PORTABLE_VARIABLE
 
 pytestmark = pytest.mark.e2e
 
-NOT_LINUX = Path(__file__).with_name("not_linux.py")
 ESCAPED = re.compile(r"^\[escape \S+\] escaped (?P<runtime>\d+) (?P<started>\d+)$")
 BASIC = str(FUNCTIONS_DIR / "basic")
 NOT_ENFORCED = (
@@ -45,7 +43,7 @@ NOT_ENFORCED = (
 
 
 def not_linux_server(
-    tmp_path: Path, tables: dict[str, dict[str, Any]], launcher_args: list[str], setting: str | None
+    tmp_path: Path, tables: dict[str, dict[str, Any]], platform: str | None, setting: str | None
 ) -> RapidServer:
     """A server run by not_linux.py; `setting`: RAPIDBOOT_PORTABLE's value, None for unset."""
     config = write_tables(tmp_path / "rapidboot.toml", tables)
@@ -54,25 +52,25 @@ def not_linux_server(
     if setting is not None:
         env[PORTABLE_VARIABLE] = setting
     server = RapidServer(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path, env)
-    server.args = [sys.executable, str(NOT_LINUX), *launcher_args, *server.args[3:]]  # serve --port 0 ...
+    server.args = server_command(server.args, platform)
     return server
 
 
 @pytest.mark.parametrize(
-    ("launcher_args", "setting", "lacking"),
+    ("platform", "setting", "lacking"),
     [
-        pytest.param([], "1", "RAPIDBOOT_PORTABLE=1: no cgroups, /proc or pidfds used", id="forced"),
-        pytest.param(["--platform", "darwin"], None, "this host has no cgroups, /proc or pidfds", id="macos"),
+        pytest.param(None, "1", "RAPIDBOOT_PORTABLE=1: no cgroups, /proc or pidfds used", id="forced"),
+        pytest.param("darwin", None, "this host has no cgroups, /proc or pidfds", id="macos"),
     ],
 )
 def test_serves_without_linux_and_says_what_is_not_enforced(
-    tmp_path: Path, launcher_args: list[str], setting: str | None, lacking: str
+    tmp_path: Path, platform: str | None, setting: str | None, lacking: str
 ) -> None:
     tables = {
         "echo": {"code": BASIC, "handler": "handlers.echo", "timeout": 10},
         "crash": {"code": BASIC, "handler": "handlers.state", "timeout": 10},
     }
-    server = not_linux_server(tmp_path, tables, launcher_args, setting)
+    server = not_linux_server(tmp_path, tables, platform, setting)
     with supervised(server) as running:
         assert f"rapidboot: {lacking}, {NOT_ENFORCED}" in running.stderr.lines, running.output_tail()
 
@@ -88,7 +86,7 @@ def test_serves_without_linux_and_says_what_is_not_enforced(
         again = running.invoke("crash", {})
         assert again.json()["count"] == 1
         assert again.json()["pid"] != first.json()["pid"]
-    refused = [line for line in server.stderr.lines if line.startswith(REFUSED)]
+    refused = refused_lines(server.stderr.lines)
     assert refused == [], "the server reached for Linux:\n" + "\n".join(refused)
 
 
@@ -97,7 +95,7 @@ def test_the_supervisor_ends_the_runtimes_group_when_the_server_is_killed(tmp_pa
     needs nothing of Linux: when the server dies by SIGKILL, it still ends that group, the runtime and
     what the runtime started in it."""
     escape = {"code": str(FUNCTIONS_DIR / "escape"), "handler": "escape.handler", "timeout": 60}
-    server = not_linux_server(tmp_path, {"escape": escape}, [], "1")
+    server = not_linux_server(tmp_path, {"escape": escape}, None, "1")
     with supervised(server, check_shutdown=False) as running:
         assert running.process is not None
         response = running.invoke("escape", {"spawn": "plain", "then": "return"})
@@ -113,7 +111,7 @@ def test_the_supervisor_ends_the_runtimes_group_when_the_server_is_killed(tmp_pa
         assert died is not None, running.output_tail()
         survivors = [process for process in processes if not wait_process_gone(process, EXIT_TIMEOUT_S)]
         assert survivors == [], f"{survivors}\n{running.output_tail()}"
-    refused = [line for line in server.stderr.lines if line.startswith(REFUSED)]
+    refused = refused_lines(server.stderr.lines)
     assert refused == [], "the server reached for Linux:\n" + "\n".join(refused)
 
 
