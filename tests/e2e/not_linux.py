@@ -1,7 +1,7 @@
 """`python not_linux.py serve ARGS...`: the rapidboot server with this Linux host's Linux taken away, as far
-as one process can: no `os.pidfd_open`, and every open or listing under /proc and /sys/fs/cgroup refused
-(PermissionError, by an audit hook) and named on stderr as `not-linux: refused EVENT PATH`. With
-`--platform darwin` first, `sys.platform` says so too, as the server sees it on macOS.
+as one process can: no `os.pidfd_open` or `socket.TCP_INFO`, and every open or listing under /proc and
+/sys/fs/cgroup refused (PermissionError, by an audit hook) and named on stderr as `not-linux: refused EVENT
+PATH`. With `--platform darwin` first, `sys.platform` says so too, as the server sees it on macOS.
 
 No Mac is at hand: this shows what the server does without those features, not that macOS runs it."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import socket
 import sys
 from typing import Any
 
@@ -46,6 +47,8 @@ if __name__ == "__main__":
         argv = argv[2:]
     if hasattr(os, "pidfd_open"):
         del os.pidfd_open
+    if hasattr(socket, "TCP_INFO"):  # Linux and FreeBSD only (macOS has TCP_CONNECTION_INFO)
+        del socket.TCP_INFO
     sys.addaudithook(_refuse)
     sys.argv = ["rapid_server", *argv]
     runpy.run_module("rapid_server", run_name="__main__", alter_sys=True)
