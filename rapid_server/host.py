@@ -9,7 +9,9 @@ The server leans on three Linux features, each with a fallback:
   processes are its runtime's process group.
 
 A host without them (macOS, the BSDs) takes every fallback. `RAPIDBOOT_PORTABLE=1` forces the same on Linux,
-so that the fallbacks are tested on the machine the tests run on.
+so that the fallbacks are tested on the machine the tests run on. One more Linux feature is chosen by the
+platform alone, not here: a connection's TCP state (`TCP_INFO`, http.py), which costs nothing to keep on
+Linux; the tests take it away with the others (tests/e2e/not_linux.py).
 """
 
 from __future__ import annotations
