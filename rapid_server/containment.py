@@ -7,8 +7,8 @@ ends every process in that cgroup:
 - cgroup v1 freezer: freeze, SIGKILL every pid in `cgroup.procs`, thaw, until it is empty (frozen,
   nothing forks between the reading and the kill); the v1 `pids` hierarchy, kill until empty, where
   there is no freezer;
-- neither: the runtime's process group only (best effort: a process that calls setsid leaves it), which
-  the server says in its startup log.
+- neither (no cgroups here, or none may be made; host.py): the runtime's process group only (best effort:
+  a process that calls setsid leaves it), which the server says in its startup log.
 
 Joining before the first fork. A v1 hierarchy lets one *thread* change cgroup (`tasks`), and a child is
 born in the cgroup of the thread that forks it. So runtimes are spawned (vfork) by one spawner thread that
@@ -21,11 +21,12 @@ memory cgroup right after the spawn (limits.py), before its first invoke.
 
 When the server dies by SIGKILL, its supervisor (one small process per server, in a session of its own
 and deaf to terminal signals) sees its pipe from the server close and ends everything the server's
-environments left: their processes, cgroups and scratch directories. A record in the state dir
-(`servers/<pid>.json`, flock-ed by the server and its supervisor for as long as either lives) lets the next
-server started with the same --state-dir end what both left, should the supervisor have died too. A record
-whose lock is held belongs to a live server: it is never touched, so servers never end each other's
-environments.
+environments left: their processes, cgroups and scratch directories. Without cgroups it is told each
+runtime's process group, and ends those: it needs nothing of Linux, so it runs on every host. A record
+in the state dir (`servers/<pid>.json`, flock-ed by the server and its supervisor for as long as either
+lives) lets the next server started with the same --state-dir end what both left, should the supervisor
+have died too. A record whose lock is held belongs to a live server: it is never touched, so servers never
+end each other's environments.
 
 Standard library only and no imports from the package: the supervisor runs this file as a script
 (`python -I -S`; ~45 ms to start on the loaded 2-core machine, once per server, alongside its start-up).
@@ -171,8 +172,21 @@ def remove_stale_roots(hierarchy: Path) -> None:
     with contextlib.suppress(OSError):
         for root in hierarchy.glob("rapidboot-*"):
             pid = root.name.removeprefix("rapidboot-")
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            if pid.isdigit() and not pid_alive(int(pid)):
                 remove_tree(root)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that pid exists (signal 0: no /proc needed, so any host can tell)."""
+    if pid <= 0:  # kill(0, ...) and kill(-1, ...) name groups, not one process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def remove_tree(root: Path) -> int:

@@ -239,15 +239,16 @@ class Environment:
             self._fail_spawn(argv[0], exc)
             return
         os.close(write_fd)
-        self._process = RuntimeProcess(popen)
+        self._process = RuntimeProcess(popen, pidfd=self._limits.host.pidfd)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
         self._limits.started(self._process.pid)
         if self._limits.joins_cgroup:
             loop = asyncio.get_running_loop()
             self._joining = loop.run_in_executor(None, self._limits.join_cgroup, self._process.pid)
             self._joining.add_done_callback(_retrieved)  # a runtime that dies first cannot join: no noise
-        with contextlib.suppress(OSError):
-            self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+        if self._limits.host.proc:  # else a pending SIGKILL is not seen (host.py)
+            with contextlib.suppress(OSError):
+                self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         self._schedule_sample()
         self._exit_watch = asyncio.get_running_loop().create_task(self._watch_exit(self._process))
         if self._seats[0].state is State.TERMINATED:

@@ -33,6 +33,7 @@ import contextlib
 import errno
 import math
 import socket
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ _STATUS_LINES: dict[int, bytes] = {
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _TCP_ESTABLISHED = 1  # tcpi_state, the first byte of Linux's struct tcp_info
 _TCP_CLOSE = 7
+# Linux's numbering of those states: macOS has no TCP_INFO, FreeBSD numbers them otherwise. Elsewhere a
+# connection's state is not read (host.py).
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform.startswith("linux") else None
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_QUEUED_REQUESTS = 16  # pipelined requests buffered per connection before we stop reading
 
@@ -202,8 +206,10 @@ class Connection:
         sock = self._protocol.socket
         if sock is None:
             return self._protocol.transport is None
+        if _TCP_INFO is None:
+            return False  # not known here: its next read tells
         try:
-            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+            state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)
         except OSError:
             return False
         return bool(state and state[0] != _TCP_ESTABLISHED)
@@ -223,11 +229,12 @@ class Connection:
             # The state first: a RST moves the connection out of ESTABLISHED in the same kernel step that
             # records the error, so an established one needs no second look. On uvloop each getsockopt
             # builds a socket object (two syscalls): this runs for every invoke.
-            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
-            if state and state[0] == _TCP_ESTABLISHED:
-                return False
-            if state and state[0] == _TCP_CLOSE:  # where a RST leaves the connection
-                return True
+            if _TCP_INFO is not None:
+                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)
+                if state and state[0] == _TCP_ESTABLISHED:
+                    return False
+                if state and state[0] == _TCP_CLOSE:  # where a RST leaves the connection
+                    return True
             return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
         return False
 

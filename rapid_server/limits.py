@@ -16,6 +16,8 @@ Containment (containment.py): every process of an environment is found through a
 all of them end when the environment does; this module holds each environment's handle on it.
 
 Which way is in force is chosen once at server start (`detect_limits`) and said in the startup log.
+Without cgroups or /proc (host.py: macOS, or RAPIDBOOT_PORTABLE=1), memory is neither limited nor measured
+(REPORT's Max Memory Used shows 0 MB), and an environment's processes are its runtime's process group.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError
 from .containment import (
     FREEZER,
     PIDS,
@@ -41,9 +44,11 @@ from .containment import (
     Supervisor,
     end_leftovers,
     make_v1_tracking_root,
+    pid_alive,
     remove_stale_roots,
     remove_tree,
 )
+from .host import LINUX, Host
 from .memory import PeakMemory
 
 _MIB = 1024 * 1024
@@ -64,7 +69,9 @@ class EnvironmentLimits:
         scratch_limit_bytes: int,
         spawner: Spawner | None = None,
         supervisor: Supervisor | None = None,
+        host: Host = LINUX,
     ):
+        self.host = host  # what the environment may use besides (pidfds, /proc)
         self._memory = memory
         self.scratch = scratch  # TMPDIR
         self._scratch_limit_bytes = scratch_limit_bytes
@@ -185,7 +192,9 @@ class LimitsFactory:
         scratch_root: Path,
         cgroup_version: int = 1,
         spawner: Spawner | None = None,
+        host: Host = LINUX,
     ):
+        self.host = host
         self._cgroup_root = cgroup_root
         self._cgroup_version = cgroup_version
         self._scratch_root = scratch_root
@@ -195,7 +204,12 @@ class LimitsFactory:
 
     @property
     def description(self) -> str:
-        if self._cgroup_root is None:
+        if self._cgroup_root is None and not self.host.proc:
+            memory = (
+                "none (no memory cgroup and no /proc to watch); peak memory: not measured "
+                "(REPORT's Max Memory Used shows 0 MB)"
+            )
+        elif self._cgroup_root is None:
             memory = "peak-RSS watching (no memory cgroup can be created here)"
         elif self._cgroup_version == 2:
             memory = f"memory cgroup (v2 memory.max under {self._cgroup_root})"
@@ -217,6 +231,15 @@ class LimitsFactory:
             f"memory limits: {memory}; /tmp limits: TMPDIR size checked after each invoke; "
             f"containment: {contained}"
         )
+
+    def not_enforced(self) -> list[str]:
+        """What Lambda enforces and this server cannot here, for the startup line."""
+        missing: list[str] = []
+        if self._cgroup_root is None and not self.host.proc:
+            missing += ["memory limits", "peak memory (REPORT's Max Memory Used shows 0 MB)"]
+        if self._spawner is None and not (self._cgroup_root is not None and self._cgroup_version == 2):
+            missing.append("containment beyond the runtime's process group (a setsid child can outlive it)")
+        return missing
 
     def record(self) -> dict[str, Any]:
         """What a supervisor, or the next server on this state dir, needs to end what this one leaves."""
@@ -240,9 +263,13 @@ class LimitsFactory:
             memory = _CgroupV2Memory(self._cgroup_root / name, limit)
         elif self._cgroup_root is not None:
             memory = _CgroupV1Memory(self._cgroup_root / name, limit)
-        else:
+        elif self.host.proc:
             memory = _WatchedMemory(limit)
-        return EnvironmentLimits(memory, scratch, ephemeral_mb * _MIB, self._spawner, self.supervisor)
+        else:
+            memory = _UnmeasuredMemory()
+        return EnvironmentLimits(
+            memory, scratch, ephemeral_mb * _MIB, self._spawner, self.supervisor, self.host
+        )
 
     def close(self) -> None:
         """At server exit, once every environment has ended: end and remove whatever is left."""
@@ -251,13 +278,20 @@ class LimitsFactory:
         end_leftovers(self.record())
 
 
-def detect_limits(server_id: str, memory_enforcement: str = "auto", contain: bool = True) -> LimitsFactory:
+def detect_limits(
+    server_id: str, memory_enforcement: str = "auto", contain: bool = True, host: Host = LINUX
+) -> LimitsFactory:
     """`memory_enforcement`: "auto" (a cgroup where possible, else RSS watching), "cgroup" (fail if no
     cgroup can be made), or "rss". `contain`: each environment's processes in a cgroup of their own
-    (containment.py) where one can be made, whatever the memory enforcement."""
+    (containment.py) where one can be made, whatever the memory enforcement. `host`: without cgroups,
+    none is tried; without /proc, memory is not watched either."""
+    if not host.cgroups and memory_enforcement == "cgroup":
+        raise ConfigError(f"--memory-enforcement cgroup: {host.lacking}")
+    if not host.proc and memory_enforcement == "rss":
+        raise ConfigError(f"--memory-enforcement rss watches /proc: {host.lacking}")
     cgroup_root: Path | None = None
     version = 1
-    if memory_enforcement != "rss":
+    if memory_enforcement != "rss" and host.cgroups:
         if (_CGROUP_FS / "cgroup.controllers").exists():  # the unified (v2) hierarchy
             version = 2
             cgroup_root = make_cgroup_v2_root(server_id, _CGROUP_FS, Path("/proc/self/cgroup"), os.getpid())
@@ -267,13 +301,13 @@ def detect_limits(server_id: str, memory_enforcement: str = "auto", contain: boo
         where = _CGROUP_FS if version == 2 else _CGROUP_V1_MEMORY
         raise OSError(f"no memory cgroup can be created under {where}")
     spawner: Spawner | None = None
-    if contain and not (cgroup_root is not None and version == 2):  # v2: the memory cgroup contains
+    if contain and host.cgroups and not (cgroup_root is not None and version == 2):  # v2: it contains
         tracking = make_v1_tracking_root(server_id, _CGROUP_FS)
         if tracking is not None:
             spawner = Spawner(*tracking, cgroup_fs=_CGROUP_FS)
     _remove_stale_scratch()
     scratch_root = Path(tempfile.mkdtemp(prefix=f"rapidboot-{server_id}-"))
-    return LimitsFactory(cgroup_root, scratch_root, version, spawner)
+    return LimitsFactory(cgroup_root, scratch_root, version, spawner, host)
 
 
 # Memory ---------------------------------------------------------------------------------------------------
@@ -410,6 +444,21 @@ class _CgroupV2Memory(_CgroupMemory):
         return Cgroup(self._path, V2)
 
 
+class _UnmeasuredMemory(_Memory):
+    """No cgroup and no /proc (host.py): nothing limits memory, and nothing reads its peak while the runtime
+    lives. REPORT keeps Lambda's shape with 0 MB; the startup line says it is not measured. Not chosen:
+    `getrusage(RUSAGE_CHILDREN)`, whose peak is the largest of every runtime this server has reaped, never
+    the live environment's."""
+
+    sample_interval_s = 1.0  # the environment's sampler still ticks; it reads nothing here
+
+    def peak_bytes(self) -> int:
+        return 0
+
+    def out_of_memory(self) -> bool:
+        return False
+
+
 class _WatchedMemory(_Memory):
     def __init__(self, limit_bytes: int):
         self._limit = limit_bytes
@@ -524,7 +573,7 @@ def _remove_stale_scratch() -> None:
     """Scratch roots of servers that died without cleaning up (SIGKILL)."""
     for root in Path(tempfile.gettempdir()).glob("rapidboot-*-*"):
         pid = root.name.split("-")[1]
-        if root.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if root.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(root, ignore_errors=True)
 
 

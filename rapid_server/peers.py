@@ -31,6 +31,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 
+from .host import LINUX, Host
 from .memory import process_tree
 
 _NETLINK_SOCK_DIAG = 4
@@ -196,9 +197,12 @@ class PeerCheck:
             self._table.close()
 
 
-def detect_peer_check() -> PeerCheck:
+def detect_peer_check(host: Host = LINUX) -> PeerCheck:
     """Try each way of finding a peer on a loopback connection of our own; the first that finds it is
-    used. If none does, Runtime API peers are not checked, and the description says why."""
+    used. If none does, Runtime API peers are not checked, and the description says why. Every way needs
+    /proc (a socket's owner is found among /proc/PID/fd): on a host without it none is tried."""
+    if not host.proc:
+        return PeerCheck(None, "a peer's process cannot be found without /proc")
     reasons: list[str] = []
     for make in (NetlinkSocketTable, ProcNetSocketTable):
         try:

@@ -16,6 +16,7 @@ from .config import ConfigError, ServerConfig
 from .containment import Supervisor, end_dead_servers, write_record
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
+from .host import Host
 from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
 from .logs import LogSink
@@ -157,10 +158,20 @@ def run(
     template: TemplateDefinition | None = None,
 ) -> int:
     factory = loop_factory(loop)
+    host = Host.detect(os.environ)  # the one read of RAPIDBOOT_PORTABLE; passed down from here
     for line in end_dead_servers(config.state_dir):
         print(f"rapidboot: --state-dir {config.state_dir}: {line}", file=sys.stderr, flush=True)
-    limits = detect_limits(str(os.getpid()), memory_enforcement)
-    peers = detect_peer_check()
+    limits = detect_limits(str(os.getpid()), memory_enforcement, host=host)
+    peers = detect_peer_check(host)
+    if host.lacking:
+        not_enforced = limits.not_enforced()
+        if not peers.enabled:
+            not_enforced.append("isolation of the Runtime API (open to any local process)")
+        print(
+            f"rapidboot: {host.lacking}, so not enforced here: {'; '.join(not_enforced)}",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"rapidboot: {limits.description}; {peers.description}", file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:

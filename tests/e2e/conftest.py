@@ -13,13 +13,16 @@ from e2e_harness import (
     SUITE_FUNCTIONS,
     RapidServer,
     prepare_code,
-    running_server,
+    server_environment,
+    supervised,
     write_config,
 )
+from not_linux import refused_lines, server_command
 
 from benchmarks.peers import HOW_TO_NODE_RIC_ENV, node_ric_from_environment
 from benchmarks.rie import HOW_TO_GET as RIE_HOW_TO
 from benchmarks.rie import find_rie
+from rapid_server.host import PORTABLE_VARIABLE
 
 # --- Fixtures -------------------------------------------------------------------------------------
 
@@ -38,18 +41,35 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def portable(request: pytest.FixtureRequest) -> bool:
+    """The suite server runs with RAPIDBOOT_PORTABLE=1: every Linux fallback forced (rapid_server/host.py),
+    as on a host without /proc, pidfds or cgroups. False unless a module parametrises it."""
+    return bool(getattr(request, "param", False))
+
+
+@pytest.fixture(scope="session")
 def suite_server(
-    runtime: str, code_root: Path, tmp_path_factory: pytest.TempPathFactory
+    runtime: str, portable: bool, code_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RapidServer]:
     """The shared server for one runtime, configured with SUITE_FUNCTIONS through a rapidboot.toml.
 
     The toml sits beside the copied code and names it relatively; the server runs from another directory, so a
     server resolving `code` against its own cwd fails here.
     """
-    config = write_config(code_root / f"rapidboot-{runtime}.toml", SUITE_FUNCTIONS, runtime, "functions")
-    elsewhere = tmp_path_factory.mktemp(f"cwd-{runtime}")
-    with running_server(["--config", str(config)], cwd=elsewhere) as server:
-        yield server
+    variant = f"{runtime}-portable" if portable else runtime
+    config = write_config(code_root / f"rapidboot-{variant}.toml", SUITE_FUNCTIONS, runtime, "functions")
+    elsewhere = tmp_path_factory.mktemp(f"cwd-{variant}")
+    env = server_environment()
+    env.pop(PORTABLE_VARIABLE, None)
+    if portable:
+        env[PORTABLE_VARIABLE] = "1"
+    server = RapidServer(["--config", str(config)], elsewhere, env)
+    if portable:  # and with /proc and cgroups refused, to see that the server never reaches for them
+        server.args = server_command(server.args)
+    with supervised(server) as running:
+        yield running
+    refused = refused_lines(server.stderr.lines)
+    assert refused == [], "the portable server reached for Linux:\n" + "\n".join(refused)
 
 
 # --- AWS's own implementations (test_e2e_rie.py, test_e2e_node_ric.py) -----------------------------
