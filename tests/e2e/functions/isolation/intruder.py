@@ -56,10 +56,10 @@ def child_uses_own_api(event: dict, context: object) -> dict:
 _ESCAPE_AND_POST = """
 import os, sys, time
 result_fifo = sys.argv[4]
+intermediate = os.getpid()
 if os.fork():
     os._exit(0)  # the intermediate: its child is orphaned, out of the runtime's process tree
-parent = os.getppid()
-while os.getppid() == parent:  # wait until the orphan has been reparented
+while os.getppid() == intermediate:  # wait until the orphan has been reparented
     time.sleep(0.001)
 import http.client
 host, port = sys.argv[1].rsplit(":", 1)
