@@ -364,6 +364,9 @@ def _definition_source(args: argparse.Namespace) -> DefinitionSource:
             raise ConfigError("--config and --code/--handler are exclusive: put the function in the file")
         path: Path = args.config
         return DefinitionSource(path, lambda: Definition(load_toml(path)))
+    if args.code is None and args.handler is None:
+        # Nothing configured: serve what the control plane stored under --state-dir (perhaps nothing yet).
+        return DefinitionSource(None, lambda: Definition({}))
     function = _function_from_flags(args)
     return DefinitionSource(None, lambda: Definition({function.name: function}))
 

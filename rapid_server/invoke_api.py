@@ -13,7 +13,6 @@ message; an ARN names one of our functions only with our region and account.
 from __future__ import annotations
 
 import base64
-import math
 import os
 import re
 import time
@@ -25,6 +24,9 @@ import orjson
 from . import errors, rendering
 from .async_queue import NewEvent
 from .config import ServerConfig
+from .control_plane import routes
+from .control_plane.functions import ControlPlane
+from .control_plane.shapes import configuration
 from .environment import Invocation
 from .errors import ServiceError
 from .function import Function
@@ -35,6 +37,7 @@ from .server_state import ServerState
 MAX_SYNC_PAYLOAD_BYTES = 6_291_456
 MAX_CLIENT_CONTEXT_BYTES = 3583
 MAX_EVENT_PAYLOAD_BYTES = 1_048_576  # "1 MB" for Event invokes (reference section 2; 256 KB before 2025)
+MAX_CONTROL_BODY_BYTES = 70_000_000  # a 50 MB zip in base64, with its JSON around it
 LATEST = "$LATEST"
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 _STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # botocore's ResponseStreamingInvocationType
@@ -67,7 +70,9 @@ _INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>.*)/response-strea
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
 
 
-def make_handler(state: ServerState) -> Handler:
+def make_handler(state: ServerState, control: ControlPlane | None = None) -> Handler:
+    """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API."""
+
     async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
         try:
@@ -81,7 +86,12 @@ def make_handler(state: ServerState) -> Handler:
                 if request.method != "POST":
                     raise _unknown_operation(request)
                 return await _invoke(state, request, match["name"], request_id, streaming=True)
-            if _LIST.match(request.path) is not None:
+            if control is not None and routes.is_control_path(request.path):
+                response = await routes.handle(control, request, request_id)
+                if response is not None:
+                    response.headers.append(("x-amzn-RequestId", request_id))
+                    return response
+            elif _LIST.match(request.path) is not None:
                 if request.method != "GET":
                     raise _unknown_operation(request)
                 return _list_functions(state, request_id)
@@ -176,6 +186,8 @@ def _accept_event(state: ServerState, function: Function, request: Request, requ
 def body_limit(request: Request) -> int:
     """The payload limit of this invoke, known from its head: the listener refuses a larger declared body
     before reading it (with `Expect: 100-continue`, before the client sends it)."""
+    if not request.path.endswith(("/invocations", "/invocations/")):
+        return MAX_CONTROL_BODY_BYTES  # CreateFunction / UpdateFunctionCode carry a base64 zip
     if request.headers.get("x-amz-invocation-type") == "Event":
         return MAX_EVENT_PAYLOAD_BYTES
     return MAX_SYNC_PAYLOAD_BYTES
@@ -333,34 +345,9 @@ def _new_trace_id() -> str:
 
 
 def _list_functions(state: ServerState, request_id: str) -> Response:
-    functions = [_configuration(state, function) for function in state.functions.values()]
+    functions = [configuration(state, function, None) for function in state.functions.values()]
     body = orjson.dumps({"Functions": functions})
     return Response(200, body, [rendering.JSON, ("x-amzn-RequestId", request_id)])
-
-
-def _configuration(state: ServerState, function: Function) -> dict[str, object]:
-    """The FunctionConfiguration shape botocore's model describes, for what we know locally."""
-    config = function.config
-    return {
-        "FunctionName": config.name,
-        "FunctionArn": function.arn,
-        "Runtime": state.runtime_name(config),
-        "Role": f"arn:aws:iam::{state.config.account_id}:role/rapidboot-local",
-        "Handler": config.handler,
-        "CodeSize": function.package.unzipped_bytes,
-        "Description": "",
-        "Timeout": math.ceil(config.timeout_s),
-        "MemorySize": config.memory_mb,
-        "LastModified": state.started_at,
-        "CodeSha256": "",
-        "Version": LATEST,
-        "Environment": {"Variables": dict(config.environment)},
-        "TracingConfig": {"Mode": "PassThrough"},
-        "PackageType": "Zip",
-        "Architectures": [state.architecture],
-        "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
-    }
 
 
 def _unknown_operation(request: Request) -> ServiceError:

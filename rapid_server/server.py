@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -14,6 +16,8 @@ from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
 from .config import ConfigError, ServerConfig
 from .containment import Supervisor, end_dead_servers, write_record
+from .control_plane.functions import ControlPlane, stored_functions
+from .control_plane.store import FunctionStore
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
 from .host import Host
@@ -52,14 +56,20 @@ async def serve(
     """`http_triggers`: the template's HTTP routes, served on a listener of their own when there are any.
     `source`: watch it and the functions' code and layers, and reload on a change (`--watch`)."""
     loop = asyncio.get_running_loop()
+    # -- the control plane: what the API created is served with the configured functions; on a clash of
+    # names the configuration's function wins (the stored one stays in the store, unserved)
+    store = _open_store(config)
+    stored = {name: f for name, f in stored_functions(store).items() if name not in config.functions}
+    config = dataclasses.replace(config, functions={**config.functions, **stored})
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
+    control = ControlPlane(state, store)
     state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     listener = await start_listener(
-        invoke_api.make_handler(state),
+        invoke_api.make_handler(state, control),
         config.host,
         config.port,
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
@@ -122,6 +132,7 @@ async def serve(
         for _ in range(3):
             await asyncio.sleep(0)
         state.sink.flush()  # lines of the last turn (LogSink gathers a turn's lines)
+        store.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
@@ -139,6 +150,13 @@ def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[
             report_notice("rapidboot: the template now has HTTP triggers: restart the server to serve them")
 
     return follow
+
+
+def _open_store(config: ServerConfig) -> FunctionStore:
+    try:
+        return FunctionStore(config.state_dir / "functions")
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"--state-dir {config.state_dir}: cannot open the function store: {exc}") from None
 
 
 def _open_queue(config: ServerConfig) -> AsyncQueue:

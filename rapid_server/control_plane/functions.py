@@ -1,0 +1,282 @@
+"""What each function operation does to the running server and to the store.
+
+A mutation is checked whole first (settings through `validate_function`, the zip extracted through the
+layers/ code with its limits), then applied to the running server (`ServerState.apply`, as a reload is),
+then committed to the store in one transaction. One mutation at a time (`_lock`): `apply` awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from layers import LayerError, prepare_function
+from layers.function import directory_size
+
+from .. import errors
+from ..config import ConfigError, FunctionConfig, validate_function
+from ..errors import ServiceError
+from ..function import Function
+from ..server_state import ServerState
+from .store import FunctionStore, StoredFunction
+
+RESOURCE_CONFLICT = "ResourceConflictException"
+CODE_STORAGE_EXCEEDED = "CodeStorageExceededException"
+MAX_ZIPPED_BYTES = 52_428_800  # "50 MB (zipped, when uploaded through the Lambda API)"
+DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
+_SETTINGS = (
+    "Handler",
+    "Runtime",
+    "Role",
+    "Description",
+    "MemorySize",
+    "Timeout",
+    "Environment",
+    "EphemeralStorage",
+)
+# validate_function's keys, as the API names them (its messages start "NAME.key: ...").
+_FIELDS = {
+    "memory": "MemorySize",
+    "timeout": "Timeout",
+    "environment": "Environment.Variables",
+    "handler": "Handler",
+    "ephemeral_storage": "EphemeralStorage.Size",
+    "runtime": "Runtime",
+    "code": "Code",
+}
+
+
+def _invalid(message: str) -> ServiceError:
+    return ServiceError(400, errors.INVALID_PARAMETER_VALUE, message)
+
+
+def function_config(name: str, settings: dict[str, object], code: Path) -> FunctionConfig:
+    """The API's settings as our FunctionConfig, checked by the same `validate_function` as the TOML file;
+    a problem is an InvalidParameterValueException naming the API's field."""
+    runtime = settings.get("Runtime", "python3.12")
+    if not isinstance(runtime, str) or not runtime.startswith(("python3", "provided")):
+        raise _invalid(f"Runtime: {runtime!r} is not served here (python3.x, provided.al2023, provided.al2)")
+    environment = settings.get("Environment") or {}
+    variables = environment.get("Variables", {}) if isinstance(environment, dict) else environment
+    storage = settings.get("EphemeralStorage") or {"Size": 512}
+    try:
+        return validate_function(
+            name,
+            name,
+            code,
+            settings.get("Handler"),
+            memory=settings.get("MemorySize", 128),
+            timeout=settings.get("Timeout", 3),
+            environment=variables,
+            ephemeral_storage=storage.get("Size") if isinstance(storage, dict) else storage,
+            runtime="provided" if runtime.startswith("provided") else "python",
+        )
+    except ConfigError as exc:
+        message = str(exc)
+        for key, field in _FIELDS.items():
+            message = message.replace(f"{name}.{key}", field, 1)
+        raise _invalid(message) from None
+
+
+class ControlPlane:
+    def __init__(self, state: ServerState, store: FunctionStore):
+        self.state = state
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    # -- reads
+
+    def find(self, raw_name: str) -> tuple[Function, StoredFunction | None]:
+        name = _bare_name(raw_name)
+        function = self.state.functions.get(name)
+        if function is None:
+            raise ServiceError(
+                404, errors.RESOURCE_NOT_FOUND, f"Function not found: {self.state.function_arn(name)}"
+            )
+        return function, self.store.get(name)
+
+    def list(self, marker: str | None, max_items: str | None) -> dict[str, object]:
+        from . import shapes
+
+        limit = 50  # the service's page size when MaxItems is not given
+        if max_items is not None:
+            if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
+                raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-10000")
+            limit = int(max_items)
+        names = sorted(self.state.functions)
+        if marker:
+            names = [name for name in names if name > marker]
+        page, more = names[:limit], len(names) > limit
+        stored = {record.name: record for record in self.store.all()}
+        body: dict[str, object] = {
+            "Functions": [
+                shapes.configuration(self.state, self.state.functions[name], stored.get(name))
+                for name in page
+            ]
+        }
+        if more:
+            body["NextMarker"] = page[-1]
+        return body
+
+    # -- mutations
+
+    async def create(self, body: dict[str, object]) -> tuple[str, Function, StoredFunction]:
+        name = body.get("FunctionName")
+        if not isinstance(name, str) or not name:
+            raise _invalid("FunctionName: required")
+        name = _bare_name(name)
+        async with self._lock:
+            if name in self.state.functions:
+                raise ServiceError(409, RESOURCE_CONFLICT, f"Function already exist: {name}")
+            code = body.get("Code")
+            if not isinstance(code, dict):
+                raise _invalid("Code: required, with ZipFile (base64) or RapidbootDirectory")
+            settings = {key: body[key] for key in _SETTINGS if key in body}
+            record = await self._prepare(name, settings, code)
+            function = await self._commit(record)
+            return name, function, record
+
+    async def update(
+        self, raw_name: str, body: dict[str, object], code: bool
+    ) -> tuple[Function, StoredFunction]:
+        name = _bare_name(raw_name)
+        async with self._lock:
+            current = self._writable(name)
+            revision = body.get("RevisionId")
+            if revision is not None and revision != current.revision_id:
+                raise ServiceError(
+                    409,
+                    RESOURCE_CONFLICT,
+                    f"RevisionId: {revision!r} is not the function's current revision "
+                    f"({current.revision_id}); read it again and retry",
+                )
+            if code:
+                record = await self._prepare(name, current.settings, body)
+            else:
+                settings = dict(current.settings)
+                settings.update({key: body[key] for key in _SETTINGS if key in body})
+                function_config(name, settings, current.code_path)  # checked before anything changes
+                record = _record(name, settings, current.code_path, current.code_sha256, current.code_size)
+            return await self._commit(record), record
+
+    async def delete(self, raw_name: str) -> None:
+        name = _bare_name(raw_name)
+        async with self._lock:
+            self._writable(name)
+            functions = {key: f.config for key, f in self.state.functions.items() if key != name}
+            await self._apply(functions)
+            self.store.delete(name)
+
+    # -- steps
+
+    def _writable(self, name: str) -> StoredFunction:
+        self.find(name)
+        stored = self.store.get(name)
+        if stored is None:
+            raise ServiceError(
+                409,
+                RESOURCE_CONFLICT,
+                f"Function {name} is defined by the server's configuration (rapidboot.toml, flags or a "
+                "template), so it is read-only through the API: change it there",
+            )
+        return stored
+
+    async def _prepare(
+        self, name: str, settings: dict[str, object], code: dict[str, object]
+    ) -> StoredFunction:
+        """Store the package and extract it (safely, within the limits) before anything changes."""
+        if "S3Bucket" in code or "S3Key" in code:
+            raise _invalid("Code.S3Bucket/S3Key: there is no S3 here; send Code.ZipFile (base64) instead")
+        if "ImageUri" in code:
+            raise _invalid(
+                "Code.ImageUri: container images are not deployed through this API; send Code.ZipFile"
+            )
+        if DIRECTORY_EXTENSION in code:
+            directory = code[DIRECTORY_EXTENSION]
+            if (
+                not isinstance(directory, str)
+                or not Path(directory).is_absolute()
+                or not Path(directory).is_dir()
+            ):
+                raise _invalid(
+                    f"Code.{DIRECTORY_EXTENSION}: {directory!r} must be an existing absolute directory"
+                )
+            path, sha, size, fresh = Path(directory), "", directory_size(Path(directory)), False
+        else:
+            zipped = _zip_bytes(code.get("ZipFile"))
+            path, sha, fresh = await asyncio.to_thread(self.store.put_code, zipped)
+            size = len(zipped)
+        try:
+            await self._check_package(name, settings, path)
+        except BaseException:
+            if fresh:
+                path.unlink(missing_ok=True)  # a refused package leaves nothing behind
+            raise
+        return _record(name, settings, path, sha, size)
+
+    async def _check_package(self, name: str, settings: dict[str, object], path: Path) -> None:
+        function_config(name, settings, path)  # the settings, before the extraction
+        try:
+            await asyncio.to_thread(prepare_function, path, (), self.state.config.state_dir / "layers")
+        except LayerError as exc:
+            message = str(exc).replace(f"code '{path}'", "Code.ZipFile")
+            if "more than" in message and "limit" in message:
+                raise ServiceError(400, CODE_STORAGE_EXCEEDED, message) from None
+            raise _invalid(message) from None
+
+    async def _commit(self, record: StoredFunction) -> Function:
+        """Into the running server first (everything that can fail is checked there), then one transaction."""
+        functions = {key: f.config for key, f in self.state.functions.items()}
+        functions[record.name] = function_config(record.name, record.settings, record.code_path)
+        await self._apply(functions)
+        self.store.put(record)
+        return self.state.functions[record.name]
+
+    async def _apply(self, functions: dict[str, FunctionConfig]) -> None:
+        try:
+            await self.state.apply(functions)
+        except ConfigError as exc:
+            raise _invalid(str(exc)) from None
+
+
+def _record(name: str, settings: dict[str, object], path: Path, sha: str, size: int) -> StoredFunction:
+    modified = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return StoredFunction(name, settings, path, sha, size, str(uuid.uuid4()), modified)
+
+
+def _zip_bytes(value: object) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise _invalid("Code.ZipFile: required, the base64 of a zip file")
+    if len(value) > MAX_ZIPPED_BYTES * 4 // 3 + 4:
+        raise ServiceError(
+            400, CODE_STORAGE_EXCEEDED, f"Code.ZipFile: more than {MAX_ZIPPED_BYTES:,} bytes zipped (50 MB)"
+        )
+    try:
+        zipped = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid("Code.ZipFile: not valid base64") from None
+    if len(zipped) > MAX_ZIPPED_BYTES:
+        raise ServiceError(
+            400,
+            CODE_STORAGE_EXCEEDED,
+            f"Code.ZipFile: {len(zipped):,} bytes zipped, over {MAX_ZIPPED_BYTES:,} (50 MB)",
+        )
+    return zipped
+
+
+def _bare_name(raw: str) -> str:
+    """`name`, `arn:aws:lambda:REGION:ACCOUNT:function:name` or `ACCOUNT:function:name`: the name."""
+    if ":function:" in raw or raw.startswith("function:"):
+        return raw.split("function:", 1)[1].split(":", 1)[0]
+    return raw
+
+
+def stored_functions(store: FunctionStore) -> dict[str, FunctionConfig]:
+    """What the API created, as the server's functions at start."""
+    return {
+        record.name: function_config(record.name, record.settings, record.code_path) for record in store.all()
+    }
