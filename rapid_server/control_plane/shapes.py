@@ -18,11 +18,8 @@ CREATING = {
     "StateReason": "The function is being created.",
     "StateReasonCode": "Creating",
 }
-UPDATING = {
-    "LastUpdateStatus": "InProgress",
-    "LastUpdateStatusReason": "The function is being updated.",
-    "LastUpdateStatusReasonCode": "InProgress",
-}
+# (no LastUpdateStatusReasonCode: the model's enum for it names only failures)
+UPDATING = {"LastUpdateStatus": "InProgress", "LastUpdateStatusReason": "The function is being updated."}
 SETTLED = {"State": "Active", "LastUpdateStatus": "Successful"}
 
 
