@@ -158,7 +158,7 @@ class Reloader:
                 self._notice(f"rapidboot: {exc}; still serving the last good configuration")
         functions: Mapping[str, FunctionConfig]
         if definition is not None:
-            functions = definition.functions
+            functions = {**self._state.api_functions(), **definition.functions}  # the definition's win
         else:
             functions = {name: function.config for name, function in self._state.functions.items()}
         touched = {name: files for name, files in touched.items() if name in functions}

@@ -71,6 +71,8 @@ class ServerState:
         # (an HTTP front door rebuilds its routes from it).
         self.template: TemplateDefinition | None = None
         self.template_observers: list[Callable[[TemplateDefinition], None]] = []
+        # The functions the control plane created (control_plane/): a reload of the definition keeps them.
+        self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
 
     async def apply(
         self,

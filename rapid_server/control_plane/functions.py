@@ -87,6 +87,16 @@ class ControlPlane:
         self.state = state
         self.store = store
         self._lock = asyncio.Lock()
+        state.api_functions = self.served
+
+    def served(self) -> dict[str, FunctionConfig]:
+        """The functions the API created and the server runs (not those a configured one shadows)."""
+        running = self.state.functions
+        return {
+            record.name: running[record.name].config
+            for record in self.store.all()
+            if record.name in running and running[record.name].config.code == record.code_path.resolve()
+        }
 
     # -- reads
 

@@ -140,3 +140,26 @@ def test_conflicts_not_found_and_read_only(run: Callable[[Scenario], None]) -> N
         assert control.state.functions["made"].config.memory_mb == 256
 
     run(scenario)
+
+
+def test_a_reload_of_the_definition_keeps_what_the_api_created(
+    run: Callable[[Scenario], None], tmp_path: Path
+) -> None:
+    """`serve --watch`: the definition file changing must not remove the functions the API created."""
+    from rapid_server.config import Definition, DefinitionSource
+    from rapid_server.reload import Reloader, Targets
+
+    toml = tmp_path / "rapidboot.toml"
+    toml.write_text("")
+
+    async def scenario(control: ControlPlane) -> None:
+        await control.create(create_body())
+        configured = control.state.functions["configured"].config
+        source = DefinitionSource(toml, lambda: Definition({"configured": configured}))
+        reloader = Reloader(control.state, source, lambda line: None)
+        targets = Targets.of(control.state, source)
+        assert targets.definition is not None
+        await reloader.reload({targets.definition}, targets)
+        assert sorted(control.state.functions) == ["configured", "made"]
+
+    run(scenario)
