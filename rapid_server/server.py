@@ -61,6 +61,8 @@ async def serve(
     store = _open_store(config)
     stored = {name: f for name, f in stored_functions(store).items() if name not in config.functions}
     config = dataclasses.replace(config, functions={**config.functions, **stored})
+    if stored:
+        report_notice(f"rapidboot: functions created through the API (--state-dir): {', '.join(stored)}")
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
     control = ControlPlane(state, store)
     state.template = template
