@@ -8,7 +8,7 @@
     PUT    /2015-03-31/functions/{name}/configuration    UpdateFunctionConfiguration
     PUT    /2015-03-31/functions/{name}/code             UpdateFunctionCode
 
-Each handler validates, asks `ControlPlane` (functions.py of this package's logic: apply to the running
+Each handler validates, asks `ControlPlane` (functions.py: check whole, apply to the running
 server, then commit to the store), and renders. A refused call changes nothing.
 
 Our extension: `Code: {"RapidbootDirectory": "/abs/path"}` in CreateFunction / UpdateFunctionCode (a bare
