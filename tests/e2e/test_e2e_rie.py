@@ -53,17 +53,6 @@ RIE_INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 REPORT_ID = re.compile(r"^REPORT RequestId: (\S+)\t")
 INIT_DURATION = re.compile(r"\tInit Duration: ([0-9.]+) ms")  # first on the emulator's line, last on ours
 
-STREAMING = """\
-def chunks(event, context):
-    for index in range(event["count"]):
-        yield f"chunk {index}\\n".encode()
-
-
-def breaks(event, context):
-    yield b"first part\\n"
-    raise ValueError("the stream broke")
-"""
-
 # The suite's functions (an emulator is started only for those a test invokes), and two that stream.
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.name: spec
@@ -169,10 +158,7 @@ class Servers:
 @pytest.fixture(scope="module")
 def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rie")
-    functions = prepare_code(root)
-    (functions / "streaming").mkdir()
-    (functions / "streaming" / "app.py").write_text(STREAMING)
-    return functions
+    return prepare_code(root)  # a copy of tests/e2e/functions, streaming/ included
 
 
 @pytest.fixture(scope="module", params=SERVERS)

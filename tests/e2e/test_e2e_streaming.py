@@ -6,31 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from e2e_harness import running_server
+from e2e_harness import FUNCTIONS_DIR, running_server
 
 pytestmark = pytest.mark.e2e
-
-HANDLERS = """\
-def chunks(event, context):
-    for index in range(event["count"]):
-        yield f"chunk {index}\\n".encode()
-
-
-def breaks(event, context):
-    yield b"first part\\n"
-    raise ValueError("the stream broke")
-"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("streaming")
-    (root / "code").mkdir()
-    (root / "code" / "app.py").write_text(HANDLERS)
+    code = FUNCTIONS_DIR / "streaming"
     config = root / "rapidboot.toml"
     config.write_text(
-        '[functions.chunks]\ncode = "code"\nhandler = "app.chunks"\n\n'
-        '[functions.breaks]\ncode = "code"\nhandler = "app.breaks"\n'
+        f'[functions.chunks]\ncode = "{code}"\nhandler = "app.chunks"\n\n'
+        f'[functions.breaks]\ncode = "{code}"\nhandler = "app.breaks"\n'
     )
     with running_server(["--config", str(config), "--state-dir", str(root / "state")], root) as running:
         yield running
