@@ -224,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("name", help="function name or ARN")
     payload = invoke.add_mutually_exclusive_group()
     payload.add_argument("--payload", help="the event, as JSON")
-    payload.add_argument("--payload-file", type=Path, help="read the event from this file")
+    payload.add_argument(
+        "--payload-file",
+        "--event-file",
+        type=Path,
+        help="read the event from this file (e.g. one written by `rapidboot events generate`)",
+    )
     invoke.add_argument(
         "--endpoint", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)"
     )
@@ -262,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedules.add_argument("--region", default=None, help="(default: $AWS_REGION or us-east-1)")
     schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
+    commands.add_parser(
+        "events",
+        help="sample events of each source: `rapidboot events generate KIND` (see its --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -275,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.suite import main as bench_main  # the benchmark suite, under our command name
 
         return bench_main(arguments[1:], prog="rapidboot bench")
+    if arguments[:1] == ["events"]:
+        # Its own parser: its modules (uuid, hashlib, urllib) cost ~9 ms that no other command should pay.
+        from .event_sources.samples import main as events_main
+
+        return events_main(arguments[1:], prog="rapidboot events")
     args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":
