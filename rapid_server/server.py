@@ -9,12 +9,12 @@ import signal
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
-from .config import ConfigError, ServerConfig
+from .config import ConfigError, FunctionConfig, ServerConfig
 from .containment import Supervisor, end_dead_servers, write_record
 from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
@@ -165,8 +165,7 @@ def _start_schedules(state: ServerState, schedules: list[Schedule]) -> Callable[
                 state.config.account_id,
                 report_notice,
             )
-        scheduler.start(new)
-        for schedule in new:
+        for schedule in scheduler.start(new):
             disabled = "" if schedule.enabled else " (disabled)"
             report_notice(
                 f"rapidboot: schedule {schedule.name}: {schedule.expression.text} invokes "
@@ -180,7 +179,17 @@ def _start_schedules(state: ServerState, schedules: list[Schedule]) -> Callable[
     start(schedules)
     if state.template is not None:
         state.template_observers.append(lambda template: start(template.schedules))
+    else:
+        state.function_observers.append(lambda functions: start(_toml_schedules(functions)))
     return stop
+
+
+def _toml_schedules(functions: Mapping[str, FunctionConfig]) -> list[Schedule]:
+    if not any(function.schedule for function in functions.values()):
+        return []
+    from .event_sources.schedules import toml_schedules
+
+    return toml_schedules(functions)
 
 
 def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[[TemplateDefinition], None]:

@@ -52,6 +52,21 @@ class Schedule:
     enabled: bool = True
     timezone: str = "UTC"  # Scheduler's ScheduleExpressionTimezone (cron and at)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """A rule with two targets is two schedules of one name."""
+        return (self.name, self.function)
+
+    def same_as(self, other: Schedule) -> bool:
+        """The same firings and payload (the parsed expression is compared by its text)."""
+        return (self.kind, self.expression.text, self.input, self.enabled, self.timezone) == (
+            other.kind,
+            other.expression.text,
+            other.input,
+            other.enabled,
+            other.timezone,
+        )
+
     def arn(self, region: str, account_id: str) -> str:
         if self.kind == SCHEDULER:
             return f"arn:aws:scheduler:{region}:{account_id}:schedule/default/{self.name}"
@@ -113,21 +128,34 @@ class Scheduler:
         self._account_id = account_id
         self._notice = notice
         self._clock = clock
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._schedules: list[Schedule] = []
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._schedules: dict[tuple[str, str], Schedule] = {}
 
     @property
     def schedules(self) -> list[Schedule]:
-        return list(self._schedules)
+        return list(self._schedules.values())
 
-    def start(self, schedules: Iterable[Schedule]) -> None:
-        """Arm every enabled schedule (replacing those armed before: a reload's new definition)."""
-        self.stop()
-        self._schedules = list(schedules)
+    def start(self, schedules: Iterable[Schedule]) -> list[Schedule]:
+        """Arm every enabled schedule; on a reload's new definition, a schedule that is unchanged keeps its
+        timer (and a rate its start), the others are replaced. Returns the new and changed ones."""
+        wanted = {schedule.key: schedule for schedule in schedules}
+        for key in list(self._timers):
+            if key not in wanted or not wanted[key].same_as(self._schedules[key]):
+                self._timers.pop(key).cancel()
+        changed = [
+            schedule
+            for key, schedule in wanted.items()
+            if key not in self._schedules or not schedule.same_as(self._schedules[key])
+        ]
+        changed_keys = {schedule.key for schedule in changed}
+        self._schedules = {
+            key: schedule if key in changed_keys else self._schedules[key] for key, schedule in wanted.items()
+        }
         now = self._now()
-        for schedule in self._schedules:
+        for schedule in changed:
             if schedule.enabled:
                 self._arm(schedule, now, now)
+        return changed
 
     def stop(self) -> None:
         for timer in self._timers.values():
@@ -140,7 +168,7 @@ class Scheduler:
     def _arm(self, schedule: Schedule, after: datetime, start: datetime) -> None:
         due = schedule.expression.next_after(after, start)
         if due is None:
-            self._timers.pop(schedule.name, None)
+            self._timers.pop(schedule.key, None)
             self._notice(f"rapidboot: schedule {schedule.name}: {schedule.expression.text} fires no more")
             return
         self._wait(schedule, due, start)
@@ -148,7 +176,7 @@ class Scheduler:
     def _wait(self, schedule: Schedule, due: datetime, start: datetime) -> None:
         delay = min(MAX_TIMER_S, max(0.0, due.timestamp() - self._clock()))
         loop = asyncio.get_running_loop()
-        self._timers[schedule.name] = loop.call_later(delay, self._wake, schedule, due, start)
+        self._timers[schedule.key] = loop.call_later(delay, self._wake, schedule, due, start)
 
     def _wake(self, schedule: Schedule, due: datetime, start: datetime) -> None:
         if self._clock() < due.timestamp():

@@ -249,3 +249,23 @@ def test_a_generated_event_is_sent_with_event_file(tmp_path: Path) -> None:
     assert record["bucket"]["name"] == "photos"
     assert record["object"]["key"] == "2026/cat.jpg"
     assert record["object"]["size"] == 4
+
+
+def test_a_changed_toml_schedule_is_followed_by_watch(tmp_path: Path) -> None:
+    def tables(schedule: str) -> dict[str, dict[str, Any]]:
+        return {
+            "ticker": {
+                "code": str(FUNCTIONS_DIR / "async_events"),
+                "handler": "events.handler",
+                "schedule": schedule,
+            }
+        }
+
+    config = write_tables(tmp_path / "rapidboot.toml", tables("cron(0 3 * * ? *)"))
+    args = ["--config", str(config), "--watch", "--state-dir", str(tmp_path / "state")]
+    with running_server(args, cwd=tmp_path) as server:
+        write_tables(config, tables("rate(7 days)"))
+        line = server.stderr.wait_for(lambda line: "rate(7 days) invokes ticker" in line)
+        assert line == "rapidboot: schedule ticker-schedule: rate(7 days) invokes ticker", (
+            server.output_tail()
+        )

@@ -273,3 +273,22 @@ def test_rapidboot_schedules_command(project: Path, capsys: pytest.CaptureFixtur
     firings = [datetime.strptime(line.strip(), "%Y-%m-%dT%H:%M:%SZ") for line in lines[2:]]
     assert len(firings) == 5 and all(firing.hour in (10, 11) and firing.minute == 0 for firing in firings)
     assert main(["schedules", "--template", str(project / "template.yaml"), "--count", "0"]) == 2
+
+
+def test_a_reload_keeps_the_timers_of_unchanged_schedules() -> None:
+    async def run() -> None:
+        scheduler = Scheduler(lambda event: None, lambda name: True, "us-east-1", "123456789012", print)
+        hourly = Schedule("hourly", "worker", parse("rate(1 hour)"))
+        nightly = Schedule("nightly", "worker", parse("cron(0 3 * * ? *)"))
+        assert scheduler.start([hourly, nightly]) == [hourly, nightly]
+        before = dict(scheduler._timers)
+        later = Schedule("nightly", "worker", parse("cron(0 4 * * ? *)"))
+        again = Schedule("hourly", "worker", parse("rate(1 hour)"))  # parsed again, the same
+        assert scheduler.start([again, later]) == [later]
+        assert scheduler._timers[hourly.key] is before[hourly.key]  # a rate keeps counting from its start
+        assert scheduler._timers[nightly.key] is not before[nightly.key]
+        assert before[nightly.key].cancelled()
+        assert scheduler.start([]) == [] and scheduler._timers == {}
+        assert before[hourly.key].cancelled()
+
+    asyncio.run(run())
