@@ -25,6 +25,7 @@ from .config import (
 
 if TYPE_CHECKING:
     from .definitions.template import TemplateDefinition
+    from .event_sources.schedules import Schedule
     from .http_triggers.listener import HttpTriggerOptions
 
 
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="integration timeout for every route, 0.05-30 s (default: each event's TimeoutInMillis, or 29)",
     )
     serve.add_argument(
+        "--schedules",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fire the schedules (a template's Schedule / ScheduleV2 events, a function's `schedule` in "
+        "--config) as Event invokes; --no-schedules lists them at start and fires none (default: on)",
+    )
+    serve.add_argument(
         "--watch",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -216,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("name", help="function name or ARN")
     payload = invoke.add_mutually_exclusive_group()
     payload.add_argument("--payload", help="the event, as JSON")
-    payload.add_argument("--payload-file", type=Path, help="read the event from this file")
+    payload.add_argument(
+        "--payload-file",
+        "--event-file",
+        type=Path,
+        help="read the event from this file (e.g. one written by `rapidboot events generate`)",
+    )
     invoke.add_argument(
         "--endpoint", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)"
     )
@@ -243,6 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="InvokeWithResponseStream: print the response's chunks as they arrive",
     )
     invoke.add_argument("--read-timeout", type=float, default=910, help=argparse.SUPPRESS)
+
+    schedules = commands.add_parser(
+        "schedules", help="list the schedules of a template or --config file and their next firings (UTC)"
+    )
+    schedules.add_argument("--config", type=Path, help="rapidboot.toml with `schedule` keys")
+    schedules.add_argument("--template", type=Path, help="a template (found as ./template.yaml when no flag)")
+    schedules.add_argument(
+        "--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE"
+    )
+    schedules.add_argument("--region", default=None, help="(default: $AWS_REGION or us-east-1)")
+    schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
+    commands.add_parser(
+        "events",
+        help="sample events of each source: `rapidboot events generate KIND` (see its --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -256,12 +285,19 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.suite import main as bench_main  # the benchmark suite, under our command name
 
         return bench_main(arguments[1:], prog="rapidboot bench")
+    if arguments[:1] == ["events"]:
+        # Its own parser: its modules (uuid, hashlib, urllib) cost ~9 ms that no other command should pay.
+        from .event_sources.samples import main as events_main
+
+        return events_main(arguments[1:], prog="rapidboot events")
     args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "package":
             return _package(args)
+        if args.command == "schedules":
+            return _list_schedules(args)
         return _invoke(args)
     except ConfigError as exc:
         print(f"rapidboot: {exc}", file=sys.stderr)
@@ -304,6 +340,13 @@ def _serve(args: argparse.Namespace) -> int:
         request_head_timeout_s=args.request_head_timeout,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
+    schedules = _schedules_of(definition)
+    if not args.schedules and schedules:
+        print(
+            f"rapidboot: --no-schedules: {len(schedules)} schedule(s) not fired: "
+            f"{', '.join(schedule.name for schedule in schedules)}",
+            file=sys.stderr,
+        )
     try:
         return run(
             config,
@@ -312,6 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
             source=source if watch else None,
             template=definition.template,
             http_triggers=http_triggers,
+            schedules=schedules if args.schedules else None,
         )
     except OSError as exc:
         raise ConfigError(
@@ -320,6 +364,46 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 _MAX_CONNECTION_TIMEOUT_S = 3600.0
+
+
+def _schedules_of(definition: Definition) -> list[Schedule]:
+    """A template's Schedule / ScheduleV2 rules, or a rapidboot.toml's `schedule` keys."""
+    if definition.template is not None:
+        return list(definition.template.schedules)
+    if not any(function.schedule for function in definition.functions.values()):
+        return []
+    from .event_sources.schedules import toml_schedules
+
+    return toml_schedules(definition.functions)
+
+
+def _list_schedules(args: argparse.Namespace) -> int:
+    """`rapidboot schedules`: what `serve` with the same flags would fire, and when."""
+    from datetime import UTC, datetime
+
+    from .event_sources.schedules import describe
+
+    if args.template is not None and args.config is not None:
+        raise ConfigError("--template and --config are exclusive: one server reads one definition")
+    if args.count < 1:
+        raise ConfigError(f"--count {args.count}: must be at least 1")
+    if args.config is not None:
+        definition = Definition(load_toml(args.config))
+    else:
+        from .definitions.template import find_template
+
+        path = args.template or find_template(Path.cwd())
+        if path is None:
+            raise ConfigError("schedules needs --template FILE (or a template.yaml here) or --config FILE")
+        from .definitions.parameters import parse_overrides
+        from .definitions.template import load_template, print_warnings
+
+        overrides = parse_overrides(args.parameter_overrides)
+        template = load_template(path, overrides, region=args.region or default_region())
+        print_warnings(template)
+        definition = Definition(template.functions, template)
+    print(describe(_schedules_of(definition), datetime.now(UTC), args.count))
+    return 0
 
 
 def _function_from_flags(args: argparse.Namespace) -> FunctionConfig:

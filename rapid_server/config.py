@@ -91,6 +91,7 @@ _FUNCTION_KEYS = frozenset(
         "retry_base_delay",
         "on_success",
         "on_failure",
+        "schedule",
     }
 )
 RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
@@ -138,6 +139,9 @@ class FunctionConfig:
     retry_base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
     on_success: Destination | None = None
     on_failure: Destination | None = None
+    # An EventBridge rule invoking the function (Event): "rate(5 minutes)", "cron(0 12 * * ? *)"; checked
+    # when read, run by rapid_server/event_sources/schedules.py.
+    schedule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +224,7 @@ def validate_function(
     retry_base_delay: object = DEFAULT_RETRY_BASE_DELAY_S,
     on_success: object = None,
     on_failure: object = None,
+    schedule: object = None,
     base_dir: Path | None = None,
     flags: bool = False,
 ) -> FunctionConfig:
@@ -301,6 +306,7 @@ def validate_function(
         base_delay,
         success,
         failure,
+        _schedule(at("schedule"), schedule),
     )
 
 
@@ -337,6 +343,22 @@ def _seconds(where: str, value: object, low: float, high: float) -> float:
     if not low <= value <= high:
         raise ConfigError(f"{where}: {value} s is outside {low:g}-{high:g} s")
     return float(value)
+
+
+def _schedule(where: str, value: object) -> str | None:
+    """An EventBridge rate or cron expression, refused here with its field and problem."""
+    if value is None:
+        return None
+    # Lazy: only a function with a schedule loads the expressions (and, for cron, its library).
+    from .event_sources.expressions import ExpressionError, parse
+
+    if not isinstance(value, str):
+        raise ConfigError(f'{where}: must be a string, e.g. "rate(5 minutes)" or "cron(0 12 * * ? *)"')
+    try:
+        parse(value)
+    except ExpressionError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return value
 
 
 def _min_event_age() -> float:

@@ -9,12 +9,12 @@ import signal
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import invoke_api
 from .async_queue import AsyncQueue, QueueError
-from .config import ConfigError, ServerConfig
+from .config import ConfigError, FunctionConfig, ServerConfig
 from .containment import Supervisor, end_dead_servers, write_record
 from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
@@ -31,6 +31,7 @@ from .server_state import ServerState
 if TYPE_CHECKING:
     from .config import DefinitionSource
     from .definitions.template import TemplateDefinition
+    from .event_sources.schedules import Schedule, Scheduler
     from .http_triggers.listener import HttpTriggerOptions
 
 
@@ -52,9 +53,11 @@ async def serve(
     http_triggers: HttpTriggerOptions | None = None,
     source: DefinitionSource | None = None,
     template: TemplateDefinition | None = None,
+    schedules: list[Schedule] | None = None,
 ) -> None:
     """`http_triggers`: the template's HTTP routes, served on a listener of their own when there are any.
-    `source`: watch it and the functions' code and layers, and reload on a change (`--watch`)."""
+    `source`: watch it and the functions' code and layers, and reload on a change (`--watch`).
+    `schedules`: fired as Event invokes; None with `--no-schedules` (a template's reload then adds none)."""
     loop = asyncio.get_running_loop()
     # -- the control plane: what the API created is served with the configured functions; on a clash of
     # names the configuration's function wins (the stored one stays in the store, unserved)
@@ -101,6 +104,7 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
+    stop_schedules = _start_schedules(state, schedules) if schedules is not None else None
     reloader = None
     if source is not None:
         from .reload import Reloader  # imports watchfiles: only when watching
@@ -123,6 +127,8 @@ async def serve(
             flush=True,
         )
         listener.close()
+        if stop_schedules is not None:
+            stop_schedules()
         if api_listener is not None:
             api_listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
@@ -137,6 +143,53 @@ async def serve(
         store.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _start_schedules(state: ServerState, schedules: list[Schedule]) -> Callable[[], None]:
+    """Timers for the schedules (event_sources/schedules.py), following the template's across reloads;
+    returns what stops them. Lazy: a server with no schedule never imports the machinery."""
+    scheduler: Scheduler | None = None
+
+    def start(new: Sequence[Schedule]) -> None:
+        nonlocal scheduler
+        if scheduler is None:
+            if not new:
+                return
+            from .event_sources.schedules import Scheduler
+
+            assert state.dispatcher is not None
+            scheduler = Scheduler(
+                state.dispatcher.accept,
+                state.functions.__contains__,
+                state.config.region,
+                state.config.account_id,
+                report_notice,
+            )
+        for schedule in scheduler.start(new):
+            disabled = "" if schedule.enabled else " (disabled)"
+            report_notice(
+                f"rapidboot: schedule {schedule.name}: {schedule.expression.text} invokes "
+                f"{schedule.function}{disabled}"
+            )
+
+    def stop() -> None:
+        if scheduler is not None:
+            scheduler.stop()
+
+    start(schedules)
+    if state.template is not None:
+        state.template_observers.append(lambda template: start(template.schedules))
+    else:
+        state.function_observers.append(lambda functions: start(_toml_schedules(functions)))
+    return stop
+
+
+def _toml_schedules(functions: Mapping[str, FunctionConfig]) -> list[Schedule]:
+    if not any(function.schedule for function in functions.values()):
+        return []
+    from .event_sources.schedules import toml_schedules
+
+    return toml_schedules(functions)
 
 
 def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[[TemplateDefinition], None]:
@@ -176,6 +229,7 @@ def run(
     http_triggers: HttpTriggerOptions | None = None,
     source: DefinitionSource | None = None,
     template: TemplateDefinition | None = None,
+    schedules: list[Schedule] | None = None,
 ) -> int:
     factory = loop_factory(loop)
     host = Host.detect(os.environ)  # the one read of RAPIDBOOT_PORTABLE; passed down from here
@@ -213,7 +267,7 @@ def run(
     try:
         limits.supervisor = supervisor = Supervisor.start(record_path, record_fd)
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, limits, ready, peers, http_triggers, source, template))
+            runner.run(serve(config, limits, ready, peers, http_triggers, source, template, schedules))
     finally:
         peers.close()
         limits.close()  # ends whatever the environments left

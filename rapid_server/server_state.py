@@ -71,6 +71,8 @@ class ServerState:
         # (an HTTP front door rebuilds its routes from it).
         self.template: TemplateDefinition | None = None
         self.template_observers: list[Callable[[TemplateDefinition], None]] = []
+        # Who follows the functions' configurations across every reload (a rapidboot.toml's schedules).
+        self.function_observers: list[Callable[[Mapping[str, FunctionConfig]], None]] = []
         # The functions the control plane created (control_plane/): a reload of the definition keeps them.
         self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
 
@@ -121,6 +123,11 @@ class ServerState:
                     observer(template)
                 except Exception as exc:  # an observer's bug must not leave the functions half-reloaded
                     self._on_error(exc)
+        for follower in self.function_observers:
+            try:
+                follower(functions)
+            except Exception as exc:
+                self._on_error(exc)
         await asyncio.gather(*ready)
         return Changes(added, changed, removed)
 

@@ -14,18 +14,23 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, FunctionConfig, validate_function
 from . import documents, parameters, sam
 from .documents import Document, Path_
 from .intrinsics import NO_VALUE, IntrinsicError, Resolver, Unresolvable
 
+if TYPE_CHECKING:
+    from ..event_sources.schedules import Schedule
+
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")  # what `sam` finds in the cwd
 DEFAULT_ACCOUNT_ID = "123456789012"  # ServerConfig's
 MAX_LAYERS = 5  # Lambda's, as layers.limits.LAMBDA_MAX_LAYERS (not imported: that package is for merging)
 
 _FUNCTION = "AWS::Lambda::Function"
+# What SAM's Schedule / ScheduleV2 events become (definitions/schedules.py reads them).
+_SCHEDULE_TYPES = ("AWS::Events::Rule", "AWS::Scheduler::Schedule")
 _LAYER = "AWS::Lambda::LayerVersion"
 _ARCHITECTURES = ("x86_64", "arm64")
 _PYTHON_RUNTIME = re.compile(r"^python3\.\d+$")
@@ -70,6 +75,8 @@ class TemplateDefinition:
     # properties over `Globals.Api` / `Globals.HttpApi` (StageName, BinaryMediaTypes, Variables...), for an
     # HTTP front door as `triggers` is.
     apis: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # EventBridge rules and Scheduler schedules targeting its functions (definitions/schedules.py).
+    schedules: tuple[Schedule, ...] = ()
 
 
 def find_template(directory: Path) -> Path | None:
@@ -225,7 +232,21 @@ class _Reader:
                 f"{self.document.path}:{line}: no functions: the template has no AWS::Serverless::Function "
                 "or AWS::Lambda::Function (with its Condition true)"
             )
-        return TemplateDefinition(self.document.path, functions, triggers, tuple(self.warnings), self._apis())
+        schedules: tuple[Schedule, ...] = ()
+        if any(resource.get("Type") in _SCHEDULE_TYPES for resource in self.resources.values()):
+            # Lazy: the schedule machinery (~8 ms of import) only for a template that has schedules.
+            from .schedules import read_schedules
+
+            schedules = read_schedules(
+                self.document,
+                self.resources,
+                {trigger.logical_id: name for name, trigger in triggers.items()},
+                self._target_function,
+                self._lenient,
+            )
+        return TemplateDefinition(
+            self.document.path, functions, triggers, tuple(self.warnings), self._apis(), schedules
+        )
 
     def _apis(self) -> dict[str, Mapping[str, Any]]:
         globals_ = _mapping(self.document.data.get("Globals"))
