@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks import (
+from rapidboot.benchmarks import (
     coldstart,
     hot_reload,
     http_triggers,
@@ -43,10 +43,10 @@ from benchmarks import (
     throughput,
     warm_invoke,
 )
-from benchmarks.machine import describe
-from benchmarks.peers import Peers, discover, node_version
-from benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.machine import describe
+from rapidboot.benchmarks.peers import Peers, discover, node_version
+from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
+from rapidboot.benchmarks.stats import summarize
 
 BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http", "reload")
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None, prog: str = "rapidboot bench") -> int:
     args = parser.parse_args(arguments)
     if args.code is not None or args.handler is not None or args.event is not None:
         # Imported here: user_function builds on this module (Progress, new_results, finish).
-        from benchmarks import user_function
+        from rapidboot.benchmarks import user_function
 
         return user_function.main(args, " ".join([prog, *arguments]), prog)
     names = parse_only(args.only, parser)

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layers.errors import LayerError
-from layers.limits import LAMBDA_MAX_UNZIPPED_BYTES
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import LAMBDA_MAX_UNZIPPED_BYTES
 
 WRAPPER_NAME = "rapidboot-wrapper"  # AWS_LAMBDA_EXEC_WRAPPER=/opt/rapidboot-wrapper
 RUNTIME_DIR = "rapidboot"  # /opt/rapidboot: outside /opt/python, so nothing of ours shadows a module
@@ -91,7 +91,7 @@ class BuiltLayer:
 
 def runtime_sources() -> tuple[Path, Path]:
     """This installation's `runtime` package directory and the `bootstrap` file beside it."""
-    import runtime  # imports nothing (runtime/__init__.py)
+    from rapidboot import runtime  # imports nothing (runtime/__init__.py)
 
     package_dir = Path(runtime.__file__).resolve().parent
     bootstrap = package_dir.parent / "bootstrap"

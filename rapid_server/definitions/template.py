@@ -23,7 +23,9 @@ from .intrinsics import NO_VALUE, IntrinsicError, Resolver, Unresolvable
 
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")  # what `sam` finds in the cwd
 DEFAULT_ACCOUNT_ID = "123456789012"  # ServerConfig's
-MAX_LAYERS = 5  # Lambda's, as layers.limits.LAMBDA_MAX_LAYERS (not imported: that package is for merging)
+MAX_LAYERS = (
+    5  # Lambda's, as rapidboot.layers.limits.LAMBDA_MAX_LAYERS (not imported: that package is for merging)
+)
 
 _FUNCTION = "AWS::Lambda::Function"
 _LAYER = "AWS::Lambda::LayerVersion"

@@ -14,7 +14,7 @@ import pytest
 from fake_runtime_api import FakeEvent, FakeRuntimeAPI
 from runtime_harness import BOOTSTRAP, runtime_env, write
 
-from runtime.exec_wrapper import wrapper_to_exec
+from rapidboot.runtime.exec_wrapper import wrapper_to_exec
 
 # What serving needs and running a function must never pay for.
 SERVER_MODULES = ("rapid_server", "uvloop", "httptools", "asyncio", "orjson", "httpx")
@@ -24,9 +24,9 @@ SERVER_MODULES = ("rapid_server", "uvloop", "httptools", "asyncio", "orjson", "h
     "command",
     [
         [sys.executable, "-X", "importtime", str(BOOTSTRAP)],
-        [sys.executable, "-X", "importtime", "-m", "runtime"],
+        [sys.executable, "-X", "importtime", "-m", "rapidboot.runtime"],
     ],
-    ids=["bootstrap", "python -m runtime"],
+    ids=["bootstrap", "python -m rapidboot.runtime"],
 )
 def test_the_runtime_path_imports_nothing_of_the_server(task_root: Path, command: list[str]) -> None:
     write(task_root, {"app.py": "def handler(event, context):\n    return event\n"})
@@ -39,7 +39,9 @@ def test_the_runtime_path_imports_nothing_of_the_server(task_root: Path, command
         for line in done.stderr.decode().splitlines()
         if line.startswith("import time:")
     ]
-    assert any(name.endswith("runtime.main") for name in imported), imported  # importtime did report
+    assert any(name.endswith("rapidboot.runtime.main") for name in imported), (
+        imported
+    )  # importtime did report
     assert [name for name in imported if name.split(".")[0] in SERVER_MODULES] == []
 
 
