@@ -90,15 +90,16 @@ class BuiltLayer:
 
 
 def runtime_sources() -> tuple[Path, Path]:
-    """This installation's `runtime` package directory and the `bootstrap` file beside it."""
+    """This installation's `runtime` package directory and the `bootstrap` file beside it: a checkout's
+    root, or `site-packages/rapidboot/` of an installed wheel (the same layout)."""
     from rapidboot import runtime  # imports nothing (runtime/__init__.py)
 
     package_dir = Path(runtime.__file__).resolve().parent
     bootstrap = package_dir.parent / "bootstrap"
     if not bootstrap.is_file():
         raise LayerError(
-            f"'{bootstrap}' not found: the layer is built from a rapidboot checkout (the `bootstrap` "
-            f"file beside the `runtime` package), e.g. an editable install"
+            f"'{bootstrap}' not found: the `bootstrap` file belongs beside the `runtime` package "
+            f"({package_dir}); reinstall rapidboot from its wheel or a checkout"
         )
     return package_dir, bootstrap
 

@@ -5,7 +5,7 @@ import sys
 
 
 def _main() -> int:
-    package = (__spec__.parent if __spec__ is not None else "") or "runtime"
+    package = (__spec__.parent if __spec__ is not None else "") or "rapidboot.runtime"
     if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):  # not Lambda: the local emulator, as in `bootstrap`
         from rapidboot.rapid_server.emulator import main as emulate  # the server, only on this path
 

@@ -351,8 +351,7 @@ class ServerStartError(AssertionError):
 
 
 class RapidServer:
-    """One `python -m rapidboot.rapid_server serve` subprocess in its own session (so its process group is its
-    own)."""
+    """One `python -m rapidboot.rapid_server serve` subprocess in its own session (its own process group)."""
 
     def __init__(self, args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
         self.args = [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", *args]
