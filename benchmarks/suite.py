@@ -57,7 +57,7 @@ Tick = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How many repetitions of everything: the full suite (about 3 minutes on 2 cores) or --quick."""
+    """How many repetitions of everything: the full suite or --quick (their times: `build_parser`)."""
 
     cold_spawns: int = 30
     boto3_spawns: int = 30
@@ -382,9 +382,15 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Measure rapidboot against its peers on this machine; leave report.md, results.json "
-        "and charts.",
+        "and charts. Each run ends by saying how long it took.",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute)")
+    # The one place the suite's duration is stated (the README and the Makefile point here): measured with
+    # `make bench-quick`, 2026-12-06, on the project's 2-core VM shared with other work, no RIE or Node peer.
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions: about 1.5 minutes on 2 cores (the full run: longer)",
+    )
     parser.add_argument(
         "--only",
         action="append",
