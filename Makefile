@@ -54,8 +54,8 @@ check: lint typecheck test
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# The whole comparison against the peers (<= 5 min on 2 cores; bench-quick <= 1 min): a table in the
-# terminal, and report.md, results.json and PNG charts in bench-results/. `rapidboot bench --help` for more.
+# The whole comparison against the peers (bench-quick: fewer repetitions): a table in the terminal, and
+# report.md, results.json and PNG charts in bench-results/. How long each takes: `rapidboot bench --help`.
 bench: $(TEST_STAMP)
 	$(BIN)/rapidboot bench $(BENCH_FLAGS)
 

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only: no display, no GUI toolkit import
 
 import matplotlib.pyplot as plt
 
-from benchmarks.results import OURS, Entry, Results, Row
+from rapidboot.benchmarks.results import OURS, Entry, Results, Row
 
 COLORS = {OURS: "#1f77b4"}
 PEER_COLORS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f"]

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.peers import Runtime, discover, write_handlers
-from benchmarks.results import REFERENCE
+from rapidboot.benchmarks.peers import Runtime, discover, write_handlers
+from rapidboot.benchmarks.results import REFERENCE
 
 HANDLERS = {
     "trivial": "def handler(event, context):\n    return event\n",

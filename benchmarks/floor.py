@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.stats import summarize
 
 FRAME = struct.Struct("!Q")
 ECHO = """\

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.invoke_client import InvokeClient
-from benchmarks.local_server import invoke_path
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.local_server import invoke_path
 
 Tick = Callable[[str], None]
 
@@ -43,7 +43,16 @@ class ReloadTimes:
 
 
 def _start(code: Path, state: Path, watch: bool) -> tuple[subprocess.Popen[str], InvokeClient]:
-    command = [sys.executable, "-m", "rapid_server", "serve", "--code", str(code), "--handler", "app.handler"]
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        "serve",
+        "--code",
+        str(code),
+        "--handler",
+        "app.handler",
+    ]
     command += ["--port", "0", "--state-dir", str(state), "--watch" if watch else "--no-watch"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert server.stderr is not None

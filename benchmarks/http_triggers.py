@@ -25,16 +25,16 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.coldstart import big_event
-from benchmarks.invoke_client import InvokeClient
-from benchmarks.local_server import READY, invoke_path, stop_server
-from benchmarks.results import OURS, PEER, Entry, Row
-from benchmarks.stats import summarize
-from benchmarks.warm_invoke import Target, warm_samples
+from rapidboot.benchmarks.coldstart import big_event
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.local_server import READY, invoke_path, stop_server
+from rapidboot.benchmarks.results import OURS, PEER, Entry, Row
+from rapidboot.benchmarks.stats import summarize
+from rapidboot.benchmarks.warm_invoke import Target, warm_samples
 
 if TYPE_CHECKING:
-    from benchmarks.peers import Peers
-    from benchmarks.suite import Plan, Progress
+    from rapidboot.benchmarks.peers import Peers
+    from rapidboot.benchmarks.suite import Plan, Progress
 
 TRIGGERS = re.compile(r"HTTP triggers on http://([0-9.]+):(\d+)")
 HANDLER = """\
@@ -69,7 +69,14 @@ def targets(directory: Path) -> Iterator[list[Target]]:
     (directory / "code").mkdir(parents=True)
     (directory / "code" / "app.py").write_text(HANDLER)
     (directory / "template.yaml").write_text(TEMPLATE)
-    command = [sys.executable, "-m", "rapid_server", "serve", "--template", str(directory / "template.yaml")]
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        "serve",
+        "--template",
+        str(directory / "template.yaml"),
+    ]
     command += ["--port", "0", "--api-port", "0", "--state-dir", str(directory / "state")]
     with ExitStack() as stack, (directory / "server.log").open("w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)

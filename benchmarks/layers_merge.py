@@ -2,7 +2,7 @@
 
 Each sample is one full cycle a user waits for:
 - `unzip`: `unzip -q -o LAYER -d DIR` for the 5 layers in sequence (the peer; no checks, no cache);
-- first merge, `merge --into`: `layers.merge` into a new directory (the container-build path);
+- first merge, `merge --into`: `rapidboot.layers.merge` into a new directory (the container-build path);
 - first merge, cache: `LayerCache.tree` into an empty cache (hash the zips, extract, publish);
 - cached: `prepare_function(code, layers, cache)` with everything cached: the time a new execution
   environment waits for its task root and /opt.
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.stats import percentile
-from layers import LayerCache, Limits, merge, prepare_function
-from layers.limits import Budget
-from layers.merge import layer_sources
+from rapidboot.benchmarks.stats import percentile
+from rapidboot.layers import LayerCache, Limits, merge, prepare_function
+from rapidboot.layers.limits import Budget
+from rapidboot.layers.merge import layer_sources
 
 Tick = Callable[[str], None]
 

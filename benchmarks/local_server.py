@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.peers import Runtime
+from rapidboot.benchmarks.peers import Runtime
 
 READY = re.compile(r"listening on http://([0-9.]+):(\d+)")
 REPORT_INIT = re.compile(r"REPORT RequestId: (\S+).*?Init Duration: ([0-9.]+) ms")
@@ -56,7 +56,16 @@ def write_config(path: Path, functions: list[Function]) -> Path:
 
 def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[str], str, int]:
     """The running server, its host and its port."""
-    command = [sys.executable, "-m", "rapid_server", "serve", "--config", str(config), "--port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+    ]
     command += ["--state-dir", str(config.parent / "state")]
     with log_path.open("w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)

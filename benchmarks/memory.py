@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.coldstart import HANDLERS, rss_kib
-from benchmarks.local_server import Function, start_server, stop_server, write_config
-from benchmarks.peers import Peers, discover, write_handlers
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.coldstart import HANDLERS, rss_kib
+from rapidboot.benchmarks.local_server import Function, start_server, stop_server, write_config
+from rapidboot.benchmarks.peers import Peers, discover, write_handlers
+from rapidboot.benchmarks.stats import summarize
 
 
 @dataclass(slots=True)

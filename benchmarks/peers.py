@@ -15,9 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.results import OURS, PEER
-from benchmarks.rie import find_rie
-from rapid_server.config import bootstrap_command
+from rapidboot.benchmarks.results import OURS, PEER
+from rapidboot.benchmarks.rie import find_rie
+from rapidboot.rapid_server.config import bootstrap_command
 
 HOW_TO_RIC = "awslambdaric: not installed, skipped; add it with `pip install awslambdaric`"
 HOW_TO_BOTO3 = "cold start importing boto3: boto3 is not installed, skipped; add it with `pip install boto3`"

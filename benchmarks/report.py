@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.results import OURS, PEER, Entry, Results, Row
+from rapidboot.benchmarks.results import OURS, PEER, Entry, Results, Row
 
 
 def number(value: float) -> str:
@@ -218,7 +218,7 @@ def write(
     missing = None
     if draw:
         try:
-            from benchmarks import charts as charting  # matplotlib: the `bench` extra only
+            from rapidboot.benchmarks import charts as charting  # matplotlib: the `bench` extra only
         except ImportError:
             missing = "charts: matplotlib is not installed; add it with `pip install 'rapidboot[bench]'`"
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import Summary, summarize
+from rapidboot.benchmarks.stats import Summary, summarize
 
 SCHEMA = 1
 OURS = "ours"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks import (
+from rapidboot.benchmarks import (
     coldstart,
     hot_reload,
     http_triggers,
@@ -43,10 +43,10 @@ from benchmarks import (
     throughput,
     warm_invoke,
 )
-from benchmarks.machine import describe
-from benchmarks.peers import Peers, discover, node_version
-from benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.machine import describe
+from rapidboot.benchmarks.peers import Peers, discover, node_version
+from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
+from rapidboot.benchmarks.stats import summarize
 
 BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http", "reload")
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
@@ -57,7 +57,7 @@ Tick = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How many repetitions of everything: the full suite (about 3 minutes on 2 cores) or --quick."""
+    """How many repetitions of everything: the full suite or --quick (their times: `build_parser`)."""
 
     cold_spawns: int = 30
     boto3_spawns: int = 30
@@ -382,9 +382,15 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Measure rapidboot against its peers on this machine; leave report.md, results.json "
-        "and charts.",
+        "and charts. Each run ends by saying how long it took.",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute)")
+    # The one place the suite's duration is stated (the README and the Makefile point here): measured with
+    # `make bench-quick`, 2026-12-06, on the project's 2-core VM shared with other work, no RIE or Node peer.
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions: about 1.5 minutes on 2 cores (the full run: longer)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -469,7 +475,7 @@ def main(argv: list[str] | None = None, prog: str = "rapidboot bench") -> int:
     args = parser.parse_args(arguments)
     if args.code is not None or args.handler is not None or args.event is not None:
         # Imported here: user_function builds on this module (Progress, new_results, finish).
-        from benchmarks import user_function
+        from rapidboot.benchmarks import user_function
 
         return user_function.main(args, " ".join([prog, *arguments]), prog)
     names = parse_only(args.only, parser)

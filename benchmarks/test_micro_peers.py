@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from rapid_server.peers import PeerCheck, detect_peer_check
+from rapidboot.rapid_server.peers import PeerCheck, detect_peer_check
 
 # A child that opens `count` connections one after another, each held until the parent says "next".
 _CONNECTOR = """

@@ -8,13 +8,13 @@ import json
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.coldstart import big_event
-from runtime.client import Invocation
-from runtime.config import RuntimeConfig
-from runtime.context import LambdaContext
-from runtime.http_parser import ResponseParser
-from runtime.logs import LogSink
-from runtime.marshal import decode_event, encode_response
+from rapidboot.benchmarks.coldstart import big_event
+from rapidboot.runtime.client import Invocation
+from rapidboot.runtime.config import RuntimeConfig
+from rapidboot.runtime.context import LambdaContext
+from rapidboot.runtime.http_parser import ResponseParser
+from rapidboot.runtime.logs import LogSink
+from rapidboot.runtime.marshal import decode_event, encode_response
 
 EVENTS = {"1KB": big_event(1024), "100KB": big_event(100 * 1024)}
 CONFIG = RuntimeConfig.from_environ(

@@ -22,10 +22,10 @@ from pathlib import Path
 import httptools
 import uvloop
 
-from benchmarks.coldstart import HANDLERS
-from benchmarks.local_server import Function, start_server, stop_server, write_config
-from benchmarks.peers import Peers, discover, write_handlers
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.coldstart import HANDLERS
+from rapidboot.benchmarks.local_server import Function, start_server, stop_server, write_config
+from rapidboot.benchmarks.peers import Peers, discover, write_handlers
+from rapidboot.benchmarks.stats import summarize
 
 Tick = Callable[[str], None]
 PAYLOAD = b'{"data": "' + b"x" * 1012 + b'"}'

@@ -27,15 +27,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import coldstart, warm_invoke
-from benchmarks.coldstart import Contender, ContenderFailed, error_text, rss_kib
-from benchmarks.invoke_client import InvokeClient
-from benchmarks.local_server import Function, invoke_path, start_server, stop_server, write_config
-from benchmarks.memory import children
-from benchmarks.peers import HOW_TO_RIC, Runtime, discover
-from benchmarks.results import Check, Entry, Row
-from benchmarks.stats import summarize
-from benchmarks.suite import RAW_CLIENT, Progress, finish, new_results, prefixed
+from rapidboot.benchmarks import coldstart, warm_invoke
+from rapidboot.benchmarks.coldstart import Contender, ContenderFailed, error_text, rss_kib
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.local_server import Function, invoke_path, start_server, stop_server, write_config
+from rapidboot.benchmarks.memory import children
+from rapidboot.benchmarks.peers import HOW_TO_RIC, Runtime, discover
+from rapidboot.benchmarks.results import Check, Entry, Row
+from rapidboot.benchmarks.stats import summarize
+from rapidboot.benchmarks.suite import RAW_CLIENT, Progress, finish, new_results, prefixed
 
 # `src/pkg/mod.fn` is a module path, as Lambda's handler setting allows (runtime/handler.py).
 HANDLER = re.compile(r"[A-Za-z_]\w*(?:[./][A-Za-z_]\w*)*\.[A-Za-z_]\w*")

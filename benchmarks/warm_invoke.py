@@ -29,10 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from benchmarks.coldstart import HANDLERS, ContenderFailed, big_event, cold_start, contenders, error_text
-from benchmarks.floor import FloorClient
-from benchmarks.invoke_client import InvokeClient
-from benchmarks.local_server import (
+from rapidboot.benchmarks.coldstart import (
+    HANDLERS,
+    ContenderFailed,
+    big_event,
+    cold_start,
+    contenders,
+    error_text,
+)
+from rapidboot.benchmarks.floor import FloorClient
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.local_server import (
     Function,
     init_durations,
     invoke_path,
@@ -40,10 +47,10 @@ from benchmarks.local_server import (
     stop_server,
     write_config,
 )
-from benchmarks.peers import Peers, discover, write_handlers
-from benchmarks.results import FLOOR, PEER, REFERENCE
-from benchmarks.rie import INVOKE_PATH, Emulator
-from benchmarks.stats import summarize
+from rapidboot.benchmarks.peers import Peers, discover, write_handlers
+from rapidboot.benchmarks.results import FLOOR, PEER, REFERENCE
+from rapidboot.benchmarks.rie import INVOKE_PATH, Emulator
+from rapidboot.benchmarks.stats import summarize
 
 CLOCK_HANDLER = (
     "import time\n\n\ndef handler(event, context):\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 READY = re.compile(r"listening on (http://[0-9.]+:\d+)")
 STARTUP_TIMEOUT_S = 30
-RAPIDBOOT = [sys.executable, "-m", "rapid_server"]  # the `rapidboot` command, with this interpreter
+RAPIDBOOT = [sys.executable, "-m", "rapidboot.rapid_server"]  # the `rapidboot` command, with this interpreter
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "rapid_server",
+            "rapidboot.rapid_server",
             "serve",
             "--code",
             str(HERE / "hello"),
@@ -53,7 +53,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "rapid_server",
+                    "rapidboot.rapid_server",
                     "invoke",
                     "hello",
                     "--payload",

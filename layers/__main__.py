@@ -1,5 +1,5 @@
 import sys
 
-from layers.cli import main
+from rapidboot.layers.cli import main
 
 sys.exit(main())

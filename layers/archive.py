@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
-from layers.errors import LayerError
+from rapidboot.layers.errors import LayerError
 
 Kind = Literal["file", "dir", "symlink"]
 

@@ -37,12 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layers.archive import Source
-from layers.errors import LayerError
-from layers.limits import Budget
-from layers.manifest import Manifest
-from layers.merge import build
-from layers.tree import DIRECTORY_MODE
+from rapidboot.layers.archive import Source
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import Budget
+from rapidboot.layers.manifest import Manifest
+from rapidboot.layers.merge import build
+from rapidboot.layers.tree import DIRECTORY_MODE
 
 # Part of every key: bump it when the tree format or the merge semantics change.
 FORMAT = b"rapidboot-layers-1"

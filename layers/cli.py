@@ -1,4 +1,4 @@
-"""`python -m layers` (and `rapidboot layers`): merge layers into a directory, or explain a merge.
+"""`python -m rapidboot.layers` (and `rapidboot layers`): merge layers into a directory, or explain a merge.
 
 Bad input never ends in a traceback: a LayerError prints `layers: <message>` and exits 2.
 """
@@ -10,16 +10,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from layers.cache import default_cache_dir
-from layers.errors import LayerError
-from layers.explain import explain, render_json, render_text
-from layers.limits import LAMBDA_MAX_LAYERS, LAMBDA_MAX_UNZIPPED_BYTES, Limits
-from layers.merge import merge
+from rapidboot.layers.cache import default_cache_dir
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.explain import explain, render_json, render_text
+from rapidboot.layers.limits import LAMBDA_MAX_LAYERS, LAMBDA_MAX_UNZIPPED_BYTES, Limits
+from rapidboot.layers.merge import merge
 
 EXIT_BAD_INPUT = 2
 
 
-def build_parser(prog: str = "python -m layers") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m rapidboot.layers") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Merge Lambda layers (zip files or directories) the way Lambda fills /opt."
     )
@@ -68,7 +68,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("layers", nargs="+", type=Path, metavar="LAYER", help="a zip file or a directory")
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m layers") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m rapidboot.layers") -> int:
     arguments = build_parser(prog).parse_args(argv)
     limits = Limits.unlimited() if arguments.no_limits else Limits(arguments.max_layers, arguments.max_bytes)
     try:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from layers.cache import LayerCache
-from layers.limits import Budget, Limits
-from layers.manifest import Manifest
-from layers.merge import layer_sources
+from rapidboot.layers.cache import LayerCache
+from rapidboot.layers.limits import Budget, Limits
+from rapidboot.layers.manifest import Manifest
+from rapidboot.layers.merge import layer_sources
 
 MAX_PATH_COLUMN = 60
 

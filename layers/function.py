@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layers.archive import Source
-from layers.cache import LayerCache
-from layers.errors import LayerError
-from layers.limits import Budget, Limits
-from layers.merge import layer_sources
+from rapidboot.layers.archive import Source
+from rapidboot.layers.cache import LayerCache
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import Budget, Limits
+from rapidboot.layers.merge import layer_sources
 
 
 @dataclass(frozen=True, slots=True)

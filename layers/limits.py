@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layers.errors import LayerError
+from rapidboot.layers.errors import LayerError
 
 # Lambda quotas (docs: gettingstarted-limits): "Deployment package (.zip file archive) size: 250 MB
 # (unzipped)", which counts the function code and all its layers; "Layers: five layers per function".

@@ -21,11 +21,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from layers.archive import Source
-from layers.errors import LayerError
-from layers.limits import Budget, Limits
-from layers.manifest import Manifest
-from layers.tree import DIRECTORY_MODE, TreeBuilder
+from rapidboot.layers.archive import Source
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import Budget, Limits
+from rapidboot.layers.manifest import Manifest
+from rapidboot.layers.tree import DIRECTORY_MODE, TreeBuilder
 
 
 def layer_sources(layers: Sequence[Path]) -> list[Source]:
@@ -41,7 +41,8 @@ def build(sources: Sequence[Source], root: Path, budget: Budget) -> Manifest:
 
 
 def merge(layers: Sequence[Path], into: Path, limits: Limits | None = None) -> Manifest:
-    """`python -m layers merge --into DIR LAYER...`: what /opt would hold on Lambda, written to `into`."""
+    """`python -m rapidboot.layers merge --into DIR LAYER...`: what /opt would hold on Lambda, written to
+    `into`."""
     limits = limits if limits is not None else Limits()
     limits.check_layer_count(layers)
     sources = layer_sources(layers)

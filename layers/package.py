@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layers.errors import LayerError
-from layers.limits import LAMBDA_MAX_UNZIPPED_BYTES
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import LAMBDA_MAX_UNZIPPED_BYTES
 
 WRAPPER_NAME = "rapidboot-wrapper"  # AWS_LAMBDA_EXEC_WRAPPER=/opt/rapidboot-wrapper
 RUNTIME_DIR = "rapidboot"  # /opt/rapidboot: outside /opt/python, so nothing of ours shadows a module
@@ -90,15 +90,16 @@ class BuiltLayer:
 
 
 def runtime_sources() -> tuple[Path, Path]:
-    """This installation's `runtime` package directory and the `bootstrap` file beside it."""
-    import runtime  # imports nothing (runtime/__init__.py)
+    """This installation's `runtime` package directory and the `bootstrap` file beside it: a checkout's
+    root, or `site-packages/rapidboot/` of an installed wheel (the same layout)."""
+    from rapidboot import runtime  # imports nothing (runtime/__init__.py)
 
     package_dir = Path(runtime.__file__).resolve().parent
     bootstrap = package_dir.parent / "bootstrap"
     if not bootstrap.is_file():
         raise LayerError(
-            f"'{bootstrap}' not found: the layer is built from a rapidboot checkout (the `bootstrap` "
-            f"file beside the `runtime` package), e.g. an editable install"
+            f"'{bootstrap}' not found: the `bootstrap` file belongs beside the `runtime` package "
+            f"({package_dir}); reinstall rapidboot from its wheel or a checkout"
         )
     return package_dir, bootstrap
 

@@ -23,10 +23,10 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 
-from layers.archive import Member, Source, members
-from layers.errors import LayerError
-from layers.limits import Budget
-from layers.manifest import EntryKind, LayerInfo, Manifest, Origin
+from rapidboot.layers.archive import Member, Source, members
+from rapidboot.layers.errors import LayerError
+from rapidboot.layers.limits import Budget
+from rapidboot.layers.manifest import EntryKind, LayerInfo, Manifest, Origin
 
 CHUNK = 1 << 20
 DIRECTORY_MODE = 0o755

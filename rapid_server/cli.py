@@ -278,11 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["layers"]:
-        from layers.cli import main as layers_main  # the layers CLI, under our command name
+        from rapidboot.layers.cli import main as layers_main  # the layers CLI, under our command name
 
         return layers_main(arguments[1:], prog="rapidboot layers")
     if arguments[:1] == ["bench"]:
-        from benchmarks.suite import main as bench_main  # the benchmark suite, under our command name
+        from rapidboot.benchmarks.suite import (
+            main as bench_main,  # the benchmark suite, under our command name
+        )
 
         return bench_main(arguments[1:], prog="rapidboot bench")
     if arguments[:1] == ["events"]:
@@ -524,8 +526,8 @@ def _http_trigger_options(definition: TemplateDefinition, args: argparse.Namespa
 
 
 def _package(args: argparse.Namespace) -> int:
-    from layers.errors import LayerError
-    from layers.package import WRAPPER_NAME, build_layer
+    from rapidboot.layers.errors import LayerError
+    from rapidboot.layers.package import WRAPPER_NAME, build_layer
 
     try:
         built = build_layer(args.out, args.python)

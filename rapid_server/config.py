@@ -514,4 +514,4 @@ def bootstrap_command(handler: str) -> tuple[str, ...]:
     bootstrap = Path(__file__).resolve().parent.parent / "bootstrap"
     if bootstrap.is_file():
         return (sys.executable, str(bootstrap), handler)
-    return (sys.executable, "-m", "runtime", handler)
+    return (sys.executable, "-m", "rapidboot.runtime", handler)

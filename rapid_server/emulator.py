@@ -1,4 +1,4 @@
-"""Emulator mode: `bootstrap` (or `python -m runtime`) started where there is no Lambda around it.
+"""Emulator mode: `bootstrap` (or `python -m rapidboot.runtime`) started where there is no Lambda around it.
 
 On Lambda, and under any Runtime API, `AWS_LAMBDA_RUNTIME_API` is set and the bootstrap is the runtime.
 Without it, the bootstrap is most likely the ENTRYPOINT of an image a developer started with

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from layers import PreparedFunction
+from rapidboot.layers import PreparedFunction
 
 from . import errors, rendering
 from .config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from layers import PreparedFunction
+from rapidboot.layers import PreparedFunction
 
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter

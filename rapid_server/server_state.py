@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layers import LayerError, PreparedFunction, prepare_function
+from rapidboot.layers import LayerError, PreparedFunction, prepare_function
 
 from .concurrency import ConcurrencyLimiter
 from .config import ConfigError, FunctionConfig, ServerConfig

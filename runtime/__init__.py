@@ -1,14 +1,14 @@
 """rapidboot's Lambda runtime interface client: a drop-in, faster-starting `awslambdaric`.
 
-Entry points: the `bootstrap` executable at the repository root, `python -m runtime <handler>`,
-or `runtime.main.main()`. This package imports nothing at import time.
+Entry points: the `bootstrap` executable at the repository root, `python -m rapidboot.runtime <handler>`,
+or `rapidboot.runtime.main.main()`. This package imports nothing at import time.
 """
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # `from runtime import on_shutdown` loads `shutdown` (sys, os) on first use only: importing the
+    # `from rapidboot.runtime import on_shutdown` loads `shutdown` (sys, os) on first use only: importing the
     # package itself stays free.
     if name == "on_shutdown":
         from .shutdown import on_shutdown

@@ -1,13 +1,13 @@
-"""`python -m runtime app.handler`: the same as running the `bootstrap` executable."""
+"""`python -m rapidboot.runtime app.handler`: the same as running the `bootstrap` executable."""
 
 import os
 import sys
 
 
 def _main() -> int:
-    package = (__spec__.parent if __spec__ is not None else "") or "runtime"
+    package = (__spec__.parent if __spec__ is not None else "") or "rapidboot.runtime"
     if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):  # not Lambda: the local emulator, as in `bootstrap`
-        from rapid_server.emulator import main as emulate  # the server, only on this path
+        from rapidboot.rapid_server.emulator import main as emulate  # the server, only on this path
 
         return emulate(sys.argv[1:], [sys.executable, "-m", package])
     if os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):  # one lookup when unset, as in `bootstrap`

@@ -6,7 +6,7 @@ and with an exception `stackTrace`, `errorType`, `errorMessage`; then `requestId
 (`path:function:line`, with an exception), `tenantId` (when the invoke has one), and every `extra`
 attribute. Values JSON cannot encode are written as `str(value)`.
 
-Loaded only in JSON format; it uses `runtime.marshal`'s encoder (json's C accelerator), so `json`
+Loaded only in JSON format; it uses `rapidboot.runtime.marshal`'s encoder (json's C accelerator), so `json`
 and `re` stay unloaded.
 """
 

@@ -7,7 +7,7 @@ in an interruptible `recv` (see `client._recv`), so the handler runs within mill
 
 Public API, cheap to import (this module imports only `sys`, `os` and `_signal`)::
 
-    from runtime import on_shutdown          # or: from runtime.shutdown import on_shutdown
+    from rapidboot.runtime import on_shutdown  # or: from rapidboot.runtime.shutdown import on_shutdown
 
     @on_shutdown
     def flush() -> None: ...

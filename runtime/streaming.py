@@ -16,7 +16,7 @@ An exception while the body is produced ends the stream with the error trailers
 body an ordinary failed invoke posts); it is logged like any invoke error. Async bodies run on the
 runtime's one event loop (see `aio`).
 
-    from runtime.streaming import http_response
+    from rapidboot.runtime.streaming import http_response
 
     def handler(event, context):
         def body():

@@ -34,7 +34,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rapidboot-demo-api-") as scratch:
         project = shutil.copytree(HERE, Path(scratch) / "api", ignore=shutil.ignore_patterns("demo.py"))
         server = subprocess.Popen(
-            [sys.executable, "-m", "rapid_server", "serve", "--port", "0", "--api-port", "0"],
+            [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", "--api-port", "0"],
             cwd=project,
             stderr=subprocess.PIPE,
             text=True,

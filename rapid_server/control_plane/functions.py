@@ -14,8 +14,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from layers import LayerError, prepare_function
-from layers.function import directory_size
+from rapidboot.layers import LayerError, prepare_function
+from rapidboot.layers.function import directory_size
 
 from .. import errors
 from ..config import ConfigError, FunctionConfig, validate_function

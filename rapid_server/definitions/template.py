@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")  # what `sam` finds in the cwd
 DEFAULT_ACCOUNT_ID = "123456789012"  # ServerConfig's
-MAX_LAYERS = 5  # Lambda's, as layers.limits.LAMBDA_MAX_LAYERS (not imported: that package is for merging)
+MAX_LAYERS = (
+    5  # Lambda's, as rapidboot.layers.limits.LAMBDA_MAX_LAYERS (not imported: that package is for merging)
+)
 
 _FUNCTION = "AWS::Lambda::Function"
 # What SAM's Schedule / ScheduleV2 events become (definitions/schedules.py reads them).

@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-from benchmarks.coldstart import RuntimeAPI
-from benchmarks.rie import INVOKE_PATH
+from rapidboot.benchmarks.coldstart import RuntimeAPI
+from rapidboot.benchmarks.rie import INVOKE_PATH
 
 
 def main() -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import peers, suite
-from rapid_server import cli
+from rapidboot.benchmarks import peers, suite
+from rapidboot.rapid_server import cli
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +97,17 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     """A real `rapidboot bench --quick --only layers` (the cheapest benchmark): table, report, JSON."""
     out = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "bench", "--quick", "--only", "layers", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "rapidboot.rapid_server",
+            "bench",
+            "--quick",
+            "--only",
+            "layers",
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

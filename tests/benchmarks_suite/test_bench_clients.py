@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from benchmarks import report
-from benchmarks.floor import FloorClient
-from benchmarks.invoke_client import InvokeClient
-from benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Entry, Results, Row
+from rapidboot.benchmarks import report
+from rapidboot.benchmarks.floor import FloorClient
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Entry, Results, Row
 
 
 def scripted_server(scripts: list[list[bytes]]) -> tuple[int, list[bytes], threading.Thread]:

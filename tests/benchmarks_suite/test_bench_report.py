@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import report
-from benchmarks.machine import cpu_model, describe
-from benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
+from rapidboot.benchmarks import report
+from rapidboot.benchmarks.machine import cpu_model, describe
+from rapidboot.benchmarks.results import OURS, PEER, REFERENCE, Check, Entry, Results, Row
 
 
 def sample_results() -> Results:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import peers, suite
-from benchmarks.results import Results
+from rapidboot.benchmarks import peers, suite
+from rapidboot.benchmarks.results import Results
 
 FAKE_RIE = Path(__file__).with_name("fake_rie.py")
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.stats import percentile, summarize
+from rapidboot.benchmarks.stats import percentile, summarize
 
 
 def test_nearest_rank_percentiles() -> None:

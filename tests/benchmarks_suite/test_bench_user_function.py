@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rapid_server import cli
+from rapidboot.rapid_server import cli
 
 KEYS = ["user.coldstart", "user.warm", "user.warm.p99", "user.memory.idle", "user.memory.peak"]
 RUNTIMES = ["rapidboot", "awslambdaric"] if importlib.util.find_spec("awslambdaric") else ["rapidboot"]
@@ -48,7 +48,7 @@ def test_measures_the_users_function_with_each_runtime(tmp_path: Path) -> None:
     event = tmp_path / "event.json"
     event.write_text('{"orders": [1, 2, 3]}')
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "rapid_server", "bench", "--code", str(code)]
+    command = [sys.executable, "-m", "rapidboot.rapid_server", "bench", "--code", str(code)]
     command += ["--handler", "orders/api.handler", "--event", str(event), "--quick", "--out", str(out)]
     completed = subprocess.run(
         command,

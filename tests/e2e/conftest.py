@@ -19,10 +19,10 @@ from e2e_harness import (
 )
 from not_linux import refused_lines, server_command
 
-from benchmarks.peers import HOW_TO_NODE_RIC_ENV, node_ric_from_environment
-from benchmarks.rie import HOW_TO_GET as RIE_HOW_TO
-from benchmarks.rie import find_rie
-from rapid_server.host import PORTABLE_VARIABLE
+from rapidboot.benchmarks.peers import HOW_TO_NODE_RIC_ENV, node_ric_from_environment
+from rapidboot.benchmarks.rie import HOW_TO_GET as RIE_HOW_TO
+from rapidboot.benchmarks.rie import find_rie
+from rapidboot.rapid_server.host import PORTABLE_VARIABLE
 
 # --- Fixtures -------------------------------------------------------------------------------------
 

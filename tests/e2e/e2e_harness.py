@@ -1,6 +1,7 @@
 """Harness for the end-to-end suite: real rapidboot servers, over real sockets.
 
-Every server here is a `python -m rapid_server serve --port 0` subprocess. It is ready when it writes
+Every server here is a `python -m rapidboot.rapid_server serve --port 0` subprocess. It is ready when it
+writes
 `listening on http://HOST:PORT` to stderr; we read that line instead of probing the port or sleeping
 (style.md, uvicorn `tests/utils.py:run_server`). Its stdout (START/END/REPORT and the functions' own lines) is
 collected by a reader thread so tests can wait, with a bound, for a line they expect.
@@ -350,10 +351,10 @@ class ServerStartError(AssertionError):
 
 
 class RapidServer:
-    """One `python -m rapid_server serve` subprocess in its own session (so its process group is its own)."""
+    """One `python -m rapidboot.rapid_server serve` subprocess in its own session (its own process group)."""
 
     def __init__(self, args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
-        self.args = [sys.executable, "-m", "rapid_server", "serve", "--port", "0", *args]
+        self.args = [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", *args]
         self.cwd = cwd
         self.env = dict(env if env is not None else server_environment())
         self.process: subprocess.Popen[bytes] | None = None

@@ -18,7 +18,8 @@ REFUSED = "not-linux: refused"
 
 
 def server_command(rapid_server_args: list[str], platform: str | None = None) -> list[str]:
-    """A RapidServer's `[python, -m, rapid_server, serve, ...]` run through this launcher instead."""
+    """A RapidServer's `[python, -m, rapidboot.rapid_server, serve, ...]` run through this launcher
+    instead."""
     launcher = [sys.executable, __file__, *(["--platform", platform] if platform else [])]
     return [*launcher, *rapid_server_args[3:]]
 

@@ -341,7 +341,7 @@ def test_rapidboot_invoke_event(server: RapidServer, workdir: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rapid_server",
+            "rapidboot.rapid_server",
             "invoke",
             "sink",
             "--endpoint",

@@ -92,7 +92,7 @@ def test_rapidboot_invoke_sends_a_client_context(server: RapidServer) -> None:
         [
             sys.executable,
             "-m",
-            "rapid_server",
+            "rapidboot.rapid_server",
             "invoke",
             "function",
             "--payload",

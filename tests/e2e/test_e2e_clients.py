@@ -206,7 +206,7 @@ def test_curl_unknown_function(suite_server: RapidServer, tmp_path: Path) -> Non
 
 def rapidboot_invoke(server: RapidServer, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "rapid_server", "invoke", *args, "--endpoint", server.endpoint],
+        [sys.executable, "-m", "rapidboot.rapid_server", "invoke", *args, "--endpoint", server.endpoint],
         env=server_environment(),
         capture_output=True,
         timeout=CLIENT_TIMEOUT_S,

@@ -2,10 +2,10 @@
 
 Each Dockerfile is parsed; every COPY source must exist in the build context (the repository root), and
 what the image would hold is resolved through those COPY lines: the ENTRYPOINT must be our executable
-bootstrap, the CMD a handler that names a real function, and the layers merged by `RUN python3 -m layers
-merge` real directories. Then the image is run as `docker run` would run it: the same merge into a
-directory standing for /opt, the ENTRYPOINT and CMD in the WORKDIR with no Runtime API (emulator mode), and
-one invoke over HTTP.
+bootstrap, the CMD a handler that names a real function, and the layers merged by `RUN python3 -m
+rapidboot.layers merge` real directories. Then the image is run as `docker run` would run it: the same merge
+into a directory standing for /opt, the ENTRYPOINT and CMD in the WORKDIR with no Runtime API (emulator mode),
+and one invoke over HTTP.
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ def parse(dockerfile: Path) -> Image:
 
 
 def layer_merges(image: Image) -> list[tuple[str, list[str]]]:
-    """(--into, layers) of each `python3 -m layers merge` the Dockerfile runs."""
+    """(--into, layers) of each `python3 -m rapidboot.layers merge` the Dockerfile runs."""
     merges = []
     for command in image.runs:
-        if command[:4] == ["python3", "-m", "layers", "merge"]:
+        if command[:4] == ["python3", "-m", "rapidboot.layers", "merge"]:
             rest = command[4:]
             into = rest[rest.index("--into") + 1]
             layers = [a for i, a in enumerate(rest) if not a.startswith("--") and rest[i - 1] != "--into"]
@@ -156,7 +156,7 @@ def running_image(image: Image, root: Path) -> Iterator[RapidServer]:
     for _, layers in layer_merges(image):
         local = [str(image.context_path(layer)) for layer in layers]
         merged = subprocess.run(
-            [sys.executable, "-m", "layers", "merge", "--no-limits", "--into", str(opt), *local],
+            [sys.executable, "-m", "rapidboot.layers", "merge", "--no-limits", "--into", str(opt), *local],
             capture_output=True,
             text=True,
             timeout=60,

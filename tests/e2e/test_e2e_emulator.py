@@ -1,4 +1,5 @@
-"""Emulator mode: `bootstrap` / `python -m runtime` without AWS_LAMBDA_RUNTIME_API serve the function locally.
+"""Emulator mode: `bootstrap` / `python -m rapidboot.runtime` without AWS_LAMBDA_RUNTIME_API serve the
+function locally.
 
 What `docker run -p 9000:8080 image` does with an image whose ENTRYPOINT is our bootstrap, without Docker: the
 bootstrap runs as a plain subprocess with the variable unset and a free port (RAPIDBOOT_PORT=0), it is ready
@@ -42,7 +43,7 @@ def handler(event, context):
 
 ENTRYPOINTS = {
     "bootstrap": [sys.executable, str(BOOTSTRAP)],
-    "python -m runtime": [sys.executable, "-m", "runtime"],
+    "python -m rapidboot.runtime": [sys.executable, "-m", "rapidboot.runtime"],
 }
 
 
@@ -78,7 +79,7 @@ def code(tmp_path: Path) -> Path:
 def test_serves_the_cmd_handler_from_the_working_directory(code: Path, entrypoint: str) -> None:
     # `docker run`: cwd is the image's WORKDIR, the handler its CMD; the image's ENV reaches the function.
     env = emulator_env(GREETING="from the image")
-    if entrypoint == "python -m runtime":
+    if entrypoint == "python -m rapidboot.runtime":
         env["PYTHONPATH"] = str(REPO)  # as an image with rapidboot installed
     with emulating([*ENTRYPOINTS[entrypoint], "app.handler"], code, env) as emulator:
         banner = emulator.stderr.lines[0]

@@ -157,7 +157,7 @@ def handler(event, context):
 import os
 import time
 
-from runtime.streaming import http_response
+from rapidboot.runtime.streaming import http_response
 
 
 def handler(event, context):

@@ -193,7 +193,7 @@ def test_aws_cli_prints_the_log_result(server: RapidServer, tmp_path: Path) -> N
 
 def rapidboot_invoke(server: RapidServer, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rapid_server", "invoke", "--endpoint", server.endpoint, *args],
+        [sys.executable, "-m", "rapidboot.rapid_server", "invoke", "--endpoint", server.endpoint, *args],
         capture_output=True,
         text=True,
         timeout=60,

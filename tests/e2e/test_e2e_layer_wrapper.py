@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from e2e_harness import lambda_client, running_server
 
-from layers.package import WRAPPER_NAME, build_layer
+from rapidboot.layers.package import WRAPPER_NAME, build_layer
 
 pytestmark = pytest.mark.e2e
 

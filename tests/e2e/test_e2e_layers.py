@@ -183,7 +183,7 @@ def start_failure(tmp_path: Path, *args: str) -> str:
         [
             sys.executable,
             "-m",
-            "rapid_server",
+            "rapidboot.rapid_server",
             "serve",
             "--port",
             "0",
@@ -235,7 +235,7 @@ def test_rapidboot_layers_explain(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rapid_server",
+            "rapidboot.rapid_server",
             "layers",
             "explain",
             "--json",

@@ -29,7 +29,7 @@ from e2e_harness import (
 )
 from not_linux import refused_lines, server_command
 
-from rapid_server.host import PORTABLE_VARIABLE
+from rapidboot.rapid_server.host import PORTABLE_VARIABLE
 
 pytestmark = pytest.mark.e2e
 

@@ -43,7 +43,7 @@ from e2e_harness import (
     write_config,
 )
 
-from rapid_server.config import bootstrap_command
+from rapidboot.rapid_server.config import bootstrap_command
 
 pytestmark = pytest.mark.e2e
 

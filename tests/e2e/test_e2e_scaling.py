@@ -193,7 +193,7 @@ def test_reservations_over_max_concurrency_are_refused_at_startup(tmp_path: Path
         {"big": chaos(reserved_concurrency=600), "bigger": chaos(reserved_concurrency=500), "free": chaos()},
     )
     result = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "serve", "--port", "0", "--config", str(config)],
+        [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", "--config", str(config)],
         cwd=tmp_path,
         env=server_environment(),
         capture_output=True,

@@ -235,7 +235,7 @@ def test_template_mistake_stops_the_server_before_it_listens(project: Path, else
     template.write_text(text)
     line = text.splitlines().index("      MemorySize: 99999") + 1
     done = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "serve", "--port", "0", "--template", str(template)],
+        [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", "--template", str(template)],
         cwd=elsewhere,
         env=server_environment(),
         capture_output=True,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from layers_archives import Entry, write_zip
 
-from layers import LayerCache, LayerError, Limits, prepare_function
-from layers.archive import Source
-from layers.limits import Budget
-from layers.merge import layer_sources
+from rapidboot.layers import LayerCache, LayerError, Limits, prepare_function
+from rapidboot.layers.archive import Source
+from rapidboot.layers.limits import Budget
+from rapidboot.layers.merge import layer_sources
 
 
 def _tree(cache: Path, layers: list[Path]) -> tuple[Path, bool]:

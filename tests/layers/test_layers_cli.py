@@ -1,4 +1,4 @@
-"""`python -m layers`: the commands, their output, and bad input as one line and exit status 2."""
+"""`python -m rapidboot.layers`: the commands, their output, and bad input as one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def run(*arguments: str, isolated: bool = False) -> subprocess.CompletedProcess[
     """`isolated`: `python -S`, no site-packages at all: the package must run on the standard library."""
     flags = ["-S"] if isolated else []
     return subprocess.run(
-        [sys.executable, *flags, "-m", "layers", *arguments],
+        [sys.executable, *flags, "-m", "rapidboot.layers", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,

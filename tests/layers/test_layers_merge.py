@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from layers_archives import Entry, tree_listing, write_zip
 
-from layers import LayerError, Limits, merge
+from rapidboot.layers import LayerError, Limits, merge
 
 
 def test_later_layers_win_and_same_name_folders_merge(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from layers.limits import LAMBDA_MAX_UNZIPPED_BYTES, Limits
-from layers.merge import merge
-from layers.package import LAMBDA_MAX_ZIP_BYTES, WRAPPER_NAME, build_layer
+from rapidboot.layers.limits import LAMBDA_MAX_UNZIPPED_BYTES, Limits
+from rapidboot.layers.merge import merge
+from rapidboot.layers.package import LAMBDA_MAX_ZIP_BYTES, WRAPPER_NAME, build_layer
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_TAG = sys.implementation.cache_tag
@@ -23,7 +23,7 @@ CACHE_TAG = sys.implementation.cache_tag
 def package_layer(out: Path, *extra: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`rapidboot package layer` in a process of its own (a fresh hash seed, fresh interpreter state)."""
     return subprocess.run(
-        [sys.executable, "-m", "rapid_server", "package", "layer", "--out", str(out), *extra],
+        [sys.executable, "-m", "rapidboot.rapid_server", "package", "layer", "--out", str(out), *extra],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -17,8 +17,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from layers_archives import Entry, write_bomb, write_zip
 
-from layers import LayerError, Limits, merge, prepare_function
-from layers.archive import Kind, safe_parts
+from rapidboot.layers import LayerError, Limits, merge, prepare_function
+from rapidboot.layers.archive import Kind, safe_parts
 
 
 def _refused(tmp_path: Path, layers: list[Path], match: str, limits: Limits | None = None) -> None:

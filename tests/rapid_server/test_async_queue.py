@@ -1,5 +1,5 @@
-"""The Event invokes' durable queue (`rapid_server.async_queue`), its retry policy (`dispatcher`), the
-destination record (`destinations`) and their configuration keys. No server: the queue is SQLite on disk,
+"""The Event invokes' durable queue (`rapidboot.rapid_server.async_queue`), its retry policy (`dispatcher`),
+the destination record (`destinations`) and their configuration keys. No server: the queue is SQLite on disk,
 and "a server died" is a real process killed with SIGKILL."""
 
 from __future__ import annotations
@@ -17,10 +17,16 @@ from typing import Any
 import orjson
 import pytest
 
-from rapid_server.async_queue import DATABASE_NAME, SCHEMA_VERSION, AsyncQueue, NewEvent, QueueError
-from rapid_server.config import ConfigError, FunctionConfig, load_toml, validate_function
-from rapid_server.destinations import RETRIES_EXHAUSTED, SUCCESS, Outcome, append_record, build_record
-from rapid_server.dispatcher import function_error_delay, throttle_delay
+from rapidboot.rapid_server.async_queue import DATABASE_NAME, SCHEMA_VERSION, AsyncQueue, NewEvent, QueueError
+from rapidboot.rapid_server.config import ConfigError, FunctionConfig, load_toml, validate_function
+from rapidboot.rapid_server.destinations import (
+    RETRIES_EXHAUSTED,
+    SUCCESS,
+    Outcome,
+    append_record,
+    build_record,
+)
+from rapidboot.rapid_server.dispatcher import function_error_delay, throttle_delay
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
@@ -147,7 +153,7 @@ def test_a_killed_servers_in_flight_events_are_recovered(tmp_path: Path) -> None
         f"""
         import os, signal
         from pathlib import Path
-        from rapid_server.async_queue import AsyncQueue, NewEvent
+        from rapidboot.rapid_server.async_queue import AsyncQueue, NewEvent
         queue = AsyncQueue(Path({str(tmp_path / "async")!r}))
         for request_id in ("a", "b", "c"):
             queue.enqueue(NewEvent(request_id, "f", b"{{}}", "t"), now=0.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.cli import main
+from rapidboot.rapid_server.cli import main
 
 
 @pytest.fixture

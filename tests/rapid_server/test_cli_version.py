@@ -9,7 +9,10 @@ from importlib.metadata import version
 
 def test_version_prints_the_installed_distributions_version() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "--version"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "rapidboot.rapid_server", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"rapidboot {version('rapidboot')}\n"
@@ -17,7 +20,7 @@ def test_version_prints_the_installed_distributions_version() -> None:
 
 def test_other_commands_do_not_load_importlib_metadata() -> None:
     probe = (
-        "import sys; from rapid_server.cli import build_parser; "
+        "import sys; from rapidboot.rapid_server.cli import build_parser; "
         "build_parser().parse_args(['invoke', 'f']); "
         "print('importlib.metadata' in sys.modules)"
     )

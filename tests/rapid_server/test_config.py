@@ -1,5 +1,5 @@
-"""Configuration loading and validation (`rapid_server.config`): every problem is one ConfigError that says
-where it came from (file, function, key) and what was wrong."""
+"""Configuration loading and validation (`rapidboot.rapid_server.config`): every problem is one ConfigError
+that says where it came from (file, function, key) and what was wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.config import (
+from rapidboot.rapid_server.config import (
     ENVIRONMENT_MAX_BYTES,
     ConfigError,
     FunctionConfig,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.cli import main
-from rapid_server.config import ConfigError, FunctionConfig, ServerConfig, load_toml
+from rapidboot.rapid_server.cli import main
+from rapidboot.rapid_server.config import ConfigError, FunctionConfig, ServerConfig, load_toml
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from rapid_server.config import ServerConfig, validate_function
-from rapid_server.control_plane import functions
-from rapid_server.control_plane.functions import ControlPlane
-from rapid_server.control_plane.store import FunctionStore
-from rapid_server.errors import ServiceError
-from rapid_server.limits import LimitsFactory
-from rapid_server.logs import LogSink
-from rapid_server.server_state import ServerState
+from rapidboot.rapid_server.config import ServerConfig, validate_function
+from rapidboot.rapid_server.control_plane import functions
+from rapidboot.rapid_server.control_plane.functions import ControlPlane
+from rapidboot.rapid_server.control_plane.store import FunctionStore
+from rapidboot.rapid_server.errors import ServiceError
+from rapidboot.rapid_server.limits import LimitsFactory
+from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.server_state import ServerState
 
 
 def zipped(source: str = "def handler(event, context):\n    return 1\n") -> str:
@@ -146,8 +146,8 @@ def test_a_reload_of_the_definition_keeps_what_the_api_created(
     run: Callable[[Scenario], None], tmp_path: Path
 ) -> None:
     """`serve --watch`: the definition file changing must not remove the functions the API created."""
-    from rapid_server.config import Definition, DefinitionSource
-    from rapid_server.reload import Reloader, Targets
+    from rapidboot.rapid_server.config import Definition, DefinitionSource
+    from rapidboot.rapid_server.reload import Reloader, Targets
 
     toml = tmp_path / "rapidboot.toml"
     toml.write_text("")

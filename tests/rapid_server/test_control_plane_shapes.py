@@ -14,12 +14,12 @@ from typing import Any
 import botocore
 import pytest
 
-from rapid_server.config import ServerConfig, validate_function
-from rapid_server.control_plane import shapes
-from rapid_server.control_plane.store import StoredFunction
-from rapid_server.limits import LimitsFactory
-from rapid_server.logs import LogSink
-from rapid_server.server_state import ServerState
+from rapidboot.rapid_server.config import ServerConfig, validate_function
+from rapidboot.rapid_server.control_plane import shapes
+from rapidboot.rapid_server.control_plane.store import StoredFunction
+from rapidboot.rapid_server.limits import LimitsFactory
+from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.server_state import ServerState
 
 _TYPES = {
     "string": str,

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from pathlib import Path
 
-from rapid_server.control_plane.store import FunctionStore, StoredFunction
+from rapidboot.rapid_server.control_plane.store import FunctionStore, StoredFunction
 
 
 def test_code_is_stored_once_under_its_sha256_and_reported_in_base64(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.config import ConfigError
-from rapid_server.emulator import EmulatorSettings
+from rapidboot.rapid_server.config import ConfigError
+from rapidboot.rapid_server.emulator import EmulatorSettings
 
 
 def test_defaults_are_the_base_images_and_ries(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from botocore.eventstream import EventStreamBuffer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapid_server.eventstream import (
+from rapidboot.rapid_server.eventstream import (
     MAX_CHUNK_PAYLOAD,
     Decoder,
     EventStreamError,

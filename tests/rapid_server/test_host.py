@@ -1,5 +1,5 @@
-"""The host's Linux features (`rapid_server.host`), read once from RAPIDBOOT_PORTABLE, and what each part of
-the server does without them: no cgroup made, no peak read, no peer check, a runtime's exit polled."""
+"""The host's Linux features (`rapidboot.rapid_server.host`), read once from RAPIDBOOT_PORTABLE, and what each
+part of the server does without them: no cgroup made, no peak read, no peer check, a runtime's exit polled."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.config import ConfigError
-from rapid_server.host import Host
-from rapid_server.limits import detect_limits
-from rapid_server.peers import detect_peer_check
-from rapid_server.process import RuntimeProcess
+from rapidboot.rapid_server.config import ConfigError
+from rapidboot.rapid_server.host import Host
+from rapidboot.rapid_server.limits import detect_limits
+from rapidboot.rapid_server.peers import detect_peer_check
+from rapidboot.rapid_server.process import RuntimeProcess
 
 PORTABLE = Host.detect({"RAPIDBOOT_PORTABLE": "1"})
 

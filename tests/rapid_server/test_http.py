@@ -1,4 +1,4 @@
-"""`rapid_server.http.HttpProtocol` fed raw bytes through a fake transport: no sockets.
+"""`rapidboot.rapid_server.http.HttpProtocol` fed raw bytes through a fake transport: no sockets.
 
 Each test runs its own event loop (`asyncio.run`): the protocol starts a worker task per connection, so it
 must be driven from inside a running loop. Waiting is always for a condition, bounded by a timeout.
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rapid_server.http import BodyReceiver, HttpProtocol, Request, Response
+from rapidboot.rapid_server.http import BodyReceiver, HttpProtocol, Request, Response
 
 MAX_BODY = 1024
 WAIT_S = 2.0

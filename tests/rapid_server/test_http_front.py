@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import pytest
 
-from rapid_server import rendering, runtime_api
-from rapid_server.environment import Environment
-from rapid_server.http import (
+from rapidboot.rapid_server import rendering, runtime_api
+from rapidboot.rapid_server.environment import Environment
+from rapidboot.rapid_server.http import (
     ConnectionPolicy,
     ConnectionWatch,
     HttpProtocol,

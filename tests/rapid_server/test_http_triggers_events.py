@@ -1,5 +1,6 @@
-"""The events an HTTP trigger gives a function (`rapid_server.http_triggers.events`), checked against the
-shapes aws-lambda-powertools parses: its pydantic models and its event classes must accept them."""
+"""The events an HTTP trigger gives a function (`rapidboot.rapid_server.http_triggers.events`), checked
+against the shapes aws-lambda-powertools parses: its pydantic models and its event classes must accept
+them."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from aws_lambda_powertools.utilities.parser.models import (
     LambdaFunctionUrlModel,
 )
 
-from rapid_server.definitions.template import FunctionTriggers, TemplateDefinition
-from rapid_server.http import Request
-from rapid_server.http_triggers.events import Origin, build_event
-from rapid_server.http_triggers.routes import Match, build_routes
+from rapidboot.rapid_server.definitions.template import FunctionTriggers, TemplateDefinition
+from rapidboot.rapid_server.http import Request
+from rapidboot.rapid_server.http_triggers.events import Origin, build_event
+from rapidboot.rapid_server.http_triggers.routes import Match, build_routes
 
 ORIGIN = Origin("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 1_765_000_000.25, "123456789012", "eu-west-1")
 

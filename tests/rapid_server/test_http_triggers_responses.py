@@ -1,4 +1,5 @@
-"""A function's answer mapped to API Gateway's HTTP response (`rapid_server.http_triggers.responses`)."""
+"""A function's answer mapped to API Gateway's HTTP response
+(`rapidboot.rapid_server.http_triggers.responses`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from rapid_server.http_triggers.responses import HTTP_INTEGRATION, MalformedResponse, from_function
-from rapid_server.http_triggers.routes import Api, Route
+from rapidboot.rapid_server.http_triggers.responses import HTTP_INTEGRATION, MalformedResponse, from_function
+from rapidboot.rapid_server.http_triggers.routes import Api, Route
 
 REST = Route(Api("rest", "A", "abc", "Prod", None, ("image/png",)), "GET", "/x", "fn", "1.0", 29000)
 HTTP_V1 = Route(Api("http", "H", "def", "$default", None, ()), "GET", "/x", "fn", "1.0", 29000)

@@ -1,5 +1,6 @@
-"""The HTTP triggers' route table (`rapid_server.http_triggers.routes`): built from a template's events and
-function URLs, matched as API Gateway selects routes, with API Gateway's answers when nothing matches."""
+"""The HTTP triggers' route table (`rapidboot.rapid_server.http_triggers.routes`): built from a template's
+events and function URLs, matched as API Gateway selects routes, with API Gateway's answers when nothing
+matches."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from typing import Any
 
 import pytest
 
-from rapid_server.cli import main
-from rapid_server.config import ConfigError
-from rapid_server.definitions.template import FunctionTriggers, TemplateDefinition, load_template
-from rapid_server.http_triggers.routes import MISSING_TOKEN, NOT_FOUND, Match, RouteTable, build_routes
+from rapidboot.rapid_server.cli import main
+from rapidboot.rapid_server.config import ConfigError
+from rapidboot.rapid_server.definitions.template import FunctionTriggers, TemplateDefinition, load_template
+from rapidboot.rapid_server.http_triggers.routes import (
+    MISSING_TOKEN,
+    NOT_FOUND,
+    Match,
+    RouteTable,
+    build_routes,
+)
 
 
 def definition(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from rapid_server.peers import (
+from rapidboot.rapid_server.peers import (
     NetlinkSocketTable,
     PeerCheck,
     PeerLookupError,

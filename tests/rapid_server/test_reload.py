@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.concurrency import ConcurrencyLimiter
-from rapid_server.config import (
+from rapidboot.rapid_server.concurrency import ConcurrencyLimiter
+from rapidboot.rapid_server.config import (
     ConfigError,
     Definition,
     DefinitionSource,
@@ -22,10 +22,10 @@ from rapid_server.config import (
     load_toml,
     validate_function,
 )
-from rapid_server.limits import LimitsFactory
-from rapid_server.logs import LogSink
-from rapid_server.reload import Reloader, Targets, forget_bytecode, ignored
-from rapid_server.server_state import ServerState
+from rapidboot.rapid_server.limits import LimitsFactory
+from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.reload import Reloader, Targets, forget_bytecode, ignored
+from rapidboot.rapid_server.server_state import ServerState
 
 DEADLINE_S = 20.0  # a bound, not an expectation
 

@@ -1,5 +1,5 @@
-"""Bodies and platform lines (`rapid_server.rendering`, `rapid_server.errors`) against reference sections 1,
-2 and 6. Expected strings are written out in full: the format is the contract."""
+"""Bodies and platform lines (`rapidboot.rapid_server.rendering`, `rapidboot.rapid_server.errors`) against
+reference sections 1, 2 and 6. Expected strings are written out in full: the format is the contract."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rapid_server import errors, rendering
+from rapidboot.rapid_server import errors, rendering
 
 # Platform lines ------------------------------------------------------------------------------------------
 

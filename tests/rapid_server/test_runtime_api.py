@@ -21,14 +21,20 @@ from typing import Any
 
 import pytest
 
-from layers import PreparedFunction
-from rapid_server import environment as environment_module
-from rapid_server.config import FunctionConfig
-from rapid_server.environment import MAX_RESPONSE_BYTES, Environment, Invocation, InvokeResult, NotDispatched
-from rapid_server.limits import LimitsFactory
-from rapid_server.logs import LogSink
-from rapid_server.loop import loop_factory
-from rapid_server.state import State
+from rapidboot.layers import PreparedFunction
+from rapidboot.rapid_server import environment as environment_module
+from rapidboot.rapid_server.config import FunctionConfig
+from rapidboot.rapid_server.environment import (
+    MAX_RESPONSE_BYTES,
+    Environment,
+    Invocation,
+    InvokeResult,
+    NotDispatched,
+)
+from rapidboot.rapid_server.limits import LimitsFactory
+from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.loop import loop_factory
+from rapidboot.rapid_server.state import State
 
 FAKE_RUNTIME = Path(__file__).parent / "fake_runtimes" / "runtime.py"
 FUNCTION = "fake"

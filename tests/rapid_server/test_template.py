@@ -1,6 +1,6 @@
-"""Templates as the configuration (`rapid_server.definitions`): SAM, plain CloudFormation and `cdk synth`
-output give the same FunctionConfig objects a rapidboot.toml gives, and every mistake is one ConfigError
-naming the file, the line, the resource and the property."""
+"""Templates as the configuration (`rapidboot.rapid_server.definitions`): SAM, plain CloudFormation and `cdk
+synth` output give the same FunctionConfig objects a rapidboot.toml gives, and every mistake is one
+ConfigError naming the file, the line, the resource and the property."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rapid_server.cli import main
-from rapid_server.config import ConfigError, load_toml
-from rapid_server.definitions.parameters import parse_overrides
-from rapid_server.definitions.template import (
+from rapidboot.rapid_server.cli import main
+from rapidboot.rapid_server.config import ConfigError, load_toml
+from rapidboot.rapid_server.definitions.parameters import parse_overrides
+from rapidboot.rapid_server.definitions.template import (
     TemplateDefinition,
     find_template,
     load_template,
@@ -631,14 +631,16 @@ def imported_by(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-HEAVY = {"yaml", "samtranslator", "boto3", "rapid_server.definitions"}
+HEAVY = {"yaml", "samtranslator", "boto3", "rapidboot.rapid_server.definitions"}
 
 
 def test_template_libraries_stay_off_the_plain_server_and_runtime_paths() -> None:
-    plain = imported_by("import rapid_server.cli, rapid_server.server, runtime.main")
+    plain = imported_by(
+        "import rapidboot.rapid_server.cli, rapidboot.rapid_server.server, rapidboot.runtime.main"
+    )
     assert not plain & HEAVY, plain & HEAVY
-    template = imported_by("import rapid_server.definitions.template")
-    assert {"yaml", "rapid_server.definitions"} <= template
+    template = imported_by("import rapidboot.rapid_server.definitions.template")
+    assert {"yaml", "rapidboot.rapid_server.definitions"} <= template
     assert "samtranslator" not in template, "only a SAM template needs the translator"
 
 
@@ -650,6 +652,6 @@ def test_sam_translator_loads_only_for_sam_templates(project: Path) -> None:
         "plain.yaml",
     )
     sam = write(project, APP, "sam.yaml")
-    load = "from pathlib import Path\nfrom rapid_server.definitions.template import load_template\n"
+    load = "from pathlib import Path\nfrom rapidboot.rapid_server.definitions.template import load_template\n"
     assert "samtranslator" not in imported_by(f"{load}load_template(Path({str(plain)!r}))")
     assert "samtranslator" in imported_by(f"{load}load_template(Path({str(sam)!r}))")

@@ -15,7 +15,7 @@ BOOTSTRAP = REPO / "bootstrap"
 COMMANDS = {
     "rapidboot": [sys.executable, str(BOOTSTRAP)],
     "rapidboot-isolated": [sys.executable, "-I", str(BOOTSTRAP)],
-    "rapidboot-m": [sys.executable, "-m", "runtime"],
+    "rapidboot-m": [sys.executable, "-m", "rapidboot.runtime"],
     "awslambdaric": [sys.executable, "-m", "awslambdaric"],
 }
 

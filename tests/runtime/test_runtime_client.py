@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from runtime.client import RuntimeClient, RuntimeClientError
+from rapidboot.runtime.client import RuntimeClient, RuntimeClientError
 
 NEXT_OK = (
     b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-1\r\nLambda-Runtime-Deadline-Ms: 123\r\n"

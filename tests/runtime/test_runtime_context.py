@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from runtime.client import Invocation
-from runtime.config import RuntimeConfig
-from runtime.context import LambdaContext
-from runtime.errors import FaultError
-from runtime.logs import LogSink
+from rapidboot.runtime.client import Invocation
+from rapidboot.runtime.config import RuntimeConfig
+from rapidboot.runtime.context import LambdaContext
+from rapidboot.runtime.errors import FaultError
+from rapidboot.runtime.logs import LogSink
 
 
 class ListSink(LogSink):
@@ -105,7 +105,7 @@ def test_log_writes_to_sink_without_newline() -> None:
 
 
 def test_config_errors_and_log_levels() -> None:
-    from runtime.config import ConfigError
+    from rapidboot.runtime.config import ConfigError
 
     with pytest.raises(ConfigError, match="no handler"):
         RuntimeConfig.from_environ([], {"AWS_LAMBDA_RUNTIME_API": "x:1"}, "/")

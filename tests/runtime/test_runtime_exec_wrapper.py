@@ -47,7 +47,7 @@ def test_wrapper_runs_once_and_execs_the_runtime(tmp_path: Path, task_root: Path
     if impl == "rapidboot":
         assert rest == [str(BOOTSTRAP), "app.handler"]
     else:
-        assert rest == ["-m", "runtime", "app.handler"]
+        assert rest == ["-m", "rapidboot.runtime", "app.handler"]
     assert result["wrapper_env"] == str(wrapper)
     assert result["mark"] is None  # dropped, so a runtime the function spawns would wrap again
 

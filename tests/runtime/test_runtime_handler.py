@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ErrorReport, FaultError
-from runtime.handler import load_handler
+from rapidboot.runtime.errors import ErrorReport, FaultError
+from rapidboot.runtime.handler import load_handler
 
 
 @pytest.fixture

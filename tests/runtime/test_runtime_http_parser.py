@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.http_parser import ProtocolError, Response, ResponseParser
+from rapidboot.runtime.http_parser import ProtocolError, Response, ResponseParser
 
 SIMPLE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 CHUNKED = (

@@ -18,7 +18,7 @@ import pytest
 from fake_runtime_api import FakeEvent, FakeRuntimeAPI
 from runtime_harness import write
 
-from layers.package import WRAPPER_NAME, build_layer
+from rapidboot.layers.package import WRAPPER_NAME, build_layer
 
 APP = """
 import os, sys

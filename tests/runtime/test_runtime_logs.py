@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.errors import ErrorReport
-from runtime.logs import error_log_lines
+from rapidboot.runtime.errors import ErrorReport
+from rapidboot.runtime.logs import error_log_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_logging_configured_on_first_import_only() -> None:
     script = f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
-from runtime.logs import RequestState, StdoutSink, install_logging
+from rapidboot.runtime.logs import RequestState, StdoutSink, install_logging
 state = RequestState()
 install_logging("INFO", state, StdoutSink())
 assert "logging" not in sys.modules
@@ -58,7 +58,7 @@ def _record(msg: object = "m", exc_info: object = None, **extra: object) -> logg
 
 
 def test_json_formatter_edge_cases() -> None:
-    from runtime.json_log import JsonFormatter
+    from rapidboot.runtime.json_log import JsonFormatter
 
     formatter = JsonFormatter()
     record = _record({"k": "v"}, aws_request_id="r", tenant_id=None, obj={1}, gone=None)
@@ -74,7 +74,7 @@ def test_json_formatter_edge_cases() -> None:
 
 
 def test_json_error_record_shape() -> None:
-    from runtime.logs import json_error_record
+    from rapidboot.runtime.logs import json_error_record
 
     report = ErrorReport("ValueError", "bad \ud800 é", ["  File ..."], [], "ValueError")
     record = json.loads(json_error_record(report, "rid"))
@@ -83,9 +83,9 @@ def test_json_error_record_shape() -> None:
 
 
 def test_telemetry_sink_frames_and_bad_fd(tmp_path: Path) -> None:
-    from runtime.config import RuntimeConfig
-    from runtime.logs import StdoutSink, open_log_sink
-    from runtime.telemetry import TelemetryFdSink
+    from rapidboot.runtime.config import RuntimeConfig
+    from rapidboot.runtime.logs import StdoutSink, open_log_sink
+    from rapidboot.runtime.telemetry import TelemetryFdSink
 
     path = tmp_path / "frames"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)

@@ -13,8 +13,8 @@ import simplejson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import FaultError
-from runtime.marshal import decode_event, encode_response, to_json
+from rapidboot.runtime.errors import FaultError
+from rapidboot.runtime.marshal import decode_event, encode_response, to_json
 
 
 def test_decode_only_exact_json_content_type() -> None:
@@ -188,7 +188,7 @@ def test_paused_decode_matches_json_loads(value: object, ensure_ascii: bool, ind
     import gc
     from unittest import mock
 
-    from runtime import marshal
+    from rapidboot.runtime import marshal
 
     body = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent).encode("utf-8", "surrogatepass")
     try:
@@ -208,7 +208,7 @@ def test_large_event_decoded_with_gc_paused_then_restored() -> None:
     import gc
     from unittest import mock
 
-    from runtime import marshal
+    from rapidboot.runtime import marshal
 
     records = [
         {"id": i, "name": f"item-{i}", "price": i * 1.25, "tags": ["a", "ć"], "n": None} for i in range(30000)

@@ -27,8 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_harness import run_runtime, write
 
-from runtime import marshal
-from runtime.marshal import decode_event, encode_response, to_json_bytes
+from rapidboot.runtime import marshal
+from rapidboot.runtime.marshal import decode_event, encode_response, to_json_bytes
 
 
 @pytest.fixture(scope="module")
@@ -338,12 +338,18 @@ def test_cold_path_never_imports_orjson(task_root: Path) -> None:
 def test_bootstrap_import_time_has_no_orjson() -> None:
     # `-X importtime` of the runtime's first-response path (what bootstrap imports before /next).
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import runtime.main, runtime.loop, runtime.marshal"],
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import rapidboot.runtime.main, rapidboot.runtime.loop, rapidboot.runtime.marshal",
+        ],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
         check=True,
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
-    assert "runtime.marshal" in imported
+    assert "rapidboot.runtime.marshal" in imported
     assert not {"orjson", "_pickle", "re", "json"} & imported

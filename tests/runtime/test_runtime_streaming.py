@@ -1,4 +1,5 @@
-"""Response streaming: generators, async generators and `runtime.streaming` helpers, chunk by chunk."""
+"""Response streaming: generators, async generators and `rapidboot.runtime.streaming` helpers, chunk by
+chunk."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from runtime_harness import run_runtime, spawn_runtime, write
 
 APP = """
 import asyncio, socket
-from runtime.streaming import StreamingResponse, http_response
+from rapidboot.runtime.streaming import StreamingResponse, http_response
 
 def wait_for_gate(port):
     # Blocks until the test has seen the chunks sent so far: the handler cannot finish before that.

@@ -11,7 +11,7 @@ from runtime_harness import run_runtime, spawn_runtime, write
 
 APP = """
 import os, socket
-from runtime import on_shutdown
+from rapidboot.runtime import on_shutdown
 on_shutdown(os.write, 1, f"worker {os.getpid()} shut down\\n".encode())  # one write: workers share stdout
 
 def handler(event, context):

@@ -1,12 +1,12 @@
 """A function URL with `InvokeMode: RESPONSE_STREAM`: each line reaches the HTTP client as it is yielded.
 
 `http_response` writes the status and headers first (the HTTP integration prelude), as Node's
-`awslambda.HttpResponseStream.from` does; rapidboot's runtime provides it (`runtime.streaming`).
+`awslambda.HttpResponseStream.from` does; rapidboot's runtime provides it (`rapidboot.runtime.streaming`).
 """
 
 import time
 
-from runtime.streaming import http_response
+from rapidboot.runtime.streaming import http_response
 
 
 def handler(event, context):
