@@ -25,7 +25,7 @@ from e2e_harness import FUNCTIONS_DIR, RapidServer, running_server, wait_until, 
 
 pytestmark = pytest.mark.e2e
 
-RAPIDBOOT = (sys.executable, "-m", "rapid_server")
+RAPIDBOOT = (sys.executable, "-m", "rapidboot.rapid_server")
 DELIVERY_TIMEOUT_S = 20.0  # a bound: a healthy run fires within a second of the due time
 
 
@@ -165,7 +165,7 @@ def test_a_toml_schedule_is_announced_and_listed(tmp_path: Path) -> None:
         },
     )
     listed = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "schedules", "--config", str(config)],
+        [sys.executable, "-m", "rapidboot.rapid_server", "schedules", "--config", str(config)],
         capture_output=True,
         text=True,
         check=True,
@@ -195,7 +195,7 @@ def test_a_bad_expression_stops_the_server_naming_the_field(tmp_path: Path) -> N
 """,
     )
     result = subprocess.run(
-        [sys.executable, "-m", "rapid_server", "serve", "--port", "0", "--template", str(template)],
+        [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--port", "0", "--template", str(template)],
         capture_output=True,
         text=True,
         timeout=60,

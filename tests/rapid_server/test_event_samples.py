@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser import models
 
-from rapid_server.cli import main
-from rapid_server.event_sources.samples import KINDS
+from rapidboot.rapid_server.cli import main
+from rapidboot.rapid_server.event_sources.samples import KINDS
 
 MODELS: dict[str, Any] = {
     "s3-put": models.S3Model,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapid_server.event_sources.expressions import (
+from rapidboot.rapid_server.event_sources.expressions import (
     ExpressionError,
     next_firings,
     parse,

@@ -14,12 +14,12 @@ import orjson
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
-from rapid_server.async_queue import NewEvent
-from rapid_server.cli import main
-from rapid_server.config import ConfigError, load_toml
-from rapid_server.definitions.template import load_template
-from rapid_server.event_sources.expressions import parse
-from rapid_server.event_sources.schedules import (
+from rapidboot.rapid_server.async_queue import NewEvent
+from rapidboot.rapid_server.cli import main
+from rapidboot.rapid_server.config import ConfigError, load_toml
+from rapidboot.rapid_server.definitions.template import load_template
+from rapidboot.rapid_server.event_sources.expressions import parse
+from rapidboot.rapid_server.event_sources.schedules import (
     RULE,
     SCHEDULER,
     Schedule,
