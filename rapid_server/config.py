@@ -138,6 +138,9 @@ class FunctionConfig:
     retry_base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
     on_success: Destination | None = None
     on_failure: Destination | None = None
+    # TenancyConfig.TenantIsolationMode = PER_TENANT: each invoke names its tenant, and no environment ever
+    # serves two tenants (tenancy.py). Set at creation only, as on Lambda.
+    tenant_isolation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,8 @@ class ServerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     keep_alive_timeout_s: float = DEFAULT_KEEP_ALIVE_TIMEOUT_S
     request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
+    # `serve --allow-updates`: the control plane may update the configured functions (in memory only).
+    allow_updates: bool = False
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())

@@ -73,6 +73,9 @@ class ServerState:
         self.template_observers: list[Callable[[TemplateDefinition], None]] = []
         # The functions the control plane created (control_plane/): a reload of the definition keeps them.
         self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
+        # PutFunctionRecursionConfig RecursiveLoop=Allow: these functions' invokes are never stopped as a
+        # recursive loop (recursion.py). Kept by the control plane's store.
+        self.recursion_allowed: set[str] = set()
 
     async def apply(
         self,

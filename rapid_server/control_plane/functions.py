@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
+import os
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +25,15 @@ from ..config import ConfigError, FunctionConfig, validate_function
 from ..errors import ServiceError
 from ..function import Function
 from ..server_state import ServerState
+from ..tenancy import tenancy_setting
+from .overlay import Overlay
 from .store import FunctionStore, StoredFunction
 
 RESOURCE_CONFLICT = "ResourceConflictException"
 CODE_STORAGE_EXCEEDED = "CodeStorageExceededException"
 MAX_ZIPPED_BYTES = 52_428_800  # "50 MB (zipped, when uploaded through the Lambda API)"
+PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
+TENANCY = "TenancyConfig"  # CreateFunction only
 DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
 _SETTINGS = (
     "Handler",
@@ -63,8 +70,9 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
     environment = settings.get("Environment") or {}
     variables = environment.get("Variables", {}) if isinstance(environment, dict) else environment
     storage = settings.get("EphemeralStorage") or {"Size": 512}
+    tenant_isolation = tenancy_setting(settings.get("TenancyConfig"))
     try:
-        return validate_function(
+        config = validate_function(
             name,
             name,
             code,
@@ -80,6 +88,7 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
         for key, field in _FIELDS.items():
             message = message.replace(f"{name}.{key}", field, 1)
         raise _invalid(message) from None
+    return dataclasses.replace(config, tenant_isolation=True) if tenant_isolation else config
 
 
 class ControlPlane:
@@ -88,6 +97,9 @@ class ControlPlane:
         self.store = store
         self._lock = asyncio.Lock()
         state.api_functions = self.served
+        state.recursion_allowed = store.recursion_allowed()
+        self.overlay = Overlay(state)  # `serve --allow-updates`: updates of configured functions
+        self._pause_at = os.environ.get(PAUSE_VARIABLE)  # tests only: crash_point()
 
     def served(self) -> dict[str, FunctionConfig]:
         """The functions the API created and the server runs (not those a configured one shadows)."""
@@ -107,7 +119,10 @@ class ControlPlane:
             raise ServiceError(
                 404, errors.RESOURCE_NOT_FOUND, f"Function not found: {self.state.function_arn(name)}"
             )
-        return function, self.store.get(name)
+        stored = self.store.get(name)
+        if stored is None and self.state.config.allow_updates:
+            stored = self.overlay.record(name, _now())
+        return function, stored
 
     def list(self, marker: str | None, max_items: str | None) -> dict[str, object]:
         from . import shapes
@@ -146,6 +161,8 @@ class ControlPlane:
             if not isinstance(code, dict):
                 raise _invalid("Code: required, with ZipFile (base64) or RapidbootDirectory")
             settings = {key: body[key] for key in _SETTINGS if key in body}
+            if body.get(TENANCY) is not None:  # set at creation only (tenancy.py)
+                settings[TENANCY] = body[TENANCY]
             record = await self._prepare(name, settings, code)
             function = await self._commit(record)
             return name, function, record
@@ -167,6 +184,11 @@ class ControlPlane:
             if code:
                 record = await self._prepare(name, current.settings, body)
             else:
+                if TENANCY in body:
+                    raise _invalid(
+                        f"{TENANCY}: a function's tenant isolation is set when it is created and cannot be "
+                        "changed: create a new function"
+                    )
                 settings = dict(current.settings)
                 settings.update({key: body[key] for key in _SETTINGS if key in body})
                 function_config(name, settings, current.code_path)  # checked before anything changes
@@ -176,22 +198,38 @@ class ControlPlane:
     async def delete(self, raw_name: str) -> None:
         name = _bare_name(raw_name)
         async with self._lock:
-            self._writable(name)
+            self._writable(name, configured=False)
             functions = {key: f.config for key, f in self.state.functions.items() if key != name}
             await self._apply(functions)
             self.store.delete(name)
 
+    # -- for the other operations' modules (recursion_config.py)
+
+    def mutation(self) -> asyncio.Lock:
+        """Held for the whole of a mutation: one at a time."""
+        return self._lock
+
+    def writable(self, name: str) -> StoredFunction:
+        return self._writable(name)
+
     # -- steps
 
-    def _writable(self, name: str) -> StoredFunction:
+    def _writable(self, name: str, configured: bool = True) -> StoredFunction:
+        """The function's record, if the API may change it: one it created, or (with `--allow-updates`,
+        and `configured`) one of the definition's."""
         self.find(name)
         stored = self.store.get(name)
         if stored is None:
+            if configured and self.state.config.allow_updates:
+                return self.overlay.record(name, _now())
+            remedy = "change it there" if configured else "remove it there"
+            if configured:
+                remedy += " (or serve with --allow-updates to update it through the API until a reload)"
             raise ServiceError(
                 409,
                 RESOURCE_CONFLICT,
                 f"Function {name} is defined by the server's configuration (rapidboot.toml, flags or a "
-                "template), so it is read-only through the API: change it there",
+                f"template), so it is read-only through the API: {remedy}",
             )
         return stored
 
@@ -239,12 +277,31 @@ class ControlPlane:
             raise _invalid(message) from None
 
     async def _commit(self, record: StoredFunction) -> Function:
-        """Into the running server first (everything that can fail is checked there), then one transaction."""
+        """Into the running server first (everything that can fail is checked there), then one transaction
+        (for a configured function with `--allow-updates`, into the overlay: memory only)."""
+        name = record.name
+        configured = name in self.state.functions and self.store.get(name) is None
         functions = {key: f.config for key, f in self.state.functions.items()}
-        functions[record.name] = function_config(record.name, record.settings, record.code_path)
+        functions[name] = function_config(name, record.settings, record.code_path)
+        if configured:
+            functions[name] = self.overlay.merged(name, functions[name], record.settings, record.code_path)
         await self._apply(functions)
-        self.store.put(record)
-        return self.state.functions[record.name]
+        if configured:
+            self.overlay.commit(record)
+        else:
+            self.crash_point("control-write")  # the code is in place, the row not yet
+            self.store.put(record)
+            self.crash_point("control-commit")  # committed, not yet answered
+        return self.state.functions[name]
+
+    def crash_point(self, point: str) -> None:
+        """Tests only (`RAPIDBOOT_TEST_PAUSE_AT=POINT`): at `point`, write `<state-dir>/paused-at-POINT` and
+        block the whole server there, for the test to SIGKILL it. A string comparison when unset."""
+        if self._pause_at != point:
+            return
+        gate = self.store.directory / f"paused-at-{point}"
+        gate.write_text(str(os.getpid()))
+        threading.Event().wait()  # the event loop stops here, mid-operation, until the process is killed
 
     async def _apply(self, functions: dict[str, FunctionConfig]) -> None:
         try:
@@ -254,8 +311,12 @@ class ControlPlane:
 
 
 def _record(name: str, settings: dict[str, object], path: Path, sha: str, size: int) -> StoredFunction:
-    modified = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-    return StoredFunction(name, settings, path, sha, size, str(uuid.uuid4()), modified)
+    return StoredFunction(name, settings, path, sha, size, str(uuid.uuid4()), _now())
+
+
+def _now() -> str:
+    """LastModified, as the service writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def _zip_bytes(value: object) -> bytes:

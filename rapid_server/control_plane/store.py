@@ -31,6 +31,16 @@ CREATE TABLE IF NOT EXISTS functions (
 """
 
 
+# PutFunctionRecursionConfig: a row only for a function that is not the default (Terminate). Keyed by name
+# alone, so it also holds for a function from the configuration (with `serve --allow-updates`).
+_RECURSION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS recursion (
+    name TEXT PRIMARY KEY,
+    recursive_loop TEXT NOT NULL  -- Allow
+)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFunction:
     name: str
@@ -53,6 +63,7 @@ class FunctionStore:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._db:
             self._db.execute(_SCHEMA)
+            self._db.execute(_RECURSION_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -110,6 +121,18 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self._db:
             self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM recursion WHERE name = ?", (name,))
+
+    def recursion_allowed(self) -> set[str]:
+        """The functions whose RecursiveLoop is Allow."""
+        return {name for (name,) in self._db.execute("SELECT name FROM recursion")}
+
+    def put_recursion(self, name: str, allowed: bool) -> None:
+        with self._db:
+            if allowed:
+                self._db.execute("INSERT OR REPLACE INTO recursion VALUES (?, 'Allow')", (name,))
+            else:
+                self._db.execute("DELETE FROM recursion WHERE name = ?", (name,))
 
 
 def _stored(row: tuple[str, str, str, str, int, str, str]) -> StoredFunction:
