@@ -12,6 +12,7 @@ import base64
 import binascii
 import dataclasses
 import os
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -295,12 +296,11 @@ class ControlPlane:
         return self.state.functions[name]
 
     def crash_point(self, point: str) -> None:
-        """Tests only (`RAPIDBOOT_TEST_PAUSE_AT=POINT`): at `point`, write `<state-dir>/paused-at-POINT` and
+        """Tests only (`RAPIDBOOT_TEST_PAUSE_AT=POINT`): at `point`, say so on stderr (the test's gate) and
         block the whole server there, for the test to SIGKILL it. A string comparison when unset."""
         if self._pause_at != point:
             return
-        gate = self.store.directory / f"paused-at-{point}"
-        gate.write_text(str(os.getpid()))
+        print(f"rapidboot: paused at {point} ({PAUSE_VARIABLE})", file=sys.stderr, flush=True)
         threading.Event().wait()  # the event loop stops here, mid-operation, until the process is killed
 
     async def _apply(self, functions: dict[str, FunctionConfig]) -> None:

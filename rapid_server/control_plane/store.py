@@ -82,6 +82,7 @@ class FunctionStore:
                     file.flush()
                     os.fsync(file.fileno())
                 os.replace(staging, path)
+                _fsync_directory(self.code_dir)  # the rename itself, before a row may name the file
             except BaseException:
                 Path(staging).unlink(missing_ok=True)
                 raise
@@ -138,3 +139,11 @@ class FunctionStore:
 def _stored(row: tuple[str, str, str, str, int, str, str]) -> StoredFunction:
     name, settings, code_path, sha, size, revision, modified = row
     return StoredFunction(name, orjson.loads(settings), Path(code_path), sha, size, revision, modified)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
