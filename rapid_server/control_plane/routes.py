@@ -7,6 +7,8 @@
     GET    /2015-03-31/functions/{name}/configuration    GetFunctionConfiguration
     PUT    /2015-03-31/functions/{name}/configuration    UpdateFunctionConfiguration
     PUT    /2015-03-31/functions/{name}/code             UpdateFunctionCode
+    GET    /2024-08-31/functions/{name}/recursion-config GetFunctionRecursionConfig
+    PUT    /2024-08-31/functions/{name}/recursion-config PutFunctionRecursionConfig
 
 Each handler validates, asks `ControlPlane` (functions.py: check whole, apply to the running
 server, then commit to the store), and renders. A refused call changes nothing.
