@@ -8,7 +8,6 @@ then committed to the store in one transaction. One mutation at a time (`_lock`)
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import dataclasses
 import os
@@ -257,13 +256,23 @@ class ControlPlane:
             path, sha, size, fresh = Path(directory), "", directory_size(Path(directory)), False
         else:
             zipped = _zip_bytes(code.get("ZipFile"))
-            path, sha, fresh = await asyncio.to_thread(self.store.put_code, zipped)
-            size = len(zipped)
+            staged = await asyncio.to_thread(self.store.stage_code, zipped)
+            try:
+                # The extraction need not wait for the package to be durable (fsync: milliseconds, and
+                # the bulk of a CreateFunction on a busy disk): both run at once, from two names.
+                checked = self._check_package(name, settings, staged.reading)
+                await asyncio.gather(asyncio.to_thread(self.store.settle_code, staged), checked)
+            except BaseException:
+                self.store.discard_code(staged)  # a refused package leaves nothing behind
+                raise
+            finally:
+                staged.reading.unlink(missing_ok=True)
+            return _record(name, settings, staged.path, staged.sha256, len(zipped))
         try:
             await self._check_package(name, settings, path)
         except BaseException:
             if fresh:
-                path.unlink(missing_ok=True)  # a refused package leaves nothing behind
+                path.unlink(missing_ok=True)
             raise
         return _record(name, settings, path, sha, size)
 
@@ -272,7 +281,7 @@ class ControlPlane:
         try:
             await asyncio.to_thread(prepare_function, path, (), self.state.config.state_dir / "layers")
         except LayerError as exc:
-            message = str(exc).replace(f"code '{path}'", "Code.ZipFile")
+            message = str(exc).replace(f"code '{path}'", "Code.ZipFile").replace(f"'{path}'", "Code.ZipFile")
             if "more than" in message and "limit" in message:
                 raise ServiceError(400, CODE_STORAGE_EXCEEDED, message) from None
             raise _invalid(message) from None
@@ -327,7 +336,8 @@ def _zip_bytes(value: object) -> bytes:
             400, CODE_STORAGE_EXCEEDED, f"Code.ZipFile: more than {MAX_ZIPPED_BYTES:,} bytes zipped (50 MB)"
         )
     try:
-        zipped = base64.b64decode(value, validate=True)
+        # Strict in C: b64decode(validate=True) checks the alphabet with a regex first, ~3 ms a 1 MB zip.
+        zipped = binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise _invalid("Code.ZipFile: not valid base64") from None
     if len(zipped) > MAX_ZIPPED_BYTES:
