@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from layers import LayerError, prepare_function
+from layers.cache import LayerCache
 from layers.function import directory_size
 
 from .. import errors
@@ -27,7 +28,7 @@ from ..function import Function
 from ..server_state import ServerState
 from ..tenancy import tenancy_setting
 from .overlay import Overlay
-from .store import FunctionStore, StoredFunction
+from .store import FunctionStore, StagedCode, StoredFunction
 
 RESOURCE_CONFLICT = "ResourceConflictException"
 CODE_STORAGE_EXCEEDED = "CodeStorageExceededException"
@@ -261,7 +262,7 @@ class ControlPlane:
                 # The extraction need not wait for the package to be durable (fsync: milliseconds, and
                 # the bulk of a CreateFunction on a busy disk): both run at once, from two names.
                 checked = self._check_package(name, settings, staged.reading)
-                await asyncio.gather(asyncio.to_thread(self.store.settle_code, staged), checked)
+                await asyncio.gather(asyncio.to_thread(self._settle, staged), checked)
             except BaseException:
                 self.store.discard_code(staged)  # a refused package leaves nothing behind
                 raise
@@ -275,6 +276,13 @@ class ControlPlane:
                 path.unlink(missing_ok=True)
             raise
         return _record(name, settings, path, sha, size)
+
+    def _settle(self, staged: StagedCode) -> None:
+        """Make the package durable, then hash it under its stored name for the layer cache, which keys a
+        zip by its digest and remembers it by path: `apply` then finds the extracted tree without reading
+        the zip again (a 1 MB SHA-256 off the answer's path)."""
+        self.store.settle_code(staged)
+        LayerCache(self.state.config.state_dir / "layers").zip_digest(staged.path)
 
     async def _check_package(self, name: str, settings: dict[str, object], path: Path) -> None:
         function_config(name, settings, path)  # the settings, before the extraction
