@@ -18,7 +18,9 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - scaleout: N simultaneous first invokes (throughput.py);
 - memory: idle RSS per environment, the server's RSS with 100 idle environments (memory.py);
 - layers: layer merge the first time and cached (layers_merge.py);
-- http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py).
+- http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py);
+- deploy: CreateFunction with a 1 MB zip -> first answer, against unzip + first invoke of the same function
+  configured in a rapidboot.toml (deploy.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TextIO
 
 from rapidboot.benchmarks import (
     coldstart,
+    deploy,
     hot_reload,
     http_triggers,
     layers_merge,
@@ -48,7 +51,18 @@ from rapidboot.benchmarks.peers import Peers, discover, node_version
 from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
 from rapidboot.benchmarks.stats import summarize
 
-BENCHMARKS = ("coldstart", "init", "warm", "throughput", "scaleout", "memory", "layers", "http", "reload")
+BENCHMARKS = (
+    "coldstart",
+    "init",
+    "warm",
+    "throughput",
+    "scaleout",
+    "memory",
+    "layers",
+    "http",
+    "reload",
+    "deploy",
+)
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
 LOAD_CLIENT = "asyncio (uvloop) keep-alive connections, responses parsed by httptools (throughput.py)"
@@ -74,6 +88,7 @@ class Plan:
     layer_samples: int = 3
     reload_samples: int = 30
     reload_restarts: int = 5
+    deploy_samples: int = 20
 
 
 FULL = Plan()
@@ -88,6 +103,7 @@ QUICK = Plan(
     layer_samples=1,
     reload_samples=10,
     reload_restarts=2,
+    deploy_samples=6,
 )
 
 
@@ -366,6 +382,19 @@ def run_reload(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> l
     return [Row("reload", "reload.edit", label, "ms", entries, note="goal: under 150 ms")]
 
 
+def run_deploy(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("deploy", plan.deploy_samples)
+    directory = scratch / "deploy"
+    directory.mkdir()
+    times = deploy.deploy_times(directory, plan.deploy_samples, tick)
+    entries = [
+        Entry("CreateFunction + first invoke", OURS, [value * 1000 for value in times.api_s]),
+        Entry("unzip + first invoke (TOML)", REFERENCE, [value * 1000 for value in times.toml_s]),
+    ]
+    label = f"deploy: {times.zip_bytes / 1e6:.0f} MB zip -> first answer"
+    return [Row("deploy", "deploy.create", label, "ms", entries, note=f"goal: at most {deploy.GOAL}x")]
+
+
 def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
     if not values:
         return list(BENCHMARKS)
@@ -441,6 +470,7 @@ def run(
                 "layers": run_layers,
                 "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
                 "reload": run_reload,
+                "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="merged layers' cache and the Event invokes' queue (default: %(default)s)",
     )
     serve.add_argument(
+        "--allow-updates",
+        action="store_true",
+        help="let the Lambda API update the functions of the template, --config file or flags; kept in "
+        "memory only: the file wins again at its next reload and at a restart",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -340,6 +346,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=max_connections,
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
+        allow_updates=args.allow_updates,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
     schedules = _schedules_of(definition)

@@ -142,6 +142,9 @@ class FunctionConfig:
     # An EventBridge rule invoking the function (Event): "rate(5 minutes)", "cron(0 12 * * ? *)"; checked
     # when read, run by rapid_server/event_sources/schedules.py.
     schedule: str | None = None
+    # TenancyConfig.TenantIsolationMode = PER_TENANT: each invoke names its tenant, and no environment ever
+    # serves two tenants (tenancy.py). Set at creation only, as on Lambda.
+    tenant_isolation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class ServerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     keep_alive_timeout_s: float = DEFAULT_KEEP_ALIVE_TIMEOUT_S
     request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
+    # `serve --allow-updates`: the control plane may update the configured functions (in memory only).
+    allow_updates: bool = False
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())

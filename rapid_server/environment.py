@@ -71,6 +71,7 @@ class Invocation:
     client_context: str | None = None  # decoded JSON; sync invokes only, as on Lambda
     log_tail: bool = False  # the caller wants the invoke's log (`X-Amz-Log-Type: Tail`)
     stream: ResponseStream | None = None  # InvokeWithResponseStream: where a streamed response goes
+    tenant_id: str | None = None  # `X-Amz-Tenant-Id`, for a function with tenant isolation only
 
 
 @dataclass(slots=True)
@@ -592,6 +593,8 @@ class Environment:
         ]
         if invocation.client_context is not None:
             headers.append(("Lambda-Runtime-Client-Context", invocation.client_context))
+        if invocation.tenant_id is not None:
+            headers.append(("Lambda-Runtime-Aws-Tenant-Id", invocation.tenant_id))
         self._drain_output()  # what was printed before belongs to the previous owner
         seat = self._seat_for_dispatch()
         seat.fire(Event.DISPATCH)

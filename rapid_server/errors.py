@@ -31,6 +31,7 @@ REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
 SERVICE_EXCEPTION = "ServiceException"
 TOO_MANY_REQUESTS = "TooManyRequestsException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+RECURSIVE_INVOCATION = "RecursiveInvocationException"  # recursion.py: a chain that loops
 VALIDATION = "ValidationException"  # the request validation's (not in botocore's model: a plain ClientError)
 
 

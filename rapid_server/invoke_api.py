@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import errors, rendering
+from . import errors, recursion, rendering, tenancy
 from .async_queue import NewEvent
 from .config import ServerConfig
 from .control_plane import routes
@@ -129,6 +129,7 @@ async def _invoke(
         )
     payload = _validated_payload(request.body)
     client_context = _client_context(request.headers.get("x-amz-client-context"))
+    tenant_id = tenancy.tenant_id(function.config, request.headers.get(tenancy.HEADER))
     if invocation_type == "DryRun":
         return Response(204, b"", [("x-amzn-RequestId", request_id)])
     tail = log_type == "Tail"
@@ -136,10 +137,11 @@ async def _invoke(
         request_id=request_id,
         payload=payload,
         invoked_function_arn=function.arn,
-        trace_id=request.headers.get("x-amzn-trace-id") or _new_trace_id(),
+        trace_id=_traced(state, function, request, event=False),
         client_context=client_context,
         log_tail=tail,
         stream=ResponseStream(request.connection, request_id) if streaming else None,
+        tenant_id=tenant_id,
     )
     if tail:
         state.sink.open_tail(request_id)
@@ -178,9 +180,40 @@ def _accept_event(state: ServerState, function: Function, request: Request, requ
     payload = _validated_payload(request.body)
     if state.dispatcher is None:
         raise ServiceError(500, errors.SERVICE_EXCEPTION, "Event invokes are not being accepted")
-    trace_id = request.headers.get("x-amzn-trace-id") or _new_trace_id()
+    if function.config.tenant_isolation:
+        raise ServiceError(
+            400,
+            errors.INVALID_PARAMETER_VALUE,
+            f"X-Amz-Invocation-Type: Event invokes of a function with tenant isolation "
+            f"({function.config.name}) are not supported by this server yet; invoke it with RequestResponse",
+        )
+    tenancy.tenant_id(function.config, request.headers.get(tenancy.HEADER))
+    try:
+        trace_id = _traced(state, function, request, event=True)
+    except _Dropped:
+        return Response(202, b"", [("x-amzn-RequestId", request_id)])  # accepted, and dropped, as Lambda does
     state.dispatcher.accept(NewEvent(request_id, function.config.name, payload, trace_id))
     return Response(202, b"", [("x-amzn-RequestId", request_id)])
+
+
+class _Dropped(Exception):
+    """An Event invoke stopped as a recursive loop: the caller still gets its 202."""
+
+
+def _traced(state: ServerState, function: Function, request: Request, event: bool) -> str:
+    """The invoke's trace header, with its chain of invokes (recursion.py); a chain that has run this
+    function too often is stopped and logged, unless the function allows recursion."""
+    trace = request.headers.get("x-amzn-trace-id") or _new_trace_id()
+    try:
+        return recursion.traced(trace, function.arn)
+    except recursion.RecursiveLoop:
+        name = function.config.name
+        if name in state.recursion_allowed:
+            return trace  # Allow: the chain goes on, its count no longer grows
+        state.sink.platform(recursion.stopped_line(name, trace, event))
+        if event:
+            raise _Dropped from None
+        raise recursion.refusal(name) from None
 
 
 def body_limit(request: Request) -> int:

@@ -75,6 +75,9 @@ class ServerState:
         self.function_observers: list[Callable[[Mapping[str, FunctionConfig]], None]] = []
         # The functions the control plane created (control_plane/): a reload of the definition keeps them.
         self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
+        # PutFunctionRecursionConfig RecursiveLoop=Allow: these functions' invokes are never stopped as a
+        # recursive loop (recursion.py). Kept by the control plane's store.
+        self.recursion_allowed: set[str] = set()
 
     async def apply(
         self,

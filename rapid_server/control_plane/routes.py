@@ -7,6 +7,8 @@
     GET    /2015-03-31/functions/{name}/configuration    GetFunctionConfiguration
     PUT    /2015-03-31/functions/{name}/configuration    UpdateFunctionConfiguration
     PUT    /2015-03-31/functions/{name}/code             UpdateFunctionCode
+    GET    /2024-08-31/functions/{name}/recursion-config GetFunctionRecursionConfig
+    PUT    /2024-08-31/functions/{name}/recursion-config PutFunctionRecursionConfig
 
 Each handler validates, asks `ControlPlane` (functions.py: check whole, apply to the running
 server, then commit to the store), and renders. A refused call changes nothing.
@@ -27,7 +29,7 @@ import orjson
 from .. import errors, rendering
 from ..errors import ServiceError
 from ..http import Request, Response
-from . import shapes
+from . import recursion_config, shapes
 from .functions import ControlPlane
 
 Route = Callable[[ControlPlane, Request, str], Awaitable[Response]]
@@ -35,11 +37,22 @@ _FUNCTIONS = re.compile(r"^/2015-03-31/functions/?$")
 _FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<tail>/configuration|/code)?/?$")
 
 
+_RECURSION = re.compile(r"^/2024-08-31/functions/(?P<name>[^/]+)/recursion-config/?$")
+
+
 def is_control_path(path: str) -> bool:
-    return _FUNCTIONS.match(path) is not None or _FUNCTION.match(path) is not None
+    return (
+        _FUNCTIONS.match(path) is not None
+        or _FUNCTION.match(path) is not None
+        or _RECURSION.match(path) is not None
+    )
 
 
 async def handle(control: ControlPlane, request: Request, request_id: str) -> Response | None:
+    recursion = _RECURSION.match(request.path)
+    if recursion is not None:
+        route = _RECURSION_ROUTES.get(request.method)
+        return None if route is None else await route(control, request, recursion["name"])
     if _FUNCTIONS.match(request.path):
         name, tail = "", ""
     else:
@@ -113,3 +126,15 @@ _ROUTES: dict[tuple[str, bool, str], Route] = {
     ("PUT", True, "/configuration"): _update_configuration,
     ("PUT", True, "/code"): _update_code,
 }
+
+
+async def _get_recursion(control: ControlPlane, request: Request, name: str) -> Response:
+    return _json(200, recursion_config.get(control, name))
+
+
+async def _put_recursion(control: ControlPlane, request: Request, name: str) -> Response:
+    return _json(200, await recursion_config.put(control, name, _body(request)))
+
+
+# GET / PUT /2024-08-31/functions/{name}/recursion-config: Get/PutFunctionRecursionConfig
+_RECURSION_ROUTES: dict[str, Route] = {"GET": _get_recursion, "PUT": _put_recursion}

@@ -61,6 +61,8 @@ def configuration(
             LastModified=stored.last_modified,
             RevisionId=stored.revision_id,
         )
+    if config.tenant_isolation:
+        body["TenancyConfig"] = {"TenantIsolationMode": "PER_TENANT"}
     body.update(status)
     return body
 

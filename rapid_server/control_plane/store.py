@@ -31,6 +31,26 @@ CREATE TABLE IF NOT EXISTS functions (
 """
 
 
+# PutFunctionRecursionConfig: a row only for a function that is not the default (Terminate). Keyed by name
+# alone, so it also holds for a function from the configuration (with `serve --allow-updates`).
+_RECURSION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS recursion (
+    name TEXT PRIMARY KEY,
+    recursive_loop TEXT NOT NULL  -- Allow
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StagedCode:
+    """A zip on its way into the store (`stage_code`, then `settle_code`)."""
+
+    path: Path  # its content-addressed name, once settled
+    sha256: str  # CodeSha256
+    staging: Path | None  # written, not yet durable nor named; None when the store already had it
+    reading: Path  # a second name of the same bytes, to extract from while it settles (the caller unlinks)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFunction:
     name: str
@@ -53,6 +73,7 @@ class FunctionStore:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._db:
             self._db.execute(_SCHEMA)
+            self._db.execute(_RECURSION_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -71,10 +92,49 @@ class FunctionStore:
                     file.flush()
                     os.fsync(file.fileno())
                 os.replace(staging, path)
+                _fsync_directory(self.code_dir)  # the rename itself, before a row may name the file
             except BaseException:
                 Path(staging).unlink(missing_ok=True)
                 raise
         return path, base64.b64encode(digest.digest()).decode(), fresh
+
+    def stage_code(self, zipped: bytes) -> StagedCode:
+        """`put_code` in two steps, so the package can be extracted while it is made durable: write it
+        (no fsync yet) and give it a second name to read from."""
+        digest = hashlib.sha256(zipped)
+        path = self.code_dir / f"{digest.hexdigest()}.zip"
+        sha = base64.b64encode(digest.digest()).decode()
+        staging = None
+        if not path.exists():
+            fd, name = tempfile.mkstemp(dir=self.code_dir, suffix=".partial")
+            staging = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(zipped)
+            except BaseException:
+                staging.unlink(missing_ok=True)
+                raise
+        reading = self.code_dir / f".{os.urandom(8).hex()}.reading"
+        os.link(staging if staging is not None else path, reading)
+        return StagedCode(path, sha, staging, reading)
+
+    def settle_code(self, staged: StagedCode) -> None:
+        """fsync, rename into place, fsync the directory: only then may a row name it."""
+        if staged.staging is None:
+            return
+        fd = os.open(staged.staging, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(staged.staging, staged.path)
+        _fsync_directory(self.code_dir)
+
+    def discard_code(self, staged: StagedCode) -> None:
+        """A refused package: remove what this staging added (nothing, when the store already had it)."""
+        if staged.staging is not None:
+            staged.staging.unlink(missing_ok=True)
+            staged.path.unlink(missing_ok=True)
 
     def all(self) -> list[StoredFunction]:
         rows = self._db.execute(
@@ -110,8 +170,28 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self._db:
             self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM recursion WHERE name = ?", (name,))
+
+    def recursion_allowed(self) -> set[str]:
+        """The functions whose RecursiveLoop is Allow."""
+        return {name for (name,) in self._db.execute("SELECT name FROM recursion")}
+
+    def put_recursion(self, name: str, allowed: bool) -> None:
+        with self._db:
+            if allowed:
+                self._db.execute("INSERT OR REPLACE INTO recursion VALUES (?, 'Allow')", (name,))
+            else:
+                self._db.execute("DELETE FROM recursion WHERE name = ?", (name,))
 
 
 def _stored(row: tuple[str, str, str, str, int, str, str]) -> StoredFunction:
     name, settings, code_path, sha, size, revision, modified = row
     return StoredFunction(name, orjson.loads(settings), Path(code_path), sha, size, revision, modified)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
