@@ -138,6 +138,9 @@ class FunctionConfig:
     retry_base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
     on_success: Destination | None = None
     on_failure: Destination | None = None
+    # "$LATEST", or the number of a published version (control_plane/versions.py): what the runtime sees
+    # as AWS_LAMBDA_FUNCTION_VERSION and in its log stream's name.
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,8 +134,8 @@ class _InFlight:
         self.answer_first = answer_first
 
 
-def _log_stream_name() -> str:
-    return datetime.now(UTC).strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+def _log_stream_name(version: str) -> str:
+    return datetime.now(UTC).strftime("%Y/%m/%d/[") + version + "]" + uuid.uuid4().hex
 
 
 class Environment:
@@ -823,12 +823,12 @@ class Environment:
                 "_HANDLER": config.handler,
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
                 "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
                 "TMPDIR": str(self._limits.scratch),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
+                "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(config.version),
                 "AWS_REGION": self._region,
                 "AWS_DEFAULT_REGION": self._region,
                 "LAMBDA_TASK_ROOT": str(task_root),
