@@ -88,6 +88,9 @@ class ControlPlane:
         self.store = store
         self._lock = asyncio.Lock()
         state.api_functions = self.served
+        from .versions import Versions  # which imports this module
+
+        self.versions = Versions(self)  # published versions, aliases, provisioned concurrency
 
     def served(self) -> dict[str, FunctionConfig]:
         """The functions the API created and the server runs (not those a configured one shadows)."""
@@ -180,6 +183,7 @@ class ControlPlane:
             functions = {key: f.config for key, f in self.state.functions.items() if key != name}
             await self._apply(functions)
             self.store.delete(name)
+            self.versions.forget(name)
 
     # -- steps
 
