@@ -236,3 +236,195 @@ def test_aws_cli_publishes_routes_and_deletes(tmp_path: Path) -> None:
         assert [v["Version"] for v in listed["Versions"]] == ["$LATEST", "2"]
         cli("delete-function", "--function-name", "cli")
         assert cli("list-functions")["Functions"] == []
+
+
+def error_code(call: Any, **kwargs: Any) -> tuple[int, str, str]:
+    """The status, error type and message of a call the server refuses."""
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call(**kwargs)
+    response = caught.value.response
+    return (
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Code"],
+        response["Error"]["Message"],
+    )
+
+
+def test_refusals_name_the_problem_and_change_nothing(tmp_path: Path) -> None:
+    with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        created = create(client, "strict", 1)
+        one = client.publish_version(FunctionName="strict")
+        client.update_function_code(FunctionName="strict", ZipFile=package(2))
+        client.publish_version(FunctionName="strict")
+        alias = client.create_alias(FunctionName="strict", Name="live", FunctionVersion="1")
+
+        # Unknown versions and aliases
+        for qualifier in ("9", "nope"):
+            status, code, message = error_code(
+                client.get_function, FunctionName="strict", Qualifier=qualifier
+            )
+            assert (status, code) == (404, "ResourceNotFoundException")
+            assert message == f"Function not found: {ARN}strict:{qualifier}"
+            assert error_code(client.invoke, FunctionName=f"strict:{qualifier}")[:2] == (
+                404,
+                "ResourceNotFoundException",
+            )
+        assert error_code(client.get_alias, FunctionName="strict", Name="nope")[:2] == (
+            404,
+            "ResourceNotFoundException",
+        )
+        assert error_code(client.create_alias, FunctionName="strict", Name="x", FunctionVersion="7")[:2] == (
+            404,
+            "ResourceNotFoundException",
+        )
+        assert error_code(client.invoke, FunctionName="strict:1", InvocationType="Event")[1] == (
+            "InvalidParameterValueException"
+        )
+        # PublishVersion's preconditions
+        status, code, message = error_code(
+            client.publish_version, FunctionName="strict", RevisionId=created["RevisionId"]
+        )
+        assert (status, code) == (412, "PreconditionFailedException") and "RevisionId" in message
+        status, code, message = error_code(
+            client.publish_version, FunctionName="strict", CodeSha256=one["CodeSha256"]
+        )
+        assert (status, code) == (400, "InvalidParameterValueException") and "CodeSha256" in message
+        # Aliases: the request validation, then the semantics
+        weights = {"AdditionalVersionWeights": {"2": 1.5}}
+        status, code, message = error_code(
+            client.create_alias, FunctionName="strict", Name="bad", FunctionVersion="1", RoutingConfig=weights
+        )
+        assert (status, code) == (
+            400,
+            "ValidationException",
+        ) and "routingConfig.additionalVersionWeights" in message
+        status, code, message = error_code(
+            client.create_alias, FunctionName="strict", Name="7", FunctionVersion="1"
+        )
+        assert (status, code) == (400, "ValidationException") and "at 'name'" in message
+        latest = {"AdditionalVersionWeights": {"1": 0.5}}
+        status, code, message = error_code(
+            client.create_alias,
+            FunctionName="strict",
+            Name="bad",
+            FunctionVersion="$LATEST",
+            RoutingConfig=latest,
+        )
+        assert (status, code) == (400, "InvalidParameterValueException") and "$LATEST" in message
+        itself = {"AdditionalVersionWeights": {"1": 0.5}}
+        status, code, message = error_code(
+            client.create_alias, FunctionName="strict", Name="bad", FunctionVersion="1", RoutingConfig=itself
+        )
+        assert (status, code) == (400, "InvalidParameterValueException") and "already included" in message
+        two = {"AdditionalVersionWeights": {"1": 0.2, "2": 0.2}}
+        assert error_code(
+            client.create_alias,
+            FunctionName="strict",
+            Name="bad",
+            FunctionVersion="$LATEST",
+            RoutingConfig=two,
+        )[1] == ("InvalidParameterValueException")
+        assert error_code(client.create_alias, FunctionName="strict", Name="live", FunctionVersion="2")[
+            :2
+        ] == (
+            409,
+            "ResourceConflictException",
+        )
+        status, code, _ = error_code(
+            client.update_alias, FunctionName="strict", Name="live", FunctionVersion="2", RevisionId="stale"
+        )
+        assert (status, code) == (412, "PreconditionFailedException")
+        # Deleting versions
+        status, code, message = error_code(client.delete_function, FunctionName="strict", Qualifier="1")
+        assert (status, code) == (409, "ResourceConflictException") and "[live]" in message
+        assert error_code(client.delete_function, FunctionName="strict", Qualifier="$LATEST")[1] == (
+            "InvalidParameterValueException"
+        )
+        # Provisioned concurrency: never on $LATEST
+        status, code, message = error_code(
+            client.put_provisioned_concurrency_config,
+            FunctionName="strict",
+            Qualifier="$LATEST",
+            ProvisionedConcurrentExecutions=1,
+        )
+        assert (status, code) == (400, "InvalidParameterValueException") and "$LATEST" in message
+        assert error_code(client.get_provisioned_concurrency_config, FunctionName="strict", Qualifier="live")[
+            :2
+        ] == (
+            404,
+            "ProvisionedConcurrencyConfigNotFoundException",
+        )
+
+        # Nothing changed
+        assert [
+            v["Version"] for v in client.list_versions_by_function(FunctionName="strict")["Versions"]
+        ] == [
+            "$LATEST",
+            "1",
+            "2",
+        ]
+        assert client.list_aliases(FunctionName="strict")["Aliases"] == [
+            {k: v for k, v in alias.items() if k != "ResponseMetadata"}
+        ]
+        assert (
+            client.list_provisioned_concurrency_configs(FunctionName="strict")[
+                "ProvisionedConcurrencyConfigs"
+            ]
+            == []
+        )
+        assert invoke(client, "strict:live")[1]["code"] == 1
+
+
+def test_versions_aliases_and_provisioning_survive_a_restart(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    with running_server(["--state-dir", str(state_dir)], tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        create(client, "kept", 1)
+        client.publish_version(FunctionName="kept")
+        client.update_function_code(FunctionName="kept", ZipFile=package(2))
+        client.publish_version(FunctionName="kept")
+        client.update_function_code(FunctionName="kept", ZipFile=package(3))
+        assert client.publish_version(FunctionName="kept")["Version"] == "3"
+        client.delete_function(FunctionName="kept", Qualifier="3")
+        client.create_alias(
+            FunctionName="kept",
+            Name="canary",
+            FunctionVersion="1",
+            RoutingConfig={"AdditionalVersionWeights": {"2": 0.25}},
+        )
+        put = client.put_provisioned_concurrency_config(
+            FunctionName="kept", Qualifier="canary", ProvisionedConcurrentExecutions=1
+        )
+        assert (put["RequestedProvisionedConcurrentExecutions"], put["Status"]) == (1, "READY")
+        # The alias's provisioned environment serves version 1 (initialised before the invoke).
+        assert invoke(client, "kept:1")[1]["init"] == "provisioned-concurrency"
+        assert invoke(client, "kept:2")[1]["init"] == "on-demand"
+
+    with running_server(["--state-dir", str(state_dir)], tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        assert [v["Version"] for v in client.list_versions_by_function(FunctionName="kept")["Versions"]] == [
+            "$LATEST",
+            "1",
+            "2",
+        ]
+        alias = client.get_alias(FunctionName="kept", Name="canary")
+        assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.25}}
+        assert (invoke(client, "kept:1")[1]["code"], invoke(client, "kept:2")[1]["code"]) == (1, 2)
+        assert invoke(client, "kept:1")[1]["init"] == "provisioned-concurrency"
+        listed = client.list_provisioned_concurrency_configs(FunctionName="kept")[
+            "ProvisionedConcurrencyConfigs"
+        ]
+        assert [(c["FunctionArn"], c["RequestedProvisionedConcurrentExecutions"]) for c in listed] == [
+            (ARN + "kept:canary", 1)
+        ]
+        assert invoke(client, "kept")[1]["code"] == 3
+        # Version 3 was deleted: its number is not given again.
+        assert client.publish_version(FunctionName="kept")["Version"] == "4"
+        client.delete_provisioned_concurrency_config(FunctionName="kept", Qualifier="canary")
+        assert (
+            client.list_provisioned_concurrency_configs(FunctionName="kept")["ProvisionedConcurrencyConfigs"]
+            == []
+        )
