@@ -151,7 +151,11 @@ async def _invoke(
         trace_id=request.headers.get("x-amzn-trace-id") or _new_trace_id(),
         client_context=client_context,
         log_tail=tail,
-        stream=ResponseStream(request.connection, request_id) if streaming else None,
+        stream=(
+            ResponseStream(request.connection, request_id, executed_version=executed_version)
+            if streaming
+            else None
+        ),
     )
     if tail:
         state.sink.open_tail(request_id)

@@ -112,6 +112,11 @@ def test_boto3_versions_and_a_weighted_alias(tmp_path: Path) -> None:
         executed, result = invoke(client, "shop", Qualifier="2")
         assert (executed, result["code"], result["version"], result["memory"]) == ("2", 3, "2", "256")
         assert invoke(client, ARN + "shop:2")[1]["arn"] == ARN + "shop:2"
+        streamed = client.invoke_with_response_stream(FunctionName="shop", Qualifier="1", Payload=b"{}")
+        chunks = b"".join(
+            e["PayloadChunk"]["Payload"] for e in streamed["EventStream"] if "PayloadChunk" in e
+        )
+        assert (streamed["ExecutedVersion"], json.loads(chunks)["version"]) == ("1", "1")
         executed, result = invoke(client, "shop:$LATEST")
         assert (executed, result["code"], result["version"], result["arn"]) == (
             "$LATEST",
