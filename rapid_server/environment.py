@@ -334,7 +334,9 @@ class Environment:
                 timer.cancel()
         except TimeoutError:
             if flight is None:  # timed out waiting for the runtime to ask for work
-                self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+                self._sink.platform(
+                    rendering.start_line(request_id, self.config.version), request_id=request_id
+                )
             outcome = await self._time_out(request_id)
         self._inflight.pop(request_id, None)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -346,7 +348,7 @@ class Environment:
 
     def exit_result(self, request_id: str) -> InvokeResult:
         """Log and answer an invoke this environment could not run because its runtime had exited."""
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+        self._sink.platform(rendering.start_line(request_id, self.config.version), request_id=request_id)
         outcome = self._exit_outcome(request_id)
         self._log_invoke(request_id, 0.0, outcome)
         return outcome.result
@@ -601,7 +603,7 @@ class Environment:
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
         self._sink.platform(
-            rendering.start_line(invocation.request_id, "$LATEST"), request_id=invocation.request_id
+            rendering.start_line(invocation.request_id, self.config.version), request_id=invocation.request_id
         )
         # Checked and written in this same step: no event is handed to a connection that has gone.
         sent = poller.connection.send(Response(200, invocation.payload, headers))
@@ -914,7 +916,7 @@ class Environment:
                 rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message), result.content_type, True
             )
         outcome.result = result
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+        self._sink.platform(rendering.start_line(request_id, self.config.version), request_id=request_id)
         if outcome.status == "timeout":
             self._sink.platform(
                 rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id

@@ -4,6 +4,7 @@ from inside the handler which version ran and by which ARN; the service's refusa
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -112,6 +113,8 @@ def test_boto3_versions_and_a_weighted_alias(tmp_path: Path) -> None:
         executed, result = invoke(client, "shop", Qualifier="2")
         assert (executed, result["code"], result["version"], result["memory"]) == ("2", 3, "2", "256")
         assert invoke(client, ARN + "shop:2")[1]["arn"] == ARN + "shop:2"
+        tail = client.invoke(FunctionName="shop:1", LogType="Tail")["LogResult"]
+        assert "Version: 1\n" in base64.b64decode(tail).decode()  # its START line
         streamed = client.invoke_with_response_stream(FunctionName="shop", Qualifier="1", Payload=b"{}")
         chunks = b"".join(
             e["PayloadChunk"]["Payload"] for e in streamed["EventStream"] if "PayloadChunk" in e
