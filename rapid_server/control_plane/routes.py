@@ -111,6 +111,8 @@ async def _create(control: ControlPlane, request: Request, _: str) -> Response:
 
 async def _list(control: ControlPlane, request: Request, _: str) -> Response:
     query = parse_qs(request.query, keep_blank_values=True)
+    if _query(request, "FunctionVersion") == "ALL":  # every published version too (versions.py)
+        return _json(200, control.versions.list_all(_query(request, "Marker"), _query(request, "MaxItems")))
     return _json(200, control.list(query.get("Marker", [None])[-1], query.get("MaxItems", [None])[-1]))
 
 

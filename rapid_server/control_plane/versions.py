@@ -198,6 +198,34 @@ class Versions:
             body["NextMarker"] = page[-1]
         return body
 
+    def list_all(self, marker: str | None, max_items: str | None) -> dict[str, object]:
+        """ListFunctions with FunctionVersion=ALL: each function's $LATEST, then its versions; the marker
+        is the last `name:version` of the page before."""
+        limit = page_size(max_items)
+        entries = [
+            (name, version)
+            for name in sorted(self.state.functions)
+            for version in (LATEST, *self._records.get(name, {}))
+        ]
+        start = 0
+        if marker:
+            keys = [f"{name}:{version}" for name, version in entries]
+            if marker not in keys:
+                raise _invalid(f"Marker: {marker!r} is not a marker this operation gave")
+            start = keys.index(marker) + 1
+        page = entries[start : start + limit]
+        body: dict[str, object] = {
+            "Functions": [
+                shapes.configuration(self.state, self.state.functions[name], self.control.store.get(name))
+                if version == LATEST
+                else self.render(self._records[name][version])
+                for name, version in page
+            ]
+        }
+        if start + limit < len(entries):
+            body["NextMarker"] = ":".join(page[-1])
+        return body
+
     def render(self, version: StoredVersion) -> dict[str, object]:
         record = version.function
         pool = self._pools[(record.name, str(version.number))]

@@ -136,6 +136,10 @@ def test_boto3_versions_and_a_weighted_alias(tmp_path: Path) -> None:
         assert [v["Version"] for v in first["Versions"]] == ["$LATEST", "1"]
         rest = client.list_versions_by_function(FunctionName="shop", Marker=first["NextMarker"])
         assert [v["Version"] for v in rest["Versions"]] == ["2"] and "NextMarker" not in rest
+        everything = client.get_paginator("list_functions").paginate(FunctionVersion="ALL", MaxItems=2)
+        listed = [(f["FunctionName"], f["Version"]) for f in everything.build_full_result()["Functions"]]
+        assert listed == [("shop", "$LATEST"), ("shop", "1"), ("shop", "2")]
+        assert [f["Version"] for f in client.list_functions()["Functions"]] == ["$LATEST"]
         described = client.get_function(FunctionName="shop", Qualifier="1")["Configuration"]
         assert (described["Version"], described["FunctionArn"], described["MemorySize"]) == (
             "1",
