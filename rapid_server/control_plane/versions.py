@@ -74,6 +74,17 @@ def page_size(max_items: str | None, most: int = 10000) -> int:
     return int(max_items)
 
 
+def _marker_version(marker: str) -> str:
+    if marker != LATEST and not marker.isdigit():
+        raise _invalid(f"Marker: {marker!r} is not a marker this operation gave")
+    return marker
+
+
+def _rank(version: str) -> int:
+    """$LATEST first, then the versions by number."""
+    return 0 if version == LATEST else int(version)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Target:
     """What one invoke runs: the pool, the version it reports (X-Amz-Executed-Version) and the ARN it
@@ -182,10 +193,8 @@ class Versions:
         name, _ = split_qualifier(raw_name)
         function, stored = self.control.find(name)
         order = [LATEST, *self._records.get(name, {})]
-        if marker:
-            if marker not in order:
-                raise _invalid(f"Marker: {marker!r} is not a marker this operation gave")
-            order = order[order.index(marker) + 1 :]
+        if marker:  # by position, so that a version deleted between two pages changes nothing
+            order = [version for version in order if _rank(version) > _rank(_marker_version(marker))]
         page = order[:limit]
         versions = [
             shapes.configuration(self.state, function, stored)
@@ -207,13 +216,11 @@ class Versions:
             for name in sorted(self.state.functions)
             for version in (LATEST, *self._records.get(name, {}))
         ]
-        start = 0
         if marker:
-            keys = [f"{name}:{version}" for name, version in entries]
-            if marker not in keys:
-                raise _invalid(f"Marker: {marker!r} is not a marker this operation gave")
-            start = keys.index(marker) + 1
-        page = entries[start : start + limit]
+            after = marker.rpartition(":")
+            last = (after[0], _rank(_marker_version(after[2])))
+            entries = [(name, version) for name, version in entries if (name, _rank(version)) > last]
+        page = entries[:limit]
         body: dict[str, object] = {
             "Functions": [
                 shapes.configuration(self.state, self.state.functions[name], self.control.store.get(name))
@@ -222,7 +229,7 @@ class Versions:
                 for name, version in page
             ]
         }
-        if start + limit < len(entries):
+        if len(entries) > limit:
             body["NextMarker"] = ":".join(page[-1])
         return body
 

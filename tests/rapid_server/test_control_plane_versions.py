@@ -152,3 +152,21 @@ def test_deleting_the_function_forgets_its_versions_and_aliases(run: Callable[[S
         assert caught.value.code == errors.RESOURCE_NOT_FOUND
 
     run(scenario)
+
+
+def test_paging_goes_on_past_a_version_deleted_between_pages(run: Callable[[Scenario], None]) -> None:
+    async def scenario(control: ControlPlane) -> None:
+        versions = control.versions
+        first = versions.list("f", None, "2")
+        assert [v["Version"] for v in first["Versions"]] == ["$LATEST", "1"]  # type: ignore[attr-defined]
+        everything = versions.list_all(None, "2")
+        await versions.delete("f", "1")
+        rest = versions.list("f", str(first["NextMarker"]), "2")
+        assert [v["Version"] for v in rest["Versions"]] == ["2"] and "NextMarker" not in rest  # type: ignore[attr-defined]
+        rest = versions.list_all(str(everything["NextMarker"]), "2")
+        assert [v["Version"] for v in rest["Functions"]] == ["2"]  # type: ignore[attr-defined]
+        with pytest.raises(ServiceError) as caught:
+            versions.list("f", "bogus", None)
+        assert caught.value.code == errors.INVALID_PARAMETER_VALUE
+
+    run(scenario)
