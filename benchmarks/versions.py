@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchmarks.invoke_client import InvokeClient
@@ -35,7 +36,7 @@ def _zip() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _call(client: InvokeClient, path: str, body: dict[str, object], status: int) -> None:
+def _call(client: InvokeClient, path: str, body: Mapping[str, object], status: int) -> None:
     answered, _, answer = client.post(path, json.dumps(body).encode())
     if answered != status:
         raise SystemExit(f"{path}: {answered} {bytes(answer)!r}")
