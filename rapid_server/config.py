@@ -145,6 +145,9 @@ class FunctionConfig:
     # TenancyConfig.TenantIsolationMode = PER_TENANT: each invoke names its tenant, and no environment ever
     # serves two tenants (tenancy.py). Set at creation only, as on Lambda.
     tenant_isolation: bool = False
+    # "$LATEST", or the number of a published version (control_plane/versions.py): what the runtime sees
+    # as AWS_LAMBDA_FUNCTION_VERSION and in its log stream's name.
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,8 +135,8 @@ class _InFlight:
         self.answer_first = answer_first
 
 
-def _log_stream_name() -> str:
-    return datetime.now(UTC).strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+def _log_stream_name(version: str) -> str:
+    return datetime.now(UTC).strftime("%Y/%m/%d/[") + version + "]" + uuid.uuid4().hex
 
 
 class Environment:
@@ -335,7 +335,9 @@ class Environment:
                 timer.cancel()
         except TimeoutError:
             if flight is None:  # timed out waiting for the runtime to ask for work
-                self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+                self._sink.platform(
+                    rendering.start_line(request_id, self.config.version), request_id=request_id
+                )
             outcome = await self._time_out(request_id)
         self._inflight.pop(request_id, None)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -347,7 +349,7 @@ class Environment:
 
     def exit_result(self, request_id: str) -> InvokeResult:
         """Log and answer an invoke this environment could not run because its runtime had exited."""
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+        self._sink.platform(rendering.start_line(request_id, self.config.version), request_id=request_id)
         outcome = self._exit_outcome(request_id)
         self._log_invoke(request_id, 0.0, outcome)
         return outcome.result
@@ -604,7 +606,7 @@ class Environment:
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
         self._sink.platform(
-            rendering.start_line(invocation.request_id, "$LATEST"), request_id=invocation.request_id
+            rendering.start_line(invocation.request_id, self.config.version), request_id=invocation.request_id
         )
         # Checked and written in this same step: no event is handed to a connection that has gone.
         sent = poller.connection.send(Response(200, invocation.payload, headers))
@@ -826,12 +828,12 @@ class Environment:
                 "_HANDLER": config.handler,
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
                 "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
                 "TMPDIR": str(self._limits.scratch),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
+                "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(config.version),
                 "AWS_REGION": self._region,
                 "AWS_DEFAULT_REGION": self._region,
                 "LAMBDA_TASK_ROOT": str(task_root),
@@ -917,7 +919,7 @@ class Environment:
                 rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message), result.content_type, True
             )
         outcome.result = result
-        self._sink.platform(rendering.start_line(request_id, "$LATEST"), request_id=request_id)
+        self._sink.platform(rendering.start_line(request_id, self.config.version), request_id=request_id)
         if outcome.status == "timeout":
             self._sink.platform(
                 rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id

@@ -80,12 +80,12 @@ def make_handler(state: ServerState, control: ControlPlane | None = None) -> Han
             if match is not None:
                 if request.method != "POST":
                     raise _unknown_operation(request)
-                return await _invoke(state, request, match["name"], request_id)
+                return await _invoke(state, control, request, match["name"], request_id)
             match = _INVOKE_STREAM.match(request.path)
             if match is not None:
                 if request.method != "POST":
                     raise _unknown_operation(request)
-                return await _invoke(state, request, match["name"], request_id, streaming=True)
+                return await _invoke(state, control, request, match["name"], request_id, streaming=True)
             if control is not None and routes.is_control_path(request.path):
                 response = await routes.handle(control, request, request_id)
                 if response is not None:
@@ -103,9 +103,14 @@ def make_handler(state: ServerState, control: ControlPlane | None = None) -> Han
 
 
 async def _invoke(
-    state: ServerState, request: Request, name: str, request_id: str, streaming: bool = False
+    state: ServerState,
+    control: ControlPlane | None,
+    request: Request,
+    name: str,
+    request_id: str,
+    streaming: bool = False,
 ) -> Response | None:
-    function = _resolve(state, name, _query_qualifier(request))
+    function, executed_version, invoked_arn = _resolve(state, name, _query_qualifier(request), control)
     invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
     allowed = _STREAM_INVOCATION_TYPES if streaming else _INVOCATION_TYPES
     if invocation_type not in allowed:
@@ -120,6 +125,13 @@ async def _invoke(
             400, errors.INVALID_PARAMETER_VALUE, f"X-Amz-Log-Type: {log_type!r} is not one of None, Tail"
         )
     if invocation_type == "Event":  # the log goes to the log only: Tail applies to sync invokes
+        if function is not state.functions.get(function.config.name):  # a published version's pool
+            raise ServiceError(
+                400,
+                errors.INVALID_PARAMETER_VALUE,
+                "X-Amz-Invocation-Type: Event invokes of a version or an alias are not served by rapidboot "
+                "yet; invoke it with RequestResponse, or invoke the unqualified function",
+            )
         return _accept_event(state, function, request, request_id)
     if request.too_large:
         raise ServiceError(
@@ -136,11 +148,15 @@ async def _invoke(
     invocation = Invocation(
         request_id=request_id,
         payload=payload,
-        invoked_function_arn=function.arn,
+        invoked_function_arn=invoked_arn,
         trace_id=_traced(state, function, request, event=False),
         client_context=client_context,
         log_tail=tail,
-        stream=ResponseStream(request.connection, request_id) if streaming else None,
+        stream=(
+            ResponseStream(request.connection, request_id, executed_version=executed_version)
+            if streaming
+            else None
+        ),
         tenant_id=tenant_id,
     )
     if tail:
@@ -156,7 +172,7 @@ async def _invoke(
         return None  # answered on the connection, as a stream
     headers = [
         ("Content-Type", result.content_type),
-        ("X-Amz-Executed-Version", LATEST),
+        ("X-Amz-Executed-Version", executed_version),
         ("x-amzn-RequestId", request_id),
     ]
     if result.function_error:
@@ -237,10 +253,14 @@ def connection_policy(config: ServerConfig, notice: Callable[[str], None]) -> Co
     )
 
 
-def _resolve(state: ServerState, raw_name: str, query_qualifier: str | None) -> Function:
+def _resolve(
+    state: ServerState, raw_name: str, query_qualifier: str | None, control: ControlPlane | None = None
+) -> tuple[Function, str, str]:
     """Accept a name, a full ARN or a partial ARN, each optionally qualified, as the service does: a name
     or qualifier outside its pattern or length is a ValidationException; an ARN of another region or
-    account names no function of ours (404, as any unknown function)."""
+    account names no function of ours (404, as any unknown function). Returns the pool the invoke runs
+    in, the version it runs (X-Amz-Executed-Version) and the ARN it was invoked by: a version or an
+    alias (weighted: drawn per invoke) runs in its own pool (control_plane/versions.py)."""
     match = _FUNCTION_NAME.fullmatch(raw_name)
     problems = _validation_problems(raw_name, match is not None, query_qualifier)
     if problems or match is None:
@@ -264,10 +284,16 @@ def _resolve(state: ServerState, raw_name: str, query_qualifier: str | None) -> 
         and account == state.config.account_id
         and match["partition"] in (None, "", "aws")
     )
-    if function is None or not ours or qualifier not in ("", LATEST):
-        arn = f"arn:aws:lambda:{region}:{account}:function:{name}" + (f":{qualifier}" if qualifier else "")
-        raise ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
-    return function
+    if function is not None and ours:
+        if not qualifier:
+            return function, LATEST, function.arn
+        if qualifier == LATEST:
+            return function, LATEST, f"{function.arn}:{LATEST}"
+        target = control.versions.resolve(name, qualifier) if control is not None else None
+        if target is not None:
+            return target.function, target.executed_version, target.invoked_arn
+    arn = f"arn:aws:lambda:{region}:{account}:function:{name}" + (f":{qualifier}" if qualifier else "")
+    raise ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
 
 
 def _validation_problems(raw_name: str, name_matches: bool, query_qualifier: str | None) -> list[str]:

@@ -27,6 +27,7 @@ _CONTENT_TYPE = "application/vnd.amazon.eventstream"
 class ResponseStream:
     __slots__ = (
         "_caller",
+        "_executed_version",
         "_finished",
         "_limit",
         "_paused",
@@ -37,9 +38,16 @@ class ResponseStream:
         "started",
     )
 
-    def __init__(self, caller: Connection, request_id: str, limit: int = MAX_STREAMED_BYTES):
+    def __init__(
+        self,
+        caller: Connection,
+        request_id: str,
+        limit: int = MAX_STREAMED_BYTES,
+        executed_version: str = "$LATEST",  # a published version's number, when one runs
+    ):
         self._caller = caller
         self._request_id = request_id
+        self._executed_version = executed_version
         self._limit = limit
         self._source: Connection | None = None  # the runtime's connection, while it streams
         self._paused = False
@@ -93,7 +101,7 @@ class ResponseStream:
         self.started = True
         headers = [
             ("Content-Type", _CONTENT_TYPE),
-            ("X-Amz-Executed-Version", "$LATEST"),
+            ("X-Amz-Executed-Version", self._executed_version),
             ("x-amzn-RequestId", self._request_id),
         ]
         self._caller.start_chunked(200, headers)

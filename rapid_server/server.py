@@ -73,6 +73,7 @@ async def serve(
     state.dispatcher = dispatcher
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
+    await control.versions.start()  # published versions: pools of their own
     listener = await start_listener(
         invoke_api.make_handler(state, control),
         config.host,
@@ -135,7 +136,7 @@ async def serve(
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed (removed
         # functions' too, if still finishing an invoke).
-        await state.stop_functions()
+        await asyncio.gather(state.stop_functions(), control.versions.stop())
         await dispatcher.wait_stopped()
         for _ in range(3):
             await asyncio.sleep(0)

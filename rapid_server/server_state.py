@@ -140,9 +140,14 @@ class ServerState:
         await asyncio.gather(*(function.stop() for function in functions))
 
     def _function(self, config: FunctionConfig, package: PreparedFunction) -> Function:
+        return self.new_function(config, package, self.function_arn(config.name))
+
+    def new_function(self, config: FunctionConfig, package: PreparedFunction, arn: str) -> Function:
+        """A pool of environments; outside `functions` for a published version (control_plane/versions.py),
+        which shares its function's concurrency (the limiter counts by `config.name`)."""
         return Function(
             config,
-            self.function_arn(config.name),
+            arn,
             self.config.region,
             self.sink,
             self._on_error,

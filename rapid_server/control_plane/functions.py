@@ -101,6 +101,9 @@ class ControlPlane:
         state.recursion_allowed = store.recursion_allowed()
         self.overlay = Overlay(state)  # `serve --allow-updates`: updates of configured functions
         self._pause_at = os.environ.get(PAUSE_VARIABLE)  # tests only: crash_point()
+        from .versions import Versions  # which imports this module
+
+        self.versions = Versions(self)  # published versions, aliases, provisioned concurrency
 
     def served(self) -> dict[str, FunctionConfig]:
         """The functions the API created and the server runs (not those a configured one shadows)."""
@@ -203,6 +206,7 @@ class ControlPlane:
             functions = {key: f.config for key, f in self.state.functions.items() if key != name}
             await self._apply(functions)
             self.store.delete(name)
+            self.versions.forget(name)
 
     # -- for the other operations' modules (recursion_config.py)
 

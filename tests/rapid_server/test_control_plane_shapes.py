@@ -29,6 +29,8 @@ _TYPES = {
     "list": list,
     "map": dict,
     "boolean": bool,
+    "double": float,  # a weight (AdditionalVersionWeights)
+    "timestamp": str,  # ISO 8601, as LastModified of a provisioned-concurrency config
 }
 
 

@@ -113,11 +113,12 @@ def test_names_and_qualifiers_outside_the_model_are_a_validation_exception(
 
 
 OURS = "arn:aws:lambda:eu-west-1:111122223333:function:"
+HELLO = cast(Function, SimpleNamespace(arn=OURS + "hello"))
 
 
 def state() -> ServerState:
     config = SimpleNamespace(region="eu-west-1", account_id="111122223333")
-    return cast(ServerState, SimpleNamespace(config=config, functions={"hello": cast(Function, "HELLO")}))
+    return cast(ServerState, SimpleNamespace(config=config, functions={"hello": HELLO}))
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,9 @@ def state() -> ServerState:
     ["hello", "hello:$LATEST", OURS + "hello", OURS + "hello:$LATEST", "111122223333:function:hello"],
 )
 def test_our_names_and_arns_resolve(name: str) -> None:
-    assert invoke_api._resolve(state(), name, None) == "HELLO"
+    # $LATEST runs, invoked by the ARN as given: unqualified, or qualified with $LATEST
+    invoked = OURS + ("hello:$LATEST" if name.endswith(":$LATEST") else "hello")
+    assert invoke_api._resolve(state(), name, None) == (HELLO, "$LATEST", invoked)
 
 
 @pytest.mark.parametrize(
