@@ -31,6 +31,7 @@ REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
 SERVICE_EXCEPTION = "ServiceException"
 TOO_MANY_REQUESTS = "TooManyRequestsException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+PRECONDITION_FAILED = "PreconditionFailedException"  # a stale RevisionId (412)
 RECURSIVE_INVOCATION = "RecursiveInvocationException"  # recursion.py: a chain that loops
 VALIDATION = "ValidationException"  # the request validation's (not in botocore's model: a plain ClientError)
 
@@ -53,6 +54,16 @@ def shutting_down(grace_s: float | None = None) -> ServiceError:
     if grace_s is not None:
         message += f": the invoke did not finish within the {grace_s:.1f} s grace period"
     return ServiceError(503, SERVICE_EXCEPTION, message)
+
+
+def stale_revision(given: object, current: str) -> ServiceError:
+    """A `RevisionId` precondition that no longer holds: 412, as the service answers every update."""
+    return ServiceError(
+        412,
+        PRECONDITION_FAILED,
+        f"RevisionId: {given!r} does not match the latest RevisionId ({current}). Call GetFunction or "
+        "GetAlias to retrieve the latest RevisionId for your resource.",
+    )
 
 
 # RAPID keeps a header value that *contains* a well-formed type anywhere (its pattern is unanchored).

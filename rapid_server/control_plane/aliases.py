@@ -20,7 +20,7 @@ from .. import errors
 from ..errors import ServiceError
 from .functions import _invalid
 from .version_store import StoredAlias
-from .versions import LATEST, RESOURCE_CONFLICT, not_found, page_size, split_qualifier, stale_revision
+from .versions import LATEST, RESOURCE_CONFLICT, not_found, page_size, split_qualifier
 
 if TYPE_CHECKING:
     from .versions import Versions
@@ -163,7 +163,7 @@ class Aliases:
             current = self.get(name, alias)
             revision = body.get("RevisionId")
             if revision is not None and revision != current.revision_id:
-                raise stale_revision(revision, current.revision_id)
+                raise errors.stale_revision(revision, current.revision_id)
             new_version = version if isinstance(version, str) else current.function_version
             new_weights = weights if weights is not None else current.weights
             self._check_routing(name, new_version, new_weights)

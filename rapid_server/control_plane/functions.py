@@ -179,12 +179,7 @@ class ControlPlane:
             current = self._writable(name)
             revision = body.get("RevisionId")
             if revision is not None and revision != current.revision_id:
-                raise ServiceError(
-                    409,
-                    RESOURCE_CONFLICT,
-                    f"RevisionId: {revision!r} is not the function's current revision "
-                    f"({current.revision_id}); read it again and retry",
-                )
+                raise errors.stale_revision(revision, current.revision_id)
             if code:
                 record = await self._prepare(name, current.settings, body)
             else:

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from .provisioned import ProvisionedConcurrency
 
 LATEST = "$LATEST"
-PRECONDITION_FAILED = "PreconditionFailedException"
 RESOURCE_CONFLICT = "ResourceConflictException"
 PAGE_SIZE = 50  # the service's page when MaxItems is not given
 
@@ -48,15 +47,6 @@ def now() -> str:
 
 def not_found(arn: str) -> ServiceError:
     return ServiceError(404, errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
-
-
-def stale_revision(given: object, current: str) -> ServiceError:
-    return ServiceError(
-        412,
-        PRECONDITION_FAILED,
-        f"RevisionId: {given!r} does not match the latest RevisionId ({current}). Call GetFunction or "
-        "GetAlias to retrieve the latest RevisionId for your resource.",
-    )
 
 
 def split_qualifier(raw: str) -> tuple[str, str]:
@@ -257,7 +247,7 @@ class Versions:
             current = self.control._writable(name)
             revision = body.get("RevisionId")
             if revision is not None and revision != current.revision_id:
-                raise stale_revision(revision, current.revision_id)
+                raise errors.stale_revision(revision, current.revision_id)
             sha = body.get("CodeSha256")
             if sha is not None and sha != current.code_sha256:
                 raise _invalid(

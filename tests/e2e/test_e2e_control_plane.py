@@ -85,7 +85,7 @@ def test_boto3_life_cycle_survives_a_restart(tmp_path: Path) -> None:
         )
         assert invoke(client, "deployed") == {"version": 2, "memory": "256", "stage": "prod"}
         # A stale RevisionId is refused, and changes nothing.
-        with pytest.raises(client.exceptions.ResourceConflictException, match="RevisionId"):
+        with pytest.raises(client.exceptions.PreconditionFailedException, match="RevisionId"):
             client.update_function_configuration(
                 FunctionName="deployed", MemorySize=512, RevisionId=updated["RevisionId"]
             )
