@@ -16,8 +16,10 @@ import json
 import os
 import shlex
 import shutil
+import string
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -81,9 +83,13 @@ def instructions(text: str) -> Iterator[tuple[str, str]]:
 
 def parse(dockerfile: Path) -> Image:
     image = Image()
+    arguments_before_from: dict[str, str] = {}  # ARG NAME=default: what `docker build` uses unless told
     for keyword, arguments in instructions(dockerfile.read_text()):
-        if keyword == "FROM":
-            image.base = arguments
+        if keyword == "ARG" and not image.base:
+            name, _, default = arguments.partition("=")
+            arguments_before_from[name] = default
+        elif keyword == "FROM":
+            image.base = string.Template(arguments).substitute(arguments_before_from)
         elif keyword == "COPY":
             *sources, dest = shlex.split(arguments)
             assert sources and not any(s.startswith("--") for s in sources), arguments
@@ -125,7 +131,8 @@ def test_dockerfile_names_real_files(dockerfile: Path) -> None:
             assert (REPO / source).exists(), f"{dockerfile.name}: COPY {source}: not in the build context"
     # rapidboot itself: installable (pyproject.toml and the packages it names are copied together).
     assert image.context_path("/var/rapidboot/pyproject.toml") == REPO / "pyproject.toml"
-    for package in ("runtime", "rapid_server", "layers"):
+    # Every package pyproject.toml names: setuptools refuses to build when one is missing.
+    for package in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
         assert image.context_path(f"/var/rapidboot/{package}/__init__.py") == REPO / package / "__init__.py"
     assert ["pip", "install", "--no-cache-dir", "--root-user-action=ignore", "/var/rapidboot"] in image.runs
     # ENTRYPOINT: our bootstrap, executable, run directly (its `#!` finds python3).
