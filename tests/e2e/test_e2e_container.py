@@ -132,8 +132,13 @@ def test_dockerfile_names_real_files(dockerfile: Path) -> None:
     # rapidboot itself: installable (pyproject.toml and the packages it names are copied together).
     assert image.context_path("/var/rapidboot/pyproject.toml") == REPO / "pyproject.toml"
     # Every package pyproject.toml names: setuptools refuses to build when one is missing.
+    # They are `rapidboot.<folder path>` (package-dir maps `rapidboot` to the root); `rapidboot` itself is a
+    # namespace, with no __init__.py.
     for package in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
-        assert image.context_path(f"/var/rapidboot/{package}/__init__.py") == REPO / package / "__init__.py"
+        folder = package.removeprefix("rapidboot").lstrip(".").replace(".", "/")
+        if folder:
+            init = f"{folder}/__init__.py"
+            assert image.context_path(f"/var/rapidboot/{init}") == REPO / init, f"{dockerfile.name}: {package}"
     assert ["pip", "install", "--no-cache-dir", "--root-user-action=ignore", "/var/rapidboot"] in image.runs
     # ENTRYPOINT: our bootstrap, executable, run directly (its `#!` finds python3).
     assert len(image.entrypoint) == 1
