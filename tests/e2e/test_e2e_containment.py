@@ -231,10 +231,13 @@ def test_the_next_server_on_the_state_dir_ends_what_a_dead_one_left(tmp_path: Pa
             line = successor.stderr.wait_for(lambda line: f"server pid {dead.process.pid} ended" in line, 0)
             assert line is not None, successor.output_tail()
             # The runtime may have exited by itself when its Runtime API went; the escapee cannot have.
+            # The scratch directory is named in the line unless another server on this machine (any
+            # server's start removes the scratch roots of dead servers: limits._remove_stale_scratch)
+            # removed it first: the tests of other projects' checkouts run beside ours.
             expected = (
                 rf"--state-dir {re.escape(str(state))}: server pid {dead.process.pid} ended without "
-                rf"cleaning up: [12] processes ended, \d+ cgroups removed, scratch directory "
-                + re.escape(str(scratch[0]))
+                rf"cleaning up: [12] processes ended, \d+ cgroups removed"
+                rf"(, scratch directory {re.escape(str(scratch[0]))} removed|$)"
             )
             assert re.search(expected, line), line
             assert_all_gone(left, successor)
