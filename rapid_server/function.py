@@ -25,14 +25,23 @@ from layers import PreparedFunction
 
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
-from .config import FunctionConfig
-from .environment import Environment, Invocation, InvokeResult, NotDispatched, RuntimeBusy
+from .config import FunctionConfig, bootstrap_command
+from .environment import (
+    Environment,
+    Invocation,
+    InvokeResult,
+    NotDispatched,
+    RuntimeBusy,
+    process_environment,
+)
 from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
+from .snapstart import Template
 
 ON_DEMAND = "on-demand"
+SNAP_START = "snap-start"
 _DISPATCH_ATTEMPTS = 3  # environments tried for one invoke whose runtime died before taking it
 PROVISIONED = "provisioned-concurrency"
 
@@ -72,6 +81,8 @@ class Function:
         # released, never replaced. `_version` counts refreshes, for provisioning that outlived one.
         self._stale: set[Environment] = set()
         self._version = 0
+        # SnapStart: the template of the current version, which every new environment is forked from.
+        self._template: Template | None = None
 
     @property
     def environments(self) -> list[Environment]:
@@ -79,7 +90,9 @@ class Function:
         return list(self._load)
 
     async def start(self) -> None:
-        """Provision the function's provisioned concurrency and start reaping idle environments."""
+        """Provision the function's provisioned concurrency and start reaping idle environments. With
+        SnapStart, its template starts initialising now, as Lambda initialises when a version is published."""
+        self._current_template()
         if self.config.provisioned_concurrency:
             ready = await asyncio.gather(
                 *(self._provision() for _ in range(self.config.provisioned_concurrency))
@@ -109,6 +122,10 @@ class Function:
         old code and are then retired. Synchronous up to the future, so no invoke sees half a refresh."""
         self._version += 1
         self.config, self.package = config, package
+        if self._template is not None:  # a new version gets a template of its own, made now
+            self._template.stop()
+            self._template = None
+        self._current_template()
         self._available.clear()
         self._available_provisioned.clear()
         for environment, load in list(self._load.items()):
@@ -128,6 +145,7 @@ class Function:
         self._stopping = True
         if self._reaper is not None:
             self._reaper.cancel()
+        self._stop_template()
         self._available.clear()
         self._available_provisioned.clear()
         for environment, load in list(self._load.items()):
@@ -138,6 +156,7 @@ class Function:
         self._stopping = True
         if self._reaper is not None:
             self._reaper.cancel()
+        self._stop_template()
         environments = self.environments
         self._available.clear()
         self._available_provisioned.clear()
@@ -197,7 +216,37 @@ class Function:
         finally:
             self._release(environment)
 
+    def _current_template(self) -> Template | None:
+        """The template new environments fork from (SnapStart only): the current version's, or a new one
+        where it crashed or its init failed (each new environment then tries init again, as on Lambda)."""
+        if not self.config.snap_start:
+            return None
+        if self._template is None or self._template.finished:
+            self._limits.template_scratch.mkdir(mode=0o1777, parents=True, exist_ok=True)
+            environ = process_environment(
+                self.config, self.package, self._region, "", SNAP_START, self._limits.template_scratch
+            )
+            template = Template(
+                bootstrap_command(self.config.handler),
+                self.package.task_root,
+                environ,
+                self.config.name,
+                self._sink,
+                self._limits.host.pidfd,
+            )
+            template.start()
+            self._template = template
+        return self._template
+
+    def _stop_template(self) -> None:
+        if self._template is not None:
+            self._template.stop()
+            self._template = None
+
     def _new_environment(self, initialization_type: str) -> Environment:
+        template = self._current_template()
+        if template is not None and initialization_type == ON_DEMAND:
+            initialization_type = SNAP_START
         limits = self._limits.for_environment(
             self.config.name, self.config.memory_mb, self.config.ephemeral_storage_mb
         )
@@ -211,6 +260,7 @@ class Function:
             self.package,
             initialization_type,
             self._peers,
+            template,
         )
         environment.on_exit = self._exited
         return environment
@@ -267,7 +317,7 @@ class Function:
         self._load[environment] -= 1
         stack = (
             self._available_provisioned if environment.initialization_type == PROVISIONED else self._available
-        )
+        )  # (SNAP_START environments are on-demand ones)
         if environment in stack:
             stack.remove(environment)
         if self._stopping or not environment.usable or (self._stale and environment in self._stale):

@@ -36,11 +36,8 @@ EXIT_AFTER_RESTORE_ERROR = 65
 
 def snapshot_and_restore(client: RuntimeClient, sink: LogSink) -> int | None:
     """Run the SnapStart phase; returns an exit code if it failed, None to go on to the invoke loop."""
-    before, after = _registries()
     try:
-        while before:  # popped: each hook runs once, newest first (awslambdaric's order)
-            function, args, kwargs = before.pop()
-            function(*args, **kwargs)
+        run_before_snapshot()
         response = client.restore_next()
         if response.status != 200:
             raise RuntimeClientError(
@@ -51,13 +48,30 @@ def snapshot_and_restore(client: RuntimeClient, sink: LogSink) -> int | None:
         sink.log_error_report(report, "")
         _post(client.post_init_error, to_json_bytes(report.body("")), BEFORE_SNAPSHOT_ERROR)
         return EXIT_BEFORE_SNAPSHOT_ERROR
+    return after_restore(client, sink)
+
+
+def run_before_snapshot() -> None:
+    """The before-snapshot hooks, each once, newest first (awslambdaric's order); a hook's
+    exception propagates."""
+    before, _ = _registries()
+    while before:  # popped: each hook runs once
+        function, args, kwargs = before.pop()
+        function(*args, **kwargs)
+
+
+def after_restore(client: RuntimeClient, sink: LogSink, error_type: str = AFTER_RESTORE_ERROR) -> int | None:
+    """The after-restore hooks, first registered first; a failure is posted to `/restore/error` (as
+    `error_type`, unless the exception names its own, as SnapStartTimeoutException does) and gives exit 65."""
+    _, after = _registries()
     try:
         for function, args, kwargs in list(after):
             function(*args, **kwargs)
-    except Exception:
+    except Exception as exc:
         report = current_exception_report()
         sink.log_error_report(report, "")
-        _post(client.post_restore_error, to_json_bytes(report.body("")), AFTER_RESTORE_ERROR)
+        own_type = getattr(exc, "snapstart_error_type", None)
+        _post(client.post_restore_error, to_json_bytes(report.body("")), own_type or error_type)
         return EXIT_AFTER_RESTORE_ERROR
     return None
 
