@@ -909,7 +909,8 @@ class Environment:
         self._sink.platform(
             rendering.init_report_line(
                 init_ms,
-                "restore" if self._template is not None else "init",
+                # A forked runtime's own failure is its restore's; before it, the template's init failed.
+                "restore" if self._template is not None and self._process is not None else "init",
                 outcome.status or "error",
                 outcome.error_type,
             ),

@@ -60,18 +60,17 @@ def run_before_snapshot() -> None:
         function(*args, **kwargs)
 
 
-def after_restore(client: RuntimeClient, sink: LogSink, error_type: str = AFTER_RESTORE_ERROR) -> int | None:
-    """The after-restore hooks, first registered first; a failure is posted to `/restore/error` (as
-    `error_type`, unless the exception names its own, as SnapStartTimeoutException does) and gives exit 65."""
+def after_restore(client: RuntimeClient, sink: LogSink) -> int | None:
+    """The after-restore hooks, first registered first; a failure (SnapStartTimeoutException included, when
+    the restore limit interrupts a hook) is posted to `/restore/error` and gives exit 65."""
     _, after = _registries()
     try:
         for function, args, kwargs in list(after):
             function(*args, **kwargs)
-    except Exception as exc:
+    except Exception:
         report = current_exception_report()
         sink.log_error_report(report, "")
-        own_type = getattr(exc, "snapstart_error_type", None)
-        _post(client.post_restore_error, to_json_bytes(report.body("")), own_type or error_type)
+        _post(client.post_restore_error, to_json_bytes(report.body("")), AFTER_RESTORE_ERROR)
         return EXIT_AFTER_RESTORE_ERROR
     return None
 

@@ -41,7 +41,13 @@ import time
 from .errors import FaultError, current_exception_report
 from .handler import load_handler
 from .marshal import to_json_bytes
-from .snapstart import AFTER_RESTORE_ERROR, BEFORE_SNAPSHOT_ERROR, after_restore, run_before_snapshot
+from .snapstart import (
+    AFTER_RESTORE_ERROR,
+    BEFORE_SNAPSHOT_ERROR,
+    EXIT_AFTER_RESTORE_ERROR,
+    after_restore,
+    run_before_snapshot,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,19 +59,17 @@ if TYPE_CHECKING:
     from .logs import LogSink
 
 TEMPLATE_FD_ENV = "_RAPIDBOOT_TEMPLATE_FD"
-# Lambda's limit on the after-restore hooks. `_RAPIDBOOT_RESTORE_TIMEOUT_S` in the function's environment
+# Lambda's limit on the after-restore hooks. `RAPIDBOOT_TEST_RESTORE_TIMEOUT_S` in the function's environment
 # shortens it: for tests of the limit only, which must not take 10 s.
 RESTORE_TIMEOUT_S = 10.0
-RESTORE_TIMEOUT_ENV = "_RAPIDBOOT_RESTORE_TIMEOUT_S"
-SNAPSTART_TIMEOUT = "SnapStartTimeoutException"
+RESTORE_TIMEOUT_ENV = "RAPIDBOOT_TEST_RESTORE_TIMEOUT_S"
 EXIT_INIT_ERROR = 1
 _MAX_MESSAGE = 1 << 20
 
 
 class SnapStartTimeoutException(Exception):
-    """The after-restore hooks ran past the restore limit."""
-
-    snapstart_error_type = SNAPSTART_TIMEOUT
+    """The after-restore hooks ran past the restore limit: the invoker sees this error type; the restore
+    error is posted as Runtime.AfterRestoreError (what RAPID keeps of a type must start `Runtime.`)."""
 
 
 class Restored:
@@ -123,7 +127,7 @@ def restore(restored: Restored, client: RuntimeClient, sink: LogSink) -> int | N
     failure: int | None = None
     try:
         _wait_go(restored.go_fd)
-        failure = after_restore(client, sink, AFTER_RESTORE_ERROR)
+        failure = after_restore(client, sink)
     except SnapStartTimeoutException:  # past the limit outside a hook (waiting for "go")
         failure = after_restore_timeout(client, sink)
     finally:
@@ -138,8 +142,8 @@ def after_restore_timeout(client: RuntimeClient, sink: LogSink) -> int:
     except SnapStartTimeoutException:
         report = current_exception_report()
     sink.log_error_report(report, "")
-    client.post_restore_error(to_json_bytes(report.body("")), SNAPSTART_TIMEOUT)
-    return 65
+    client.post_restore_error(to_json_bytes(report.body("")), AFTER_RESTORE_ERROR)
+    return EXIT_AFTER_RESTORE_ERROR
 
 
 # The template ----------------------------------------------------------------------------------------------

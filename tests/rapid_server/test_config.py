@@ -239,7 +239,7 @@ def test_unknown_key_is_named_with_the_allowed_ones(project: Path) -> None:
     assert (
         "allowed: code, command, environment, ephemeral_storage, handler, idle_timeout, layers, "
         "maximum_event_age, maximum_retry_attempts, memory, on_failure, on_success, provisioned_concurrency, "
-        "reserved_concurrency, retry_base_delay, runtime, timeout"
+        "reserved_concurrency, retry_base_delay, runtime, snap_start, timeout"
     ) in message
 
 
