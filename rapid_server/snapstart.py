@@ -223,6 +223,9 @@ class Template:
                 self._pending.popleft().set_exception(OSError(message["fork_error"]))
         elif "ready" in message:
             self.init_ms = (time.perf_counter() - self.started_at) * 1000
+            self._sink.platform(
+                f"SnapStart template of {self._name} initialised in {self.init_ms:.2f} ms (pid {self.pid})"
+            )
             if not self._ready.done():
                 self._ready.set_result(self.init_ms)
         elif "init_error" in message:
