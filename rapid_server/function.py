@@ -234,9 +234,21 @@ class Function:
                 self._sink,
                 self._limits.host.pidfd,
             )
+            template.on_crash = self._template_crashed
             template.start()
             self._template = template
         return self._template
+
+    def _template_crashed(self, template: Template) -> None:
+        """The current template exited unasked after its init: start its successor now. (One whose init
+        failed is replaced only when an environment asks: a failing init is not retried in a loop.)"""
+        if template is not self._template or self._stopping:
+            return
+        exit_text = rendering.exit_description(template.returncode if template.returncode is not None else -9)
+        self._sink.platform(
+            f"SnapStart template of {self.config.name} exited ({exit_text}); starting another"
+        )
+        self._current_template()
 
     def _stop_template(self) -> None:
         if self._template is not None:

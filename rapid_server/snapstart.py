@@ -93,6 +93,10 @@ class Template:
         self._popen: subprocess.Popen[bytes] | None = None
         self._output: OutputRelay | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._stopped = False
+        # Told when a template that had finished its init exits unasked (a crash): the function starts
+        # another at once, so the next environment does not wait for a whole init.
+        self.on_crash: Callable[[Template], None] | None = None
         self.returncode: int | None = None
         self.started_at = 0.0
         self.init_ms: float | None = None
@@ -181,6 +185,7 @@ class Template:
     def stop(self) -> None:
         """No more forks: the template is told (its control socket closes) and killed. Its children live
         on."""
+        self._stopped = True
         self._close_control()
         if self._popen is not None and self.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -247,6 +252,9 @@ class Template:
         if self._output is not None:
             self._output.drain(final=True)
         self._settle_exit()
+        crashed = not self._stopped and self.init_ms is not None and self._ready.done()
+        if crashed and self._ready.exception() is None and self.on_crash is not None:
+            self.on_crash(self)
 
     def _settle_exit(self) -> None:
         gone = TemplateGone(self.returncode)

@@ -256,7 +256,13 @@ def test_a_child_is_limited_and_measured_on_its_own_memory(server: RapidServer) 
 
 def test_a_crashed_template_is_replaced_and_its_environments_live_on(server: RapidServer) -> None:
     before = ok_body(server.invoke("crash", {"token": "before"}), "before")
+    seen = len(server.stdout.lines)
     os.kill(before["init_pid"], signal.SIGKILL)
+    # Restarted at once, not when an environment next needs it.
+    server.wait_for_line(
+        lambda line: "template of crash exited (signal: killed); starting another" in line, after=seen
+    )
+    server.wait_for_line(lambda line: "SnapStart template of crash initialised" in line, after=seen)
     # The environment forked before the crash serves on.
     warm = ok_body(server.invoke("crash", {"token": "warm"}), "warm")
     assert warm["pid"] == before["pid"]
@@ -275,15 +281,15 @@ def test_an_invoke_waiting_on_a_template_that_crashes_never_hangs(server: RapidS
     caller.start()
     os.kill(pid, signal.SIGKILL)
     first.close()
-    # The invoke either waited on the crashed template (init error) or came after and asked for a new
-    # one: let every later template through the gate.
+    # The invoke either waited on the crashed template (an init error) or came after it and asked for a
+    # new one: every later template is let through the gate, until the test says stop (pid 0).
     opened: list[socket.socket] = []
 
     def open_gate() -> None:
-        while caller.is_alive():
-            try:
-                connection, _ = gate.arrival()
-            except OSError:
+        while True:
+            connection, pid = gate.arrival()
+            if pid == 0:
+                connection.close()
                 return
             connection.sendall(b"g")
             opened.append(connection)
@@ -299,16 +305,10 @@ def test_an_invoke_waiting_on_a_template_that_crashes_never_hangs(server: RapidS
         assert "SnapStart template exited" in error["errorMessage"], error
     else:
         ok_body(response, "w")
-    # The next invoke gets a template of its own (if it needs one, let it through the gate).
-    following: dict[str, httpx.Response] = {}
-    nxt = threading.Thread(target=lambda: following.setdefault("r", server.invoke("gated", {"token": "n"})))
-    nxt.start()
-    if not opened:
-        connection, _ = gate.arrival()
-        connection.sendall(b"g")
-        opened.append(connection)
-    nxt.join(30)
-    ok_body(following["r"], "n")
+    ok_body(server.invoke("gated", {"token": "next"}), "next")  # from a template of its own
+    with socket.create_connection(("127.0.0.1", gate.port)) as stop:
+        stop.sendall(b"0\n")
+        opener.join(EXIT_TIMEOUT_S)
     for connection in opened:
         connection.close()
 
