@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -44,8 +44,10 @@ from .output import OutputRelay
 from .peers import PeerCheck
 from .process import RuntimeProcess, spawn_runtime
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
-from .snapstart import ForkedProcess, Template, TemplateGone, TemplateInitError
 from .state import Event, State, StateMachine
+
+if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
+    from .snapstart import ForkedProcess, Template
 
 INIT_TIMEOUT_S = 10.0
 # RAPID's limit on a buffered response: 6 MiB + 100 bytes (reference section 1).
@@ -264,6 +266,8 @@ class Environment:
         so a template that hangs in its init is an init timeout, never a hang."""
         read_fd, write_fd = os.pipe()
         self._spawned_at = time.perf_counter()
+        from .snapstart import TemplateGone, TemplateInitError
+
         failure: _Outcome | None = None
         try:
             async with asyncio.timeout(INIT_TIMEOUT_S):

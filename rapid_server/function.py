@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layers import PreparedFunction
 
@@ -38,7 +38,9 @@ from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
-from .snapstart import Template
+
+if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
+    from .snapstart import Template
 
 ON_DEMAND = "on-demand"
 SNAP_START = "snap-start"
@@ -222,6 +224,8 @@ class Function:
         if not self.config.snap_start:
             return None
         if self._template is None or self._template.finished:
+            from .snapstart import Template
+
             self._limits.template_scratch.mkdir(mode=0o1777, parents=True, exist_ok=True)
             environ = process_environment(
                 self.config, self.package, self._region, "", SNAP_START, self._limits.template_scratch

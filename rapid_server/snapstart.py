@@ -37,6 +37,7 @@ from pathlib import Path
 
 import orjson
 
+from .containment import pid_alive
 from .logs import LogSink
 from .output import OutputRelay
 from .process import RuntimeProcess
@@ -46,6 +47,7 @@ TEMPLATE_FD_ENV = "_RAPIDBOOT_TEMPLATE_FD"  # runtime/template.py's
 _NO_RUNTIME_API = "127.0.0.1:9"
 _MAX_MESSAGE = 1 << 20
 _STATUS_WAIT_S = 1.0  # a child seen gone (pidfd) while its template lives: how long its status may take
+_ORPHAN_POLL_S = 0.05  # without pidfds, how often a template's orphan is looked for once it is gone
 
 
 class TemplateInitError(Exception):
@@ -328,9 +330,20 @@ class ForkedProcess:
         self._settle(status)
 
     def orphaned(self) -> None:
-        """Its template is gone: no status will come. Once it exits it is reported as killed."""
-        if self._pidfd is None or self.has_exited():
+        """Its template is gone: no status will come. Once it exits it is reported as killed (seen through
+        its pidfd, or, on a host without pidfds, by polling for its pid)."""
+        if self.has_exited():
             self._settle(-signal.SIGKILL)
+        elif self._pidfd is None:
+            self._poll_orphan()
+
+    def _poll_orphan(self) -> None:
+        if self._exited.done():
+            return
+        if not pid_alive(self.pid):
+            self._settle(-signal.SIGKILL)
+        else:
+            self._status_timer = asyncio.get_running_loop().call_later(_ORPHAN_POLL_S, self._poll_orphan)
 
     def _gone(self) -> None:
         """Its pidfd says it exited: the status follows from the template, unless there is none."""
