@@ -46,6 +46,11 @@ code = "code"
 handler = "hooks.handler"
 snap_start = true
 
+[functions.contained]
+code = "code"
+handler = "hooks.handler"
+snap_start = true
+
 [functions.threads]
 code = "code"
 handler = "threads.handler"
@@ -201,6 +206,13 @@ def test_each_environment_has_its_own_pid_random_uuid_sockets_and_tmpdir(server:
     # Each in its own memory cgroup, where the server makes them.
     if "memory cgroup (" in "\n".join(server.stderr.lines):
         assert first["memory_cgroup"] != second["memory_cgroup"]
+
+
+def test_what_a_forked_environment_starts_ends_with_it(server: RapidServer) -> None:
+    body = ok_body(server.invoke("contained", {"token": "escape", "escape": True}), "escape")
+    escaped = server.seen_process(body["escaped"])
+    os.kill(body["pid"], signal.SIGKILL)  # the environment ends: everything in its cgroup (or group) with it
+    assert wait_process_gone(escaped, EXIT_TIMEOUT_S), "a process of a forked environment outlived it"
 
 
 # --- Refusals and failures -----------------------------------------------------------------------------
