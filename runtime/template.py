@@ -31,6 +31,7 @@ Only the template pays for this module's imports (json, socket, signal): never a
 from __future__ import annotations
 
 import array
+import gc
 import json
 import os
 import signal
@@ -95,6 +96,9 @@ def serve_template(control_fd: int, config: RuntimeConfig, sink: LogSink) -> int
         _refuse_threads()
     except Exception:
         return _init_failed(control, sink, BEFORE_SNAPSHOT_ERROR)
+    # Everything init made goes to the collector's permanent generation: a collection in a child would
+    # otherwise write to every object's header and copy every page of the template's heap (copy-on-write).
+    gc.freeze()
     _flush()
     _send(control, {"ready": (time.perf_counter() - started) * 1000})
     signal.signal(signal.SIGCHLD, lambda signum, frame: _reap(control))
