@@ -23,6 +23,8 @@ import os
 import re
 import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -102,6 +104,41 @@ def cold_starts(
         if (match := TEMPLATE_READY.search(line))
     }
     return samples, inits
+
+
+FORK_FLOOR = """
+import gc, json, os, socket, sys, time
+sys.path.insert(0, sys.argv[1])
+import app  # the handler's module, initialised once, as in a template
+gc.freeze()
+listener = socket.create_server(("127.0.0.1", 0))
+samples = []
+for _ in range(int(sys.argv[2])):
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        with socket.create_connection(listener.getsockname()) as sock:
+            sock.sendall(b"x")
+        os._exit(0)
+    connection, _ = listener.accept()
+    connection.recv(1)
+    samples.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    os.waitpid(pid, 0)
+print(json.dumps(samples))
+"""
+
+
+def fork_floor(code: Path, samples: int) -> list[float]:
+    """The floor of a forked cold start on this machine, now: ms from `fork` of a process that imported the
+    handler's module to the child's first TCP connection reaching its parent (no server, no runtime)."""
+    script = code.parent / "fork_floor.py"
+    script.write_text(FORK_FLOOR)
+    output = subprocess.run(
+        [sys.executable, str(script), str(code), str(samples)], check=True, capture_output=True, text=True
+    ).stdout
+    values: list[float] = json.loads(output)
+    return values
 
 
 def _uss_bytes(pid: int) -> int:
@@ -211,6 +248,9 @@ def main() -> int:
         samples, inits = cold_starts(config, ["trivial", "boto3"], args.spawns)
         for name, values in samples.items():
             print(f"cold start {name:14} median {statistics.median(values):8.2f} ms  (n={len(values)})")
+        for handler in ("trivial", "boto3"):
+            floor = fork_floor(Path(scratch) / handler, args.spawns)
+            print(f"floor: fork -> connect, {handler:7} median {statistics.median(floor):8.2f} ms")
         for name, init_ms in inits.items():
             print(f"template init {name:11} {init_ms:8.2f} ms")
         scaled = scale_out(config, "boto3", args.scale_out, args.rounds)
