@@ -1,6 +1,7 @@
 """The report's PNG charts, drawn with matplotlib (the `bench` extra; nothing else imports it).
 
 - coldstart.png: every cold-start sample per runtime (box and points), one panel per handler;
+- snapstart.png: the same for SnapStart's cold starts (a fork of the template against a spawn);
 - warm_latency.png: p50 / p90 / p99 / max of warm invokes per contender, one panel per payload size;
 - throughput.png: invokes per second and p99 latency against the number of concurrent clients.
 """
@@ -48,8 +49,10 @@ def _ours_name(rows: list[Row]) -> str:
     return ""
 
 
-def coldstart(results: Results, path: Path) -> Path | None:
-    rows = _measured(results.benchmark_rows("coldstart"))
+def coldstart(results: Results, path: Path, benchmark: str = "coldstart") -> Path | None:
+    rows = _measured(results.benchmark_rows(benchmark))
+    if benchmark == "snapstart":
+        rows = [row for row in rows if row.key.startswith("snapstart.coldstart.")]
     if not rows:
         return None
     names, ours = _names(rows), _ours_name(rows)
@@ -147,6 +150,7 @@ def throughput(results: Results, path: Path) -> Path | None:
 def draw_all(results: Results, out_dir: Path) -> list[Path]:
     drawn = [
         coldstart(results, out_dir / "coldstart.png"),
+        coldstart(results, out_dir / "snapstart.png", "snapstart"),
         warm_latency(results, out_dir / "warm_latency.png"),
         throughput(results, out_dir / "throughput.png"),
     ]

@@ -43,6 +43,7 @@ from rapidboot.benchmarks import (
     layers_merge,
     memory,
     report,
+    snapstart,
     throughput,
     warm_invoke,
 )
@@ -62,6 +63,7 @@ BENCHMARKS = (
     "http",
     "reload",
     "deploy",
+    "snapstart",
 )
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
@@ -89,6 +91,9 @@ class Plan:
     reload_samples: int = 30
     reload_restarts: int = 5
     deploy_samples: int = 20
+    snap_spawns: int = 20
+    snap_scale_out: int = 64
+    snap_scale_rounds: int = 2
 
 
 FULL = Plan()
@@ -104,6 +109,9 @@ QUICK = Plan(
     reload_samples=10,
     reload_restarts=2,
     deploy_samples=6,
+    snap_spawns=8,
+    snap_scale_out=16,
+    snap_scale_rounds=1,
 )
 
 
@@ -395,6 +403,78 @@ def run_deploy(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> l
     return [Row("deploy", "deploy.create", label, "ms", entries, note=f"goal: at most {deploy.GOAL}x")]
 
 
+def run_snapstart(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    """SnapStart (issue 17): forks of an initialised template against spawns of the same function, in one
+    server and one run (benchmarks/snapstart.py)."""
+    handlers = ["trivial", "boto3"]
+    tick = progress.benchmark("snapstart", plan.snap_spawns * 2 * len(handlers) + 2 * plan.snap_scale_rounds)
+    directory = scratch / "snapstart"
+    directory.mkdir()
+    config = snapstart.write_functions(directory, handlers)
+    samples, inits = snapstart.cold_starts(config, handlers, plan.snap_spawns, tick)
+    rows = []
+    for handler in handlers:
+        entries = [
+            Entry("rapidboot snap_start", OURS, samples[f"{handler}_snap"]),
+            Entry("rapidboot (spawned)", PEER, samples[handler]),
+            # No server, no runtime: a fork of the initialised module to its first connection, now.
+            Entry(FLOOR, REFERENCE, snapstart.fork_floor(directory / handler, plan.snap_spawns)),
+        ]
+        label = f"cold start through the server, {handler} handler: a fork of the template vs a spawn"
+        note = (
+            "invoke -> response of a new environment's first invoke; the spawned function is the peer; "
+            "floor: fork of a process that imported the module -> its first TCP connection, no server"
+            + ("; goal: under 5 ms" if handler == "boto3" else "")
+        )
+        rows.append(Row("snapstart", f"snapstart.coldstart.{handler}", label, "ms", entries, note=note))
+    scaled = snapstart.scale_out(config, "boto3", plan.snap_scale_out, plan.snap_scale_rounds, tick)
+    forked, spawned = scaled["boto3_snap"], scaled["boto3"]
+    count = plan.snap_scale_out
+    rows.append(
+        Row(
+            "snapstart",
+            "snapstart.scaleout",
+            f"scale-out: {count} simultaneous first invokes, boto3 handler",
+            "ms",
+            [
+                Entry("rapidboot snap_start", OURS, forked["ms"]),
+                Entry("rapidboot (spawned)", PEER, spawned["ms"]),
+            ],
+            params={"environments": count, "client": LOAD_CLIENT},
+        )
+    )
+    template = [a + b for a, b in zip(forked["uss_mb"], forked["template_mb"], strict=True)]
+    rows.append(
+        Row(
+            "snapstart",
+            "snapstart.scaleout.memory",
+            f"memory of {count} boto3 environments after their first invoke",
+            "MiB",
+            [
+                Entry("rapidboot snap_start", OURS, template),
+                Entry("rapidboot (spawned)", PEER, spawned["uss_mb"]),
+            ],
+            note="the environments' unique pages (USS, smaps_rollup), plus the template's RSS for snap_start",
+        )
+    )
+    init_entries = [
+        Entry(f"{handler} template", OURS if handler == "trivial" else REFERENCE, [inits[f"{handler}_snap"]])
+        for handler in handlers
+        if f"{handler}_snap" in inits
+    ]
+    rows.append(
+        Row(
+            "snapstart",
+            "snapstart.template_init",
+            "SnapStart template's one-time init (spawn, imports, before-snapshot hooks)",
+            "ms",
+            init_entries,
+            comparable=False,
+        )
+    )
+    return rows
+
+
 def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
     if not values:
         return list(BENCHMARKS)
@@ -471,6 +551,7 @@ def run(
                 "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
                 "reload": run_reload,
                 "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
+                "snapstart": run_snapstart,
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

@@ -6,6 +6,7 @@ was wrong, before anything starts.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -92,6 +93,7 @@ _FUNCTION_KEYS = frozenset(
         "on_success",
         "on_failure",
         "schedule",
+        "snap_start",
     }
 )
 RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
@@ -148,6 +150,9 @@ class FunctionConfig:
     # "$LATEST", or the number of a published version (control_plane/versions.py): what the runtime sees
     # as AWS_LAMBDA_FUNCTION_VERSION and in its log stream's name.
     version: str = "$LATEST"
+    # SnapStart (rapid_server/snapstart.py): Init runs once in a template process, and each new environment
+    # is a fork of it. Our runtime only.
+    snap_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +238,7 @@ def validate_function(
     on_success: object = None,
     on_failure: object = None,
     schedule: object = None,
+    snap_start: object = False,
     base_dir: Path | None = None,
     flags: bool = False,
 ) -> FunctionConfig:
@@ -294,6 +300,10 @@ def validate_function(
     )
     success = _destination(at("on_success"), on_success, base_dir)
     failure = _destination(at("on_failure"), on_failure, base_dir)
+    if not isinstance(snap_start, bool):
+        raise ConfigError(f"{at('snap_start')}: must be true or false, got {snap_start!r}")
+    if snap_start:
+        check_snap_start(at("snap_start"), str(runtime), argv, per_environment)
     return FunctionConfig(
         name,
         code_path,
@@ -315,7 +325,40 @@ def validate_function(
         success,
         failure,
         _schedule(at("schedule"), schedule),
+        snap_start,
     )
+
+
+def check_snap_start(where: str, runtime: str, command: tuple[str, ...] | None, per_environment: int) -> None:
+    """SnapStart forks an initialised process of our own runtime (runtime/template.py): refuse the rest."""
+    if runtime == "provided":
+        raise ConfigError(
+            f"{where}: a provided runtime's bootstrap cannot be forked from a snapshot here; snap_start "
+            "needs rapidboot's Python runtime"
+        )
+    if command is not None:
+        raise ConfigError(
+            f"{where}: the runtime `{command[0]}` (command) cannot be forked from a snapshot here; "
+            "snap_start needs rapidboot's Python runtime: drop `command`"
+        )
+    if per_environment > 1:
+        raise ConfigError(
+            f"{where}: {MAX_CONCURRENCY_VARIABLE} runs several workers per environment, which snap_start "
+            "does not fork; drop one of the two"
+        )
+
+
+def with_snap_start(function: FunctionConfig, where: str = "--snap-start") -> FunctionConfig:
+    """`serve --snap-start`: the function with SnapStart on, or a ConfigError naming it if it cannot be."""
+    if function.snap_start:
+        return function
+    check_snap_start(
+        f"{where}: functions.{function.name}",
+        function.runtime,
+        function.command,
+        function.per_environment_concurrency,
+    )
+    return dataclasses.replace(function, snap_start=True)
 
 
 class _Names:

@@ -234,6 +234,10 @@ class Spawner:
         """`(start(), the Cgroup it was born in)`, `start` run in the spawner thread."""
         return self._executor.submit(self._spawn, start)
 
+    def claim(self) -> Future[Cgroup]:
+        """The next environment's cgroup, for a runtime that joins it itself (a SnapStart fork)."""
+        return self._executor.submit(self._claim)
+
     def close(self) -> None:
         """Bring the spawner thread home and remove the cgroup it waited in."""
         self._closed = True
@@ -253,6 +257,14 @@ class Spawner:
             with contextlib.suppress(RuntimeError):  # shutting down
                 self._executor.submit(self._park)  # queued behind this job: off this spawn's path
         return result, cgroup
+
+    def _claim(self) -> Cgroup:
+        cgroup = self._parked if self._parked is not None else self._park()
+        self._parked = None
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):
+                self._executor.submit(self._park)
+        return cgroup
 
     def _park(self) -> Cgroup:
         """Make the next environment's cgroup and move this (the spawner) thread into it."""

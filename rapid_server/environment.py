@@ -28,7 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -44,6 +45,9 @@ from .peers import PeerCheck
 from .process import RuntimeProcess, spawn_runtime
 from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
+
+if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
+    from .snapstart import ForkedProcess, Template
 
 INIT_TIMEOUT_S = 10.0
 # RAPID's limit on a buffered response: 6 MiB + 100 bytes (reference section 1).
@@ -151,9 +155,13 @@ class Environment:
         package: PreparedFunction,
         initialization_type: str = "on-demand",
         peers: PeerCheck | None = None,
+        template: Template | None = None,
     ):
         self.config = config
         self._peers = peers  # who may use this environment's Runtime API (None: anyone)
+        # SnapStart (snapstart.py): the runtime is forked from this initialised template, not spawned, and
+        # REPORT says Restore Duration where it would say Init Duration.
+        self._template = template
         self._package = package  # the task root and /opt this environment sees
         self.function_arn = function_arn
         self.initialization_type = initialization_type
@@ -165,7 +173,7 @@ class Environment:
         self._seats = [StateMachine()]  # the first seat carries init: its first /next ends Init
         self._inflight: dict[str, _InFlight] = {}
         self._listener: asyncio.Server | None = None
-        self._process: RuntimeProcess | None = None
+        self._process: RuntimeProcess | ForkedProcess | None = None
         self._pollers: deque[_Poller] = deque()
         self._poller_arrived = asyncio.Event()
         self._exit_watch: asyncio.Task[None] | None = None
@@ -178,7 +186,7 @@ class Environment:
         self._init_duration_ms: float | None = None
         # Init Duration goes on an on-demand environment's first REPORT only; a provisioned environment's
         # init happened before anyone invoked it.
-        self._init_reported = initialization_type != "on-demand"
+        self._init_reported = initialization_type == "provisioned-concurrency"
         self._init_done: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
@@ -226,6 +234,9 @@ class Environment:
             admit=self._admit if self._peers is not None and self._peers.enabled else None,
         )
         runtime_api = f"127.0.0.1:{bound_port(self._listener)}"
+        if self._template is not None:
+            await self._start_forked(self._template, self._process_environment(runtime_api))
+            return
         argv = self._runtime_command()
         read_fd, write_fd = os.pipe()
         environ = self._process_environment(runtime_api)
@@ -247,6 +258,53 @@ class Environment:
             loop = asyncio.get_running_loop()
             self._joining = loop.run_in_executor(None, self._limits.join_cgroup, self._process.pid)
             self._joining.add_done_callback(_retrieved)  # a runtime that dies first cannot join: no noise
+        self._watch_process()
+
+    async def _start_forked(self, template: Template, environ: dict[str, str]) -> None:
+        """SnapStart: the runtime is a fork of the initialised template (snapstart.py). It joins the
+        environment's cgroups itself, before its after-restore hooks; the server then tells it to go on
+        (`go`), once its pid is known here, so that its Runtime API admits it. Bounded by the init limit,
+        so a template that hangs in its init is an init timeout, never a hang."""
+        read_fd, write_fd = os.pipe()
+        self._spawned_at = time.perf_counter()
+        from .snapstart import TemplateGone, TemplateInitError
+
+        failure: _Outcome | None = None
+        try:
+            async with asyncio.timeout(INIT_TIMEOUT_S):
+                cgroups = await self._limits.claim_cgroups()
+                process = await template.fork(environ, cgroups, write_fd)
+        except TemplateInitError as exc:
+            failure = _Outcome(InvokeResult(exc.body, "application/json", True), "error", exc.error_type)
+        except TemplateGone as exc:
+            message = "The SnapStart template exited before it could restore this environment: " + (
+                rendering.exit_description(exc.returncode) if exc.returncode is not None else "killed"
+            )
+            body = rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, message)
+            failure = _Outcome(
+                InvokeResult(body, "application/json", True), "error", errors.RUNTIME_EXIT_ERROR
+            )
+        except TimeoutError:
+            failure = _Outcome(InvokeResult(b"", "application/json", True), "timeout", None)
+        except OSError as exc:
+            body = rendering.function_error_body(errors.RUNTIME_EXIT_ERROR, f"snap_start: {exc}")
+            failure = _Outcome(
+                InvokeResult(body, "application/json", True), "error", errors.RUNTIME_EXIT_ERROR
+            )
+        finally:
+            os.close(write_fd)
+        if failure is not None:
+            os.close(read_fd)
+            self._fail_start(failure)
+            return
+        self._process = process
+        self._output = OutputRelay(read_fd, self.config.name, self._sink)
+        self._limits.started(process.pid)
+        self._watch_process()
+        process.go()
+
+    def _watch_process(self) -> None:
+        assert self._process is not None
         if self._limits.host.proc:  # else a pending SIGKILL is not seen (host.py)
             with contextlib.suppress(OSError):
                 self._status_fd = os.open(f"/proc/{self._process.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
@@ -718,7 +776,7 @@ class Environment:
             self._returncode if self._returncode is not None else -signal.SIGKILL
         )
 
-    async def _watch_exit(self, process: RuntimeProcess) -> None:
+    async def _watch_exit(self, process: RuntimeProcess | ForkedProcess) -> None:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
@@ -802,65 +860,14 @@ class Environment:
     # Init ------------------------------------------------------------------------------------------------
 
     def _process_environment(self, runtime_api: str) -> dict[str, str]:
-        """Reference section 4. The server's own environment is not inherited, as on Lambda, except what a
-        local function needs to find programs and to reach AWS with the developer's credentials."""
-        config = self.config
-        env = {
-            key: value
-            for key in (
-                "PATH",
-                "HOME",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "AWS_PROFILE",
-                "AWS_CONFIG_FILE",
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "SSL_CERT_FILE",
-                "SSL_CERT_DIR",
-            )
-            if (value := os.environ.get(key)) is not None
-        }
-        runtime_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        task_root, opt = self._package.task_root, self._package.opt_dir
-        env.update(
-            {
-                "_HANDLER": config.handler,
-                "AWS_LAMBDA_RUNTIME_API": runtime_api,
-                "AWS_LAMBDA_FUNCTION_NAME": config.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": config.version,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-                "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
-                "TMPDIR": str(self._limits.scratch),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(config.version),
-                "AWS_REGION": self._region,
-                "AWS_DEFAULT_REGION": self._region,
-                "LAMBDA_TASK_ROOT": str(task_root),
-                "LAMBDA_RUNTIME_DIR": runtime_dir,
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                # Lambda's order: the system's, the task root's, then the layers' (/opt/lib) last.
-                "LD_LIBRARY_PATH": ":".join(
-                    p
-                    for p in (
-                        os.environ.get("LD_LIBRARY_PATH"),
-                        str(task_root),
-                        str(task_root / "lib"),
-                        str(opt / "lib") if opt is not None else None,
-                    )
-                    if p
-                ),
-            }
+        return process_environment(
+            self.config,
+            self._package,
+            self._region,
+            runtime_api,
+            self.initialization_type,
+            self._limits.scratch,
         )
-        path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        if opt is not None:
-            env["PATH"] = f"{path}:{opt / 'bin'}"  # as /opt/bin ends Lambda's PATH
-            env[OPT_DIR_VARIABLE] = str(opt)  # where our bootstrap finds <opt>/python (on Lambda: /opt)
-        else:
-            env["PATH"] = path
-        env.update(config.environment)
-        return env
 
     def _runtime_command(self) -> tuple[str, ...]:
         """What the environment runs: a provided runtime's `bootstrap` (the task root's, else the layers',
@@ -874,13 +881,18 @@ class Environment:
     def _fail_spawn(self, program: str, exc: OSError) -> None:
         reason = exc.strerror.lower() if exc.strerror else str(exc)
         message = f"fork/exec {program}: {reason}"
-        self._terminate_seats()
-        self._close_listener()
         body = rendering.function_error_body(errors.RUNTIME_INVALID_ENTRYPOINT, message)
-        self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
-        self._init_done.set_result(
+        self._fail_start(
             _Outcome(InvokeResult(body, "application/json", True), "error", errors.RUNTIME_INVALID_ENTRYPOINT)
         )
+
+    def _fail_start(self, outcome: _Outcome) -> None:
+        """No runtime could be started: init failed, with `outcome`."""
+        self._terminate_seats()
+        self._close_listener()
+        self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
+        if not self._init_done.done():
+            self._init_done.set_result(outcome)
 
     async def _wait_initialized(self) -> _Outcome | None:
         if self._init_done.done():
@@ -904,7 +916,13 @@ class Environment:
         """The invoke that found init failed: INIT_REPORT, then the invoke's own START/END/REPORT."""
         init_ms = self._init_duration_ms or 0.0
         self._sink.platform(
-            rendering.init_report_line(init_ms, "init", outcome.status or "error", outcome.error_type),
+            rendering.init_report_line(
+                init_ms,
+                # A forked runtime's own failure is its restore's; before it, the template's init failed.
+                "restore" if self._template is not None and self._process is not None else "init",
+                outcome.status or "error",
+                outcome.error_type,
+            ),
             request_id=request_id,
         )
         result = outcome.result
@@ -939,9 +957,13 @@ class Environment:
         )
 
     def _log_invoke(self, request_id: str, duration_ms: float, outcome: _Outcome) -> None:
-        init_ms = None
+        init_ms = restore_ms = None
         if not self._init_reported:
-            init_ms = self._init_duration_ms
+            # SnapStart: the restore (fork, cgroups, after-restore hooks) is this environment's start.
+            if self._template is not None:
+                restore_ms = self._init_duration_ms
+            else:
+                init_ms = self._init_duration_ms
             self._init_reported = True
         report = rendering.report_line(
             request_id,
@@ -951,6 +973,7 @@ class Environment:
             init_ms,
             outcome.status,
             outcome.error_type,
+            restore_duration_ms=restore_ms,
         )
         self._sink.platform(rendering.end_line(request_id), report, request_id=request_id)  # one write
 
@@ -975,6 +998,74 @@ class Environment:
     def _drain_output(self, final: bool = False) -> None:
         if self._output is not None:
             self._output.drain(final)
+
+
+def process_environment(
+    config: FunctionConfig,
+    package: PreparedFunction,
+    region: str,
+    runtime_api: str,
+    initialization_type: str,
+    scratch: Path,
+) -> dict[str, str]:
+    """Reference section 4. The server's own environment is not inherited, as on Lambda, except what a
+    local function needs to find programs and to reach AWS with the developer's credentials."""
+    env = {
+        key: value
+        for key in (
+            "PATH",
+            "HOME",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        )
+        if (value := os.environ.get(key)) is not None
+    }
+    runtime_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    task_root, opt = package.task_root, package.opt_dir
+    env.update(
+        {
+            "_HANDLER": config.handler,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "TMPDIR": str(scratch),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(config.version),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            # Lambda's order: the system's, the task root's, then the layers' (/opt/lib) last.
+            "LD_LIBRARY_PATH": ":".join(
+                p
+                for p in (
+                    os.environ.get("LD_LIBRARY_PATH"),
+                    str(task_root),
+                    str(task_root / "lib"),
+                    str(opt / "lib") if opt is not None else None,
+                )
+                if p
+            ),
+        }
+    )
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if opt is not None:
+        env["PATH"] = f"{path}:{opt / 'bin'}"  # as /opt/bin ends Lambda's PATH
+        env[OPT_DIR_VARIABLE] = str(opt)  # where our bootstrap finds <opt>/python (on Lambda: /opt)
+    else:
+        env["PATH"] = path
+    env.update(config.environment)
+    return env
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

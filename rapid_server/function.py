@@ -20,20 +20,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import PreparedFunction
 
 from . import errors, rendering
 from .concurrency import ConcurrencyLimiter
-from .config import FunctionConfig
-from .environment import Environment, Invocation, InvokeResult, NotDispatched, RuntimeBusy
+from .config import FunctionConfig, bootstrap_command
+from .environment import (
+    Environment,
+    Invocation,
+    InvokeResult,
+    NotDispatched,
+    RuntimeBusy,
+    process_environment,
+)
 from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
 
+if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
+    from .snapstart import Template
+
 ON_DEMAND = "on-demand"
+SNAP_START = "snap-start"
 _DISPATCH_ATTEMPTS = 3  # environments tried for one invoke whose runtime died before taking it
 PROVISIONED = "provisioned-concurrency"
 
@@ -76,6 +87,8 @@ class Function:
         # Tenant isolation (PER_TENANT): each tenant has a pool of its own, a Function sharing this one's
         # limits and concurrency, so no environment ever serves two tenants. None without isolation.
         self._tenants: dict[str, Function] | None = {} if config.tenant_isolation else None
+        # SnapStart: the template of the current version, which every new environment is forked from.
+        self._template: Template | None = None
 
     @property
     def environments(self) -> list[Environment]:
@@ -85,7 +98,11 @@ class Function:
         return list(self._load)
 
     async def start(self) -> None:
-        """Provision the function's provisioned concurrency and start reaping idle environments."""
+        """Provision the function's provisioned concurrency and start reaping idle environments. With
+        SnapStart, its template starts initialising now, as Lambda initialises when a version is published
+        (a tenant-isolated function's templates are its tenants' pools')."""
+        if self._tenants is None:
+            self._current_template()
         if self.config.provisioned_concurrency and self._tenants is None:
             ready = await asyncio.gather(
                 *(self._provision() for _ in range(self.config.provisioned_concurrency))
@@ -141,9 +158,13 @@ class Function:
         old code and are then retired. Synchronous up to the future, so no invoke sees half a refresh."""
         self._version += 1
         self.config, self.package = config, package
-        if self._tenants:
+        if self._tenants is not None:
             tenant_config = dataclasses.replace(config, tenant_isolation=False, provisioned_concurrency=0)
             return asyncio.gather(*(pool.refresh(tenant_config, package) for pool in self._tenants.values()))
+        if self._template is not None:  # a new version gets a template of its own, made now
+            self._template.stop()
+            self._template = None
+        self._current_template()
         self._available.clear()
         self._available_provisioned.clear()
         for environment, load in list(self._load.items()):
@@ -165,6 +186,7 @@ class Function:
             pool.drain()
         if self._reaper is not None:
             self._reaper.cancel()
+        self._stop_template()
         self._available.clear()
         self._available_provisioned.clear()
         for environment, load in list(self._load.items()):
@@ -176,6 +198,7 @@ class Function:
         await asyncio.gather(*(pool.stop() for pool in (self._tenants or {}).values()))
         if self._reaper is not None:
             self._reaper.cancel()
+        self._stop_template()
         environments = self.environments
         self._available.clear()
         self._available_provisioned.clear()
@@ -235,7 +258,51 @@ class Function:
         finally:
             self._release(environment)
 
+    def _current_template(self) -> Template | None:
+        """The template new environments fork from (SnapStart only): the current version's, or a new one
+        where it crashed or its init failed (each new environment then tries init again, as on Lambda)."""
+        if not self.config.snap_start:
+            return None
+        if self._template is None or self._template.finished:
+            from .snapstart import Template
+
+            self._limits.template_scratch.mkdir(mode=0o1777, parents=True, exist_ok=True)
+            environ = process_environment(
+                self.config, self.package, self._region, "", SNAP_START, self._limits.template_scratch
+            )
+            template = Template(
+                bootstrap_command(self.config.handler),
+                self.package.task_root,
+                environ,
+                self.config.name,
+                self._sink,
+                self._limits.host.pidfd,
+            )
+            template.on_crash = self._template_crashed
+            template.start()
+            self._template = template
+        return self._template
+
+    def _template_crashed(self, template: Template) -> None:
+        """The current template exited unasked after its init: start its successor now. (One whose init
+        failed is replaced only when an environment asks: a failing init is not retried in a loop.)"""
+        if template is not self._template or self._stopping:
+            return
+        exit_text = rendering.exit_description(template.returncode if template.returncode is not None else -9)
+        self._sink.platform(
+            f"SnapStart template of {self.config.name} exited ({exit_text}); starting another"
+        )
+        self._current_template()
+
+    def _stop_template(self) -> None:
+        if self._template is not None:
+            self._template.stop()
+            self._template = None
+
     def _new_environment(self, initialization_type: str) -> Environment:
+        template = self._current_template()
+        if template is not None and initialization_type == ON_DEMAND:
+            initialization_type = SNAP_START
         limits = self._limits.for_environment(
             self.config.name, self.config.memory_mb, self.config.ephemeral_storage_mb
         )
@@ -249,6 +316,7 @@ class Function:
             self.package,
             initialization_type,
             self._peers,
+            template,
         )
         environment.on_exit = self._exited
         return environment
@@ -305,7 +373,7 @@ class Function:
         self._load[environment] -= 1
         stack = (
             self._available_provisioned if environment.initialization_type == PROVISIONED else self._available
-        )
+        )  # (SNAP_START environments are on-demand ones)
         if environment in stack:
             stack.remove(environment)
         if self._stopping or not environment.usable or (self._stale and environment in self._stale):

@@ -119,7 +119,9 @@ def report_line(
     init_duration_ms: float | None,
     status: str | None = None,
     error_type: str | None = None,
+    restore_duration_ms: float | None = None,
 ) -> str:
+    """`restore_duration_ms`: a SnapStart environment's first invoke, in the service's words."""
     fields = [
         f"REPORT RequestId: {request_id}",
         f"Duration: {duration_ms:.2f} ms",
@@ -129,6 +131,9 @@ def report_line(
     ]
     if init_duration_ms is not None:
         fields.append(f"Init Duration: {init_duration_ms:.2f} ms")
+    if restore_duration_ms is not None:
+        fields.append(f"Restore Duration: {restore_duration_ms:.2f} ms")
+        fields.append(f"Billed Restore Duration: {billed_ms(restore_duration_ms)} ms")
     if status is not None:
         fields.append(f"Status: {status}")
     if error_type is not None:

@@ -17,6 +17,7 @@ from .http import BodyReceiver, BodyRouter, Handler, Request, Response
 _PREFIX = "/2018-06-01/runtime"
 _NEXT = f"{_PREFIX}/invocation/next"
 _INIT_ERROR = f"{_PREFIX}/init/error"
+_RESTORE_ERROR = f"{_PREFIX}/restore/error"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<action>response|error)$")
 
 
@@ -29,7 +30,7 @@ def make_handler(environment: Environment) -> Handler:
             if request.method != "GET":
                 return _method_not_allowed("GET")
             return environment.runtime_next(request.connection)
-        if path == _INIT_ERROR:
+        if path in (_INIT_ERROR, _RESTORE_ERROR):  # a SnapStart restore failing fails its init
             if request.method != "POST":
                 return _method_not_allowed("POST")
             return environment.runtime_init_error(request.body, _error_type(request))

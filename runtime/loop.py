@@ -51,8 +51,11 @@ del _probe
 _STREAMED_TYPES = frozenset((type(_generator_function()), type(_async_generator_function())))
 
 
-def run(config: RuntimeConfig, client: RuntimeClient, sink: LogSink, state: RequestState) -> int:
-    """Initialise, then serve invokes until the Runtime API goes away; returns the exit code."""
+def run(
+    config: RuntimeConfig, client: RuntimeClient, sink: LogSink, state: RequestState, restored: bool = False
+) -> int:
+    """Initialise, then serve invokes until the Runtime API goes away; returns the exit code. `restored`: a
+    SnapStart child forked from its template (template.py), initialised and restored already."""
     concurrent = config.max_concurrency is not None
     try:
         handler = load_handler(config.handler)
@@ -60,7 +63,7 @@ def run(config: RuntimeConfig, client: RuntimeClient, sink: LogSink, state: Requ
         report_init_error(client, sink, current_exception_report(), concurrent)
         return 1
 
-    if config.initialization_type == "snap-start":
+    if config.initialization_type == "snap-start" and not restored:
         from .snapstart import snapshot_and_restore
 
         exit_code = snapshot_and_restore(client, sink)

@@ -11,9 +11,11 @@ import sys
 
 from .client import RuntimeClient, RuntimeClientError
 from .config import ConfigError, RuntimeConfig
-from .logs import RequestState, install_logging, open_log_sink, unbuffer_stdio
+from .logs import LogSink, RequestState, install_logging, open_log_sink, unbuffer_stdio
 from .loop import run
 from .shutdown import install_sigterm_handler
+
+TEMPLATE_FD_ENV = "_RAPIDBOOT_TEMPLATE_FD"  # template.py's; not imported from there: it costs json, socket
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +42,30 @@ def main(argv: list[str] | None = None) -> int:
         return run_workers(workers, work)
     # Before the function's code is imported: a SIGTERM handler of its own replaces ours.
     install_sigterm_handler()
+    if TEMPLATE_FD_ENV in os.environ:  # SnapStart's template (template.py): one lookup otherwise
+        return _template(config, sink, state)
     return run(config, client, sink, state)
+
+
+def _template(config: RuntimeConfig, sink: LogSink, state: RequestState) -> int:
+    """Init once and fork an environment's runtime per request; returns in the template when it is done,
+    and in each child once that child's environment has no more use for it."""
+    from .template import restore, serve_template
+
+    control_fd = int(os.environ.pop(TEMPLATE_FD_ENV))
+    restored = serve_template(control_fd, config, sink)
+    if isinstance(restored, int):
+        return restored
+    try:  # the child: its own environment's settings, its own connection
+        config = RuntimeConfig.from_environ([config.handler], os.environ, os.getcwd())
+        client = RuntimeClient(config.runtime_api, config.user_agent)
+    except (ConfigError, RuntimeClientError) as exc:
+        sys.stderr.write(f"rapidboot: {exc}\n")
+        return 1
+    failed = restore(restored, client, sink)
+    if failed is not None:
+        return failed
+    return run(config, client, sink, state, restored=True)
 
 
 def set_sys_path(config: RuntimeConfig) -> None:

@@ -36,11 +36,8 @@ EXIT_AFTER_RESTORE_ERROR = 65
 
 def snapshot_and_restore(client: RuntimeClient, sink: LogSink) -> int | None:
     """Run the SnapStart phase; returns an exit code if it failed, None to go on to the invoke loop."""
-    before, after = _registries()
     try:
-        while before:  # popped: each hook runs once, newest first (awslambdaric's order)
-            function, args, kwargs = before.pop()
-            function(*args, **kwargs)
+        run_before_snapshot()
         response = client.restore_next()
         if response.status != 200:
             raise RuntimeClientError(
@@ -51,6 +48,22 @@ def snapshot_and_restore(client: RuntimeClient, sink: LogSink) -> int | None:
         sink.log_error_report(report, "")
         _post(client.post_init_error, to_json_bytes(report.body("")), BEFORE_SNAPSHOT_ERROR)
         return EXIT_BEFORE_SNAPSHOT_ERROR
+    return after_restore(client, sink)
+
+
+def run_before_snapshot() -> None:
+    """The before-snapshot hooks, each once, newest first (awslambdaric's order); a hook's
+    exception propagates."""
+    before, _ = _registries()
+    while before:  # popped: each hook runs once
+        function, args, kwargs = before.pop()
+        function(*args, **kwargs)
+
+
+def after_restore(client: RuntimeClient, sink: LogSink) -> int | None:
+    """The after-restore hooks, first registered first; a failure (SnapStartTimeoutException included, when
+    the restore limit interrupts a hook) is posted to `/restore/error` and gives exit 65."""
+    _, after = _registries()
     try:
         for function, args, kwargs in list(after):
             function(*args, **kwargs)

@@ -52,6 +52,7 @@ _TEMPLATE_KEYS: dict[str, Path_] = {
     "ephemeral_storage": ("EphemeralStorage", "Size"),
     "layers": ("Layers",),
     "runtime": ("Runtime",),
+    "snap_start": ("SnapStart", "ApplyOn"),
 }
 _VALIDATOR_WHERE = "\x00"  # a prefix no message text contains, to split validate_function's messages
 _VALIDATOR_MESSAGE = re.compile(r"^\x00(?:\.(\w+)(?:\.(.+?)|\[(\d+)\])?)?: (.*)$", re.DOTALL)
@@ -296,6 +297,7 @@ class _Reader:
                 self._resolve(logical_id, ("EphemeralStorage", "Size"), absent=512)
             ),
             "provisioned_concurrency": self._provisioned(logical_id),
+            "snap_start": self._snap_start(logical_id),
         }
         reserved = self._resolve(logical_id, ("ReservedConcurrentExecutions",), absent=None)
         if reserved is not None:
@@ -308,6 +310,16 @@ class _Reader:
             )
         except ConfigError as exc:
             raise self._relocated(logical_id, str(exc)) from None
+
+    def _snap_start(self, logical_id: str) -> bool:
+        """`SnapStart: {ApplyOn: PublishedVersions}`. Locally every environment is forked from the snapshot:
+        there are no published versions, so the setting means SnapStart on (issue 17)."""
+        apply_on = self._resolve(logical_id, ("SnapStart", "ApplyOn"), absent="None")
+        if apply_on not in ("None", "PublishedVersions"):
+            raise self._error(
+                logical_id, ("SnapStart", "ApplyOn"), f"must be PublishedVersions or None, got {apply_on!r}"
+            )
+        return bool(apply_on == "PublishedVersions")
 
     def _relocated(self, logical_id: str, message: str) -> ConfigError:
         """validate_function's message (`\\x00.memory: ...`) about this resource's property."""

@@ -16,6 +16,7 @@ from rapidboot.rapid_server.config import (
     load_toml,
     parse_env_assignments,
     validate_function,
+    with_snap_start,
 )
 
 
@@ -239,7 +240,7 @@ def test_unknown_key_is_named_with_the_allowed_ones(project: Path) -> None:
     assert (
         "allowed: code, command, environment, ephemeral_storage, handler, idle_timeout, layers, "
         "maximum_event_age, maximum_retry_attempts, memory, on_failure, on_success, provisioned_concurrency, "
-        "reserved_concurrency, retry_base_delay, runtime, schedule, timeout"
+        "reserved_concurrency, retry_base_delay, runtime, schedule, snap_start, timeout"
     ) in message
 
 
@@ -350,3 +351,45 @@ def test_every_reserved_variable_is_refused(project: Path, key: str) -> None:
 def test_unreserved_variables_may_be_set(project: Path, key: str) -> None:
     config = validate_function("cli", "f", project / "code", "a.b", environment={key: "x"})
     assert config.environment == {key: "x"}
+
+
+# SnapStart (issue 17) ------------------------------------------------------------------------------------
+
+
+def test_snap_start_is_read_as_a_bool(project: Path) -> None:
+    config = load_toml(write_toml(project, f"[functions.f]\n{GOOD}snap_start = true\n"))
+    assert config["f"].snap_start is True
+    assert load_toml(write_toml(project, f"[functions.f]\n{GOOD}"))["f"].snap_start is False
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        pytest.param('snap_start = "yes"', "must be true or false, got 'yes'", id="not-a-bool"),
+        pytest.param(
+            'snap_start = true\nruntime = "provided"', "a provided runtime's bootstrap cannot", id="provided"
+        ),
+        pytest.param(
+            'snap_start = true\ncommand = ["python3", "-m", "awslambdaric"]',
+            "the runtime `python3` (command) cannot be forked",
+            id="command",
+        ),
+        pytest.param(
+            'snap_start = true\nenvironment = { AWS_LAMBDA_MAX_CONCURRENCY = "4" }',
+            "AWS_LAMBDA_MAX_CONCURRENCY runs several workers",
+            id="workers",
+        ),
+    ],
+)
+def test_snap_start_refusals_name_the_setting(project: Path, extra: str, detail: str) -> None:
+    message = load_error(project, f"[functions.myfn]\n{GOOD}{extra}\n")
+    assert "functions.myfn.snap_start:" in message
+    assert detail in message
+
+
+def test_serve_snap_start_flag_turns_it_on_or_names_the_function_it_cannot(project: Path) -> None:
+    function = load_toml(write_toml(project, f"[functions.f]\n{GOOD}"))["f"]
+    assert with_snap_start(function).snap_start is True
+    provided = load_toml(write_toml(project, f'[functions.g]\n{GOOD}runtime = "provided"\n'))["g"]
+    with pytest.raises(ConfigError, match=r"^--snap-start: functions\.g: a provided runtime"):
+        with_snap_start(provided)

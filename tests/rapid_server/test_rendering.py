@@ -239,3 +239,9 @@ def test_error_type_containing_a_valid_type_is_kept(header: str) -> None:
 @pytest.mark.parametrize("header", ["Runtime.X", "Runtime.X1"])
 def test_error_type_with_a_one_letter_name_is_unknown(header: str) -> None:
     assert errors.normalise_function_error_type(header) == "Runtime.Unknown"
+
+
+def test_report_line_of_a_snapstart_environment_says_restore_duration_as_the_service() -> None:
+    line = rendering.report_line("id", 1.5, 128, 3, None, restore_duration_ms=4.321)
+    assert line.split("\t")[-2:] == ["Restore Duration: 4.32 ms", "Billed Restore Duration: 5 ms"]
+    assert "Init Duration" not in line

@@ -655,3 +655,19 @@ def test_sam_translator_loads_only_for_sam_templates(project: Path) -> None:
     load = "from pathlib import Path\nfrom rapidboot.rapid_server.definitions.template import load_template\n"
     assert "samtranslator" not in imported_by(f"{load}load_template(Path({str(plain)!r}))")
     assert "samtranslator" in imported_by(f"{load}load_template(Path({str(sam)!r}))")
+
+
+def test_snap_start_published_versions_is_snap_start_here(project: Path) -> None:
+    definition = load(project, sam_function("      SnapStart:\n        ApplyOn: PublishedVersions\n"))
+    assert definition.functions["Fn"].snap_start is True
+    assert (
+        load(project, sam_function("      SnapStart:\n        ApplyOn: None\n")).functions["Fn"].snap_start
+        is False
+    )
+    assert load(project, sam_function("")).functions["Fn"].snap_start is False
+
+
+def test_snap_start_apply_on_must_be_one_of_sams(project: Path) -> None:
+    text = sam_function("      SnapStart:\n        ApplyOn: Always\n")
+    message = error(project, text)
+    expect(message, project, line_of(text, "ApplyOn"), "Fn", "SnapStart.ApplyOn", "PublishedVersions or None")

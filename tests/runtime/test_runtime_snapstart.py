@@ -102,3 +102,17 @@ def test_snapshot_restore_py_is_never_imported_by_the_runtime(task_root: Path, i
     run = run_runtime(task_root, [FakeEvent({})], env={"AWS_LAMBDA_INITIALIZATION_TYPE": init_type})
     assert json.loads(run.api.posts("/response")[0].body) is False
     assert any(r.path.endswith("/restore/next") for r in run.api.requests) == (init_type == "snap-start")
+
+
+TEMPLATE_MODULES = """
+import sys
+def handler(event, context):
+    return sorted(m for m in sys.modules if m.endswith(".template") or m in ("json", "socket", "signal"))
+"""
+
+
+def test_the_template_mode_costs_a_normal_start_no_import(task_root: Path) -> None:
+    """runtime/template.py (and its json, socket, signal) loads only in a SnapStart template process."""
+    write(task_root, {"app.py": TEMPLATE_MODULES})
+    run = run_runtime(task_root, [FakeEvent({})])
+    assert json.loads(run.api.posts("/response")[0].body) == []
