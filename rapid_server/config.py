@@ -324,8 +324,8 @@ def validate_function(
         base_delay,
         success,
         failure,
-        _schedule(at("schedule"), schedule),
-        snap_start,
+        schedule=_schedule(at("schedule"), schedule),
+        snap_start=snap_start,  # by name: the fields after `schedule` are not all set from the file
     )
 
 
