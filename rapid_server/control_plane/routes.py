@@ -27,7 +27,7 @@ import orjson
 from .. import errors, rendering
 from ..errors import ServiceError
 from ..http import Request, Response
-from . import shapes
+from . import code_limits, settings_routes, shapes
 from .functions import ControlPlane
 
 Route = Callable[[ControlPlane, Request, str], Awaitable[Response]]
@@ -36,10 +36,16 @@ _FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<tail>/configu
 
 
 def is_control_path(path: str) -> bool:
-    return _FUNCTIONS.match(path) is not None or _FUNCTION.match(path) is not None
+    return (
+        _FUNCTIONS.match(path) is not None
+        or _FUNCTION.match(path) is not None
+        or settings_routes.is_settings_path(path)  # layers, concurrency, account, tags, event invoke config
+    )
 
 
 async def handle(control: ControlPlane, request: Request, request_id: str) -> Response | None:
+    if settings_routes.is_settings_path(request.path):
+        return await settings_routes.handle(control, request)
     if _FUNCTIONS.match(request.path):
         name, tail = "", ""
     else:
@@ -70,6 +76,8 @@ def _body(request: Request) -> dict[str, object]:
 
 
 async def _create(control: ControlPlane, request: Request, _: str) -> Response:
+    if request.too_large:  # over the listener's limit: its body was not kept
+        raise code_limits.too_large("CreateFunction")
     _, function, stored = await control.create(_body(request))
     return _json(201, shapes.configuration(control.state, function, stored, shapes.CREATING))
 
@@ -95,6 +103,8 @@ async def _update_configuration(control: ControlPlane, request: Request, name: s
 
 
 async def _update_code(control: ControlPlane, request: Request, name: str) -> Response:
+    if request.too_large:
+        raise code_limits.too_large("UpdateFunctionCode")
     function, stored = await control.update(name, _body(request), code=True)
     return _json(200, shapes.configuration(control.state, function, stored, shapes.UPDATING))
 
