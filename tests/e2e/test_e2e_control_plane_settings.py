@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -170,6 +171,14 @@ def test_layer_limits_and_references_are_checked(tmp_path: Path) -> None:
         assert s3[0] == "InvalidParameterValueException" and "Content.S3Bucket" in s3[1]
         broken = error_of(client.publish_layer_version, LayerName="broken", Content={"ZipFile": b"not a zip"})
         assert broken[0] == "InvalidParameterValueException" and "Content.ZipFile" in broken[1]
+        # Over 50 MB zipped: the request is too large (the service's 413), and nothing is stored.
+        over = os.urandom(53 * 1024 * 1024)
+        too_large = error_of(client.publish_layer_version, LayerName="big", Content={"ZipFile": over})
+        assert too_large == (
+            "RequestEntityTooLargeException",
+            "Request must be smaller than 69905067 bytes for the PublishLayerVersion operation",
+        )
+        assert error_of(client.create_function, **settings, Code={"ZipFile": over})[0] == too_large[0]
         assert client.list_functions()["Functions"] == []
         assert [layer["LayerName"] for layer in client.list_layers()["Layers"]] == [f"l{i}" for i in range(6)]
 
