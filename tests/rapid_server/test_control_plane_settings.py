@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_control_plane_errors import Scenario, create_body, refused, run, zipped
+from test_control_plane_shapes import MODEL, conforms
 
 from layers import Limits
 from rapid_server.control_plane import code_limits
@@ -168,12 +169,55 @@ def test_refused_settings_change_nothing(run: Callable[[Scenario], None], tmp_pa
         )
         assert settings.list_tags(control, arn) == {"Tags": {"team": "a"}}
         account = settings.account_settings(control)["AccountLimit"]
-        assert account == {  # type: ignore[comparison-overlap]
+        assert account == {
             "TotalCodeSize": 80_530_636_800,
             "CodeSizeUnzipped": 262_144_000,
             "CodeSizeZipped": 52_428_800,
             "ConcurrentExecutions": 1000,
             "UnreservedConcurrentExecutions": 1000,
         }
+
+    run(scenario)
+
+
+def test_what_is_rendered_matches_the_model(run: Callable[[Scenario], None], tmp_path: Path) -> None:
+    """Every operation's answer has only members of botocore's output shape, with the model's types."""
+    from rapid_server.control_plane import settings, shapes
+
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:made"
+
+    def output(operation: str, body: object) -> None:
+        conforms(body, MODEL["operations"][operation]["output"]["shape"], operation)
+
+    async def scenario(control: ControlPlane) -> None:
+        published = await control.layers.publish(
+            "deps", {**layer_body(), "CompatibleRuntimes": ["python3.12"], "LicenseInfo": "MIT"}
+        )
+        output("PublishLayerVersion", published)
+        output("GetLayerVersion", control.layers.get("deps", "1"))
+        output("GetLayerVersionByArn", control.layers.get_by_arn(str(published["LayerVersionArn"])))
+        output("ListLayers", control.layers.list_layers({}))
+        output("ListLayerVersions", control.layers.list_versions("deps", {}))
+        await control.create(create_body(Layers=[published["LayerVersionArn"]], Tags={"team": "a"}))
+        output(
+            "PutFunctionConcurrency",
+            await settings.put_concurrency(control, "made", {"ReservedConcurrentExecutions": 2}),
+        )
+        output("GetFunctionConcurrency", settings.get_concurrency(control, "made"))
+        output("GetAccountSettings", settings.account_settings(control))
+        output("ListTags", settings.list_tags(control, arn))
+        body = {"MaximumRetryAttempts": 0, "DestinationConfig": {"OnSuccess": {"Destination": arn}}}
+        output(
+            "PutFunctionEventInvokeConfig",
+            await settings.put_event_invoke_config(control, "made", None, body, True),
+        )
+        output("GetFunctionEventInvokeConfig", settings.get_event_invoke_config(control, "made", None))
+        output("ListFunctionEventInvokeConfigs", settings.list_event_invoke_configs(control, "made", {}))
+        got = shapes.get_function(control.state, control.state.functions["made"], control.store.get("made"))
+        output("GetFunction", got)
+        assert (got["Tags"], got["Concurrency"]) == ({"team": "a"}, {"ReservedConcurrentExecutions": 2})
+        assert got["Configuration"]["Layers"] == [
+            {"Arn": published["LayerVersionArn"], "CodeSize": published["Content"]["CodeSize"]}
+        ]
 
     run(scenario)

@@ -29,6 +29,7 @@ _TYPES = {
     "list": list,
     "map": dict,
     "boolean": bool,
+    "timestamp": float,  # epoch seconds, as the service sends FunctionEventInvokeConfig.LastModified
 }
 
 
