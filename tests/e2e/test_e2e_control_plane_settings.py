@@ -232,6 +232,8 @@ def test_reserved_concurrency_throttles_as_put_and_is_lifted_by_delete(tmp_path:
             Code={"ZipFile": chaos_package()}, Timeout=30,
         )  # fmt: skip
         assert client.get_function_concurrency(FunctionName="capped") == _without_metadata({})
+        warm = hold_invoke(server, "capped", "warm", tmp_path)
+        ok_body(warm.release(), "warm")
         put = client.put_function_concurrency(FunctionName="capped", ReservedConcurrentExecutions=1)
         assert put["ReservedConcurrentExecutions"] == 1
         assert client.get_function(FunctionName="capped")["Concurrency"] == {
@@ -244,6 +246,7 @@ def test_reserved_concurrency_throttles_as_put_and_is_lifted_by_delete(tmp_path:
         assert account["AccountUsage"]["TotalCodeSize"] == len(chaos_package())
 
         held = hold_invoke(server, "capped", "first", tmp_path)
+        assert held.pid == warm.pid, "a reservation keeps the warm environment (Lambda does not recycle it)"
         with pytest.raises(client.exceptions.TooManyRequestsException) as raised:
             client.invoke(FunctionName="capped", Payload=b'{"token": "second"}')
         assert raised.value.response["Reason"] == RESERVED_REASON
@@ -292,6 +295,7 @@ def test_event_invoke_config_steers_retries_and_destinations(tmp_path: Path) -> 
         client = lambda_client(server.endpoint)
         create(client, "flaky", chaos_package(), "chaos.handler")
         create(client, "sink", chaos_package(), "chaos.handler")
+        warm_pid = invoke(client, "flaky", {"token": "warm"})["pid"]
         config = client.put_function_event_invoke_config(
             FunctionName="flaky", MaximumRetryAttempts=1,
             DestinationConfig={"OnFailure": {"Destination": f"file:{failures}"},
@@ -300,6 +304,7 @@ def test_event_invoke_config_steers_retries_and_destinations(tmp_path: Path) -> 
         assert config["FunctionArn"] == f"{ARN}:function:flaky:$LATEST"
         assert config["MaximumRetryAttempts"] == 1
         assert config["DestinationConfig"]["OnSuccess"] == {"Destination": f"{ARN}:function:sink"}
+        assert invoke(client, "flaky", {"token": "still warm"})["pid"] == warm_pid
 
         client.invoke(
             FunctionName="flaky", InvocationType="Event", Payload=b'{"action": "raise", "token": "t1"}'
