@@ -291,7 +291,9 @@ class Layers:
     def list_versions(self, raw_name: str, query: dict[str, list[str]]) -> dict[str, object]:
         runtime, architecture, marker, limit = _list_query(query)
         name = self.layer_name(raw_name)
-        before = _version_number(marker) if marker else None
+        if marker and not marker.isdigit():
+            raise _invalid(f"Marker: {marker!r} is not a NextMarker of ListLayerVersions")
+        before = int(marker) if marker else None
         versions = [
             layer
             for layer in self.store.versions(name)

@@ -87,7 +87,7 @@ def request_settings(control: ControlPlane, body: Mapping[str, object], creating
     settings: dict[str, object] = {}
     if "Layers" in body:
         settings["Layers"] = control.layers.resolve(body["Layers"])
-    if creating and body.get("Tags") is not None:
+    if creating and body.get("Tags"):  # none, or an empty map: no tags
         settings["Tags"] = _tags(body["Tags"], {})
     return settings
 
