@@ -117,7 +117,9 @@ async def put_concurrency(control: ControlPlane, raw_name: str, body: Mapping[st
         limit = control.state.config.max_concurrency
         minimum = unreserved_minimum(limit)
         elsewhere = _reserved_elsewhere(control, current.name)
-        if limit - elsewhere - reserved < minimum:
+        previous = current.settings.get("ReservedConcurrentExecutions")
+        lowered = isinstance(previous, int) and reserved <= previous  # never refused: it frees concurrency
+        if limit - elsewhere - reserved < minimum and not lowered:
             raise _invalid(
                 "Specified ReservedConcurrentExecutions for function decreases account's "
                 f"UnreservedConcurrentExecution below its minimum value of [{minimum}]. "

@@ -5,6 +5,7 @@ version or stored file)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import zipfile
 from collections.abc import Callable
@@ -129,6 +130,13 @@ def test_refused_settings_change_nothing(run: Callable[[Scenario], None], tmp_pa
             INVALID,
             "below its minimum value of [100]",
         )
+        await settings.put_concurrency(control, "made", {"ReservedConcurrentExecutions": 900})
+        control.state.config = dataclasses.replace(control.state.config, max_concurrency=950)  # now short
+        await refused(
+            settings.put_concurrency(control, "made", {"ReservedConcurrentExecutions": 901}), INVALID, "[95]"
+        )
+        await settings.put_concurrency(control, "made", {"ReservedConcurrentExecutions": 899})  # a decrease
+        await settings.delete_concurrency(control, "made")
         await refused(
             settings.put_concurrency(control, "made", {"ReservedConcurrentExecutions": -1}),
             INVALID,
@@ -173,8 +181,8 @@ def test_refused_settings_change_nothing(run: Callable[[Scenario], None], tmp_pa
             "TotalCodeSize": 80_530_636_800,
             "CodeSizeUnzipped": 262_144_000,
             "CodeSizeZipped": 52_428_800,
-            "ConcurrentExecutions": 1000,
-            "UnreservedConcurrentExecutions": 1000,
+            "ConcurrentExecutions": 950,
+            "UnreservedConcurrentExecutions": 950,
         }
 
     run(scenario)
