@@ -141,7 +141,7 @@ async def serve(
         for _ in range(3):
             await asyncio.sleep(0)
         state.sink.flush()  # lines of the last turn (LogSink gathers a turn's lines)
-        store.close()
+        control.close()  # the function store and the layer store
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 

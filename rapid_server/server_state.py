@@ -28,6 +28,23 @@ if TYPE_CHECKING:
     from .http_triggers.listener import HttpTriggers  # which imports this module
 
 
+# Read by the concurrency limiter and the Event queue's dispatcher, never by an environment: a change to
+# these alone (PutFunctionConcurrency, PutFunctionEventInvokeConfig, or the same keys in a reloaded TOML
+# file) keeps the function's warm environments, as on Lambda, where neither recycles them.
+_OUTSIDE_ENVIRONMENTS = (
+    "reserved_concurrency",
+    "maximum_retry_attempts",
+    "maximum_event_age_s",
+    "retry_base_delay_s",
+    "on_success",
+    "on_failure",
+)
+
+
+def _environments_unaffected(old: FunctionConfig, new: FunctionConfig) -> bool:
+    return dataclasses.replace(new, **{key: getattr(old, key) for key in _OUTSIDE_ENVIRONMENTS}) == old
+
+
 @dataclass(frozen=True, slots=True)
 class Changes:
     """What one `ServerState.apply` did, by function name."""
@@ -101,6 +118,12 @@ class ServerState:
             for name in functions
             if name in current and (name in refreshed or functions[name] != current[name].config)
         )
+        retuned = tuple(
+            name
+            for name in changed
+            if name not in refreshed and _environments_unaffected(current[name].config, functions[name])
+        )
+        changed = tuple(name for name in changed if name not in retuned)
         # Off the event loop: a changed layer is merged again (the cache keys by content), invokes go on.
         packages = {
             name: await asyncio.to_thread(_prepare, functions[name], config.state_dir)
@@ -113,6 +136,8 @@ class ServerState:
             function = current.pop(name)
             function.drain()
             self._removed.append(function)
+        for name in retuned:
+            current[name].config = functions[name]  # the next invoke or event reads it; environments stay
         ready: list[asyncio.Future[Any]] = []
         for name in changed:
             ready.append(current[name].refresh(functions[name], packages[name]))
@@ -132,7 +157,7 @@ class ServerState:
             except Exception as exc:
                 self._on_error(exc)
         await asyncio.gather(*ready)
-        return Changes(added, changed, removed)
+        return Changes(added, changed + retuned, removed)
 
     async def stop_functions(self) -> None:
         """Stop every function, including removed ones still finishing an invoke."""

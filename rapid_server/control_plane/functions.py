@@ -8,12 +8,12 @@ then committed to the store in one transaction. One mutation at a time (`_lock`)
 from __future__ import annotations
 
 import asyncio
-import binascii
 import dataclasses
 import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,12 +27,13 @@ from ..errors import ServiceError
 from ..function import Function
 from ..server_state import ServerState
 from ..tenancy import tenancy_setting
+from . import code_limits
+from .layers import Layers, LayerStore
 from .overlay import Overlay
+from .settings import config_arguments, request_settings
 from .store import FunctionStore, StagedCode, StoredFunction
 
 RESOURCE_CONFLICT = "ResourceConflictException"
-CODE_STORAGE_EXCEEDED = "CodeStorageExceededException"
-MAX_ZIPPED_BYTES = 52_428_800  # "50 MB (zipped, when uploaded through the Lambda API)"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
 TENANCY = "TenancyConfig"  # CreateFunction only
 DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
@@ -55,6 +56,12 @@ _FIELDS = {
     "ephemeral_storage": "EphemeralStorage.Size",
     "runtime": "Runtime",
     "code": "Code",
+    "layers": "Layers",
+    "reserved_concurrency": "ReservedConcurrentExecutions",
+    "maximum_retry_attempts": "MaximumRetryAttempts",
+    "maximum_event_age": "MaximumEventAgeInSeconds",
+    "on_success": "DestinationConfig.OnSuccess.Destination",
+    "on_failure": "DestinationConfig.OnFailure.Destination",
 }
 
 
@@ -83,6 +90,7 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
             environment=variables,
             ephemeral_storage=storage.get("Size") if isinstance(storage, dict) else storage,
             runtime="provided" if runtime.startswith("provided") else "python",
+            **config_arguments(settings),  # layers, reserved concurrency, event invoke config (settings.py)
         )
     except ConfigError as exc:
         message = str(exc)
@@ -97,6 +105,7 @@ class ControlPlane:
         self.state = state
         self.store = store
         self._lock = asyncio.Lock()
+        self.layers = Layers(self, LayerStore(store.directory))
         state.api_functions = self.served
         state.recursion_allowed = store.recursion_allowed()
         self.overlay = Overlay(state)  # `serve --allow-updates`: updates of configured functions
@@ -104,6 +113,15 @@ class ControlPlane:
         from .versions import Versions  # which imports this module
 
         self.versions = Versions(self)  # published versions, aliases, provisioned concurrency
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by every mutation, and by a layer's publish (whose zip shares the code directory)."""
+        return self._lock
+
+    def close(self) -> None:
+        self.layers.store.close()
+        self.store.close()
 
     def served(self) -> dict[str, FunctionConfig]:
         """The functions the API created and the server runs (not those a configured one shadows)."""
@@ -167,6 +185,7 @@ class ControlPlane:
             settings = {key: body[key] for key in _SETTINGS if key in body}
             if body.get(TENANCY) is not None:  # set at creation only (tenancy.py)
                 settings[TENANCY] = body[TENANCY]
+            settings.update(request_settings(self, body, creating=True))
             record = await self._prepare(name, settings, code)
             function = await self._commit(record)
             return name, function, record
@@ -181,7 +200,7 @@ class ControlPlane:
             if revision is not None and revision != current.revision_id:
                 raise errors.stale_revision(revision, current.revision_id)
             if code:
-                record = await self._prepare(name, current.settings, body)
+                record = await self._prepare(name, current.settings, body, "UpdateFunctionCode")
             else:
                 if TENANCY in body:
                     raise _invalid(
@@ -190,8 +209,23 @@ class ControlPlane:
                     )
                 settings = dict(current.settings)
                 settings.update({key: body[key] for key in _SETTINGS if key in body})
+                settings.update(request_settings(self, body, creating=False))
                 function_config(name, settings, current.code_path)  # checked before anything changes
+                if "Layers" in body:  # code and layers together within the unzipped limit
+                    await self._check_package(name, settings, current.code_path)
                 record = _record(name, settings, current.code_path, current.code_sha256, current.code_size)
+            return await self._commit(record), record
+
+    async def change_settings(
+        self, raw_name: str, change: Callable[[StoredFunction], dict[str, object]]
+    ) -> tuple[Function, StoredFunction]:
+        """The settings of settings.py (tags, reserved concurrency, event invoke config): `change` returns
+        the new settings from the current record, or raises to refuse; checked, applied and committed as
+        an update is, keeping the RevisionId."""
+        name = _bare_name(raw_name)
+        async with self._lock:
+            current = self._writable(name)
+            record = dataclasses.replace(current, settings=change(current))
             return await self._commit(record), record
 
     async def delete(self, raw_name: str) -> None:
@@ -234,7 +268,11 @@ class ControlPlane:
         return stored
 
     async def _prepare(
-        self, name: str, settings: dict[str, object], code: dict[str, object]
+        self,
+        name: str,
+        settings: dict[str, object],
+        code: dict[str, object],
+        operation: str = "CreateFunction",
     ) -> StoredFunction:
         """Store the package and extract it (safely, within the limits) before anything changes."""
         if "S3Bucket" in code or "S3Key" in code:
@@ -255,7 +293,8 @@ class ControlPlane:
                 )
             path, sha, size, fresh = Path(directory), "", directory_size(Path(directory)), False
         else:
-            zipped = _zip_bytes(code.get("ZipFile"))
+            zipped = code_limits.zip_bytes(code.get("ZipFile"), "Code.ZipFile", operation)
+            code_limits.check_storage(self, len(zipped))
             staged = await asyncio.to_thread(self.store.stage_code, zipped)
             try:
                 # The extraction need not wait for the package to be durable (fsync: milliseconds, and
@@ -284,14 +323,17 @@ class ControlPlane:
         LayerCache(self.state.config.state_dir / "layers").zip_digest(staged.path)
 
     async def _check_package(self, name: str, settings: dict[str, object], path: Path) -> None:
-        function_config(name, settings, path)  # the settings, before the extraction
+        config = function_config(name, settings, path)  # the settings, before the extraction
         try:
-            await asyncio.to_thread(prepare_function, path, (), self.state.config.state_dir / "layers")
+            await asyncio.to_thread(
+                prepare_function, path, config.layers, self.state.config.state_dir / "layers"
+            )
         except LayerError as exc:
-            message = str(exc).replace(f"code '{path}'", "Code.ZipFile").replace(f"'{path}'", "Code.ZipFile")
-            if "more than" in message and "limit" in message:
-                raise ServiceError(400, CODE_STORAGE_EXCEEDED, message) from None
-            raise _invalid(message) from None
+            names = {f"code '{path}'": "Code.ZipFile"}
+            layers = settings.get("Layers")
+            for number, entry in enumerate(layers if isinstance(layers, list) else [], start=1):
+                names[f"layer {number} '{entry['Path']}'"] = f"layer {entry['Arn']}"
+            raise code_limits.refusal(str(exc), names) from None
 
     async def _commit(self, record: StoredFunction) -> Function:
         """Into the running server first (everything that can fail is checked there), then one transaction
@@ -333,27 +375,6 @@ def _record(name: str, settings: dict[str, object], path: Path, sha: str, size: 
 def _now() -> str:
     """LastModified, as the service writes it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-
-
-def _zip_bytes(value: object) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise _invalid("Code.ZipFile: required, the base64 of a zip file")
-    if len(value) > MAX_ZIPPED_BYTES * 4 // 3 + 4:
-        raise ServiceError(
-            400, CODE_STORAGE_EXCEEDED, f"Code.ZipFile: more than {MAX_ZIPPED_BYTES:,} bytes zipped (50 MB)"
-        )
-    try:
-        # Strict in C: b64decode(validate=True) checks the alphabet with a regex first, ~3 ms a 1 MB zip.
-        zipped = binascii.a2b_base64(value, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise _invalid("Code.ZipFile: not valid base64") from None
-    if len(zipped) > MAX_ZIPPED_BYTES:
-        raise ServiceError(
-            400,
-            CODE_STORAGE_EXCEEDED,
-            f"Code.ZipFile: {len(zipped):,} bytes zipped, over {MAX_ZIPPED_BYTES:,} (50 MB)",
-        )
-    return zipped
 
 
 def _bare_name(raw: str) -> str:

@@ -41,7 +41,7 @@ import orjson
 from .. import errors, rendering
 from ..errors import ServiceError
 from ..http import Request, Response
-from . import recursion_config, shapes
+from . import code_limits, recursion_config, settings_routes, shapes
 from .functions import ControlPlane
 from .versions import split_qualifier
 
@@ -64,10 +64,13 @@ def is_control_path(path: str) -> bool:
         or _RECURSION.match(path) is not None
         or _VERSIONED.match(path) is not None
         or _PROVISIONED.match(path) is not None
+        or settings_routes.is_settings_path(path)  # layers, concurrency, account, tags, event invoke config
     )
 
 
 async def handle(control: ControlPlane, request: Request, request_id: str) -> Response | None:
+    if settings_routes.is_settings_path(request.path):
+        return await settings_routes.handle(control, request)
     recursion = _RECURSION.match(request.path)
     if recursion is not None:
         route = _RECURSION_ROUTES.get(request.method)
@@ -112,6 +115,8 @@ def _body(request: Request) -> dict[str, object]:
 
 
 async def _create(control: ControlPlane, request: Request, _: str) -> Response:
+    if request.too_large:  # over the listener's limit: its body was not kept
+        raise code_limits.too_large("CreateFunction")
     body = _body(request)
     _, function, stored = await control.create(body)
     if body.get("Publish") is True:
@@ -146,6 +151,8 @@ async def _update_configuration(control: ControlPlane, request: Request, name: s
 
 
 async def _update_code(control: ControlPlane, request: Request, name: str) -> Response:
+    if request.too_large:
+        raise code_limits.too_large("UpdateFunctionCode")
     body = _body(request)
     function, stored = await control.update(name, body, code=True)
     if body.get("Publish") is True:

@@ -7,6 +7,7 @@ import math
 
 from ..function import Function
 from ..server_state import ServerState
+from .settings import configuration_layers, function_extras
 from .store import StoredFunction
 
 LATEST = "$LATEST"
@@ -61,6 +62,9 @@ def configuration(
             LastModified=stored.last_modified,
             RevisionId=stored.revision_id,
         )
+        layers = configuration_layers(settings)
+        if layers:
+            body["Layers"] = layers
     if config.tenant_isolation:
         body["TenancyConfig"] = {"TenantIsolationMode": "PER_TENANT"}
     body.update(status)
@@ -73,4 +77,5 @@ def get_function(state: ServerState, function: Function, stored: StoredFunction 
     return {
         "Configuration": configuration(state, function, stored),
         "Code": {"RepositoryType": "S3", "Location": code_path.as_uri()},
+        **function_extras(function, stored.settings if stored is not None else None),  # Tags, Concurrency
     }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rapidboot.rapid_server.config import ServerConfig, validate_function
-from rapidboot.rapid_server.control_plane import functions
+from rapidboot.rapid_server.control_plane import code_limits, functions
 from rapidboot.rapid_server.control_plane.functions import ControlPlane
 from rapidboot.rapid_server.control_plane.store import FunctionStore
 from rapidboot.rapid_server.errors import ServiceError
@@ -58,7 +58,7 @@ def run(tmp_path: Path) -> Iterator[Callable[[Scenario], None]]:
                     await scenario(control)
             finally:
                 await state.stop_functions()
-                control.store.close()
+                control.close()
 
         asyncio.run(main())
 
@@ -100,13 +100,14 @@ def test_bad_packages_and_settings_are_refused_naming_the_field(run: Callable[[S
     run(scenario)
 
 
-def test_a_package_over_50_mb_zipped_is_code_storage_exceeded(
+def test_a_package_over_50_mb_zipped_is_a_request_too_large(
     run: Callable[[Scenario], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(functions, "MAX_ZIPPED_BYTES", 100)  # the real 50 MB, scaled down
+    monkeypatch.setattr(code_limits, "MAX_ZIPPED_BYTES", 100)  # the real 50 MB, scaled down
 
     async def scenario(control: ControlPlane) -> None:
-        await refused(control.create(create_body()), "CodeStorageExceededException", "Code.ZipFile")
+        await refused(control.create(create_body()), "RequestEntityTooLargeException", "CreateFunction")
+        await refused(control.create(create_body()), "RequestEntityTooLargeException", "Code.ZipFile")
         unchanged(control, ["configured"], 0)
 
     run(scenario)

@@ -30,7 +30,8 @@ _TYPES = {
     "map": dict,
     "boolean": bool,
     "double": float,  # a weight (AdditionalVersionWeights)
-    "timestamp": str,  # ISO 8601, as LastModified of a provisioned-concurrency config
+    # ISO 8601 (a provisioned-concurrency config's LastModified) or epoch seconds (an event invoke config's)
+    "timestamp": (str, float),
 }
 
 
