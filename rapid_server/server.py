@@ -20,6 +20,8 @@ from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
+from .event_sources.manager import EventSources
+from .event_sources.store import MappingStore, StoreError
 from .host import Host
 from .http import bound_port, start_listener
 from .limits import LimitsFactory, detect_limits
@@ -68,6 +70,8 @@ async def serve(
     state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
+    event_sources = EventSources(state, _open_mappings(config), report_notice, report_internal_error)
+    state.event_sources = event_sources
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     listener = await start_listener(
@@ -101,6 +105,7 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
+    event_sources.start()  # SQS pollers: after the functions and the listener, as a caller would be
     reloader = None
     if source is not None:
         from .reload import Reloader  # imports watchfiles: only when watching
@@ -125,6 +130,7 @@ async def serve(
         listener.close()
         if api_listener is not None:
             api_listener.close()
+        event_sources.stop()  # no new batch; one in flight ends with its function, its messages not deleted
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed (removed
@@ -159,6 +165,18 @@ def _open_store(config: ServerConfig) -> FunctionStore:
         return FunctionStore(config.state_dir / "functions")
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"--state-dir {config.state_dir}: cannot open the function store: {exc}") from None
+
+
+def _open_mappings(config: ServerConfig) -> MappingStore:
+    directory = config.state_dir / "event_sources"
+    try:
+        store = MappingStore(directory)
+        store.load()
+    except (StoreError, OSError) as exc:
+        raise ConfigError(
+            f"--state-dir {config.state_dir}: cannot open the event source mappings: {exc}"
+        ) from None
+    return store
 
 
 def _open_queue(config: ServerConfig) -> AsyncQueue:

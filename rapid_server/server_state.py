@@ -25,6 +25,7 @@ from .peers import PeerCheck
 
 if TYPE_CHECKING:
     from .definitions.template import TemplateDefinition
+    from .event_sources.manager import EventSources
     from .http_triggers.listener import HttpTriggers  # which imports this module
 
 
@@ -73,6 +74,9 @@ class ServerState:
         self.template_observers: list[Callable[[TemplateDefinition], None]] = []
         # The functions the control plane created (control_plane/): a reload of the definition keeps them.
         self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
+        # Event source mappings (event_sources/): set by the server; told of every `apply` (a reload, the
+        # control plane), since a mapping polls only while its function exists.
+        self.event_sources: EventSources | None = None
 
     async def apply(
         self,
@@ -121,6 +125,8 @@ class ServerState:
                     observer(template)
                 except Exception as exc:  # an observer's bug must not leave the functions half-reloaded
                     self._on_error(exc)
+        if self.event_sources is not None:
+            self.event_sources.reconcile()
         await asyncio.gather(*ready)
         return Changes(added, changed, removed)
 

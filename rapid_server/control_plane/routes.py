@@ -26,6 +26,7 @@ import orjson
 
 from .. import errors, rendering
 from ..errors import ServiceError
+from ..event_sources import routes as mapping_routes
 from ..http import Request, Response
 from . import shapes
 from .functions import ControlPlane
@@ -36,10 +37,16 @@ _FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<tail>/configu
 
 
 def is_control_path(path: str) -> bool:
-    return _FUNCTIONS.match(path) is not None or _FUNCTION.match(path) is not None
+    return (
+        _FUNCTIONS.match(path) is not None
+        or _FUNCTION.match(path) is not None
+        or mapping_routes.is_mapping_path(path)
+    )
 
 
 async def handle(control: ControlPlane, request: Request, request_id: str) -> Response | None:
+    if mapping_routes.is_mapping_path(request.path):  # event source mappings (event_sources/routes.py)
+        return mapping_routes.handle(control.state.event_sources, request)
     if _FUNCTIONS.match(request.path):
         name, tail = "", ""
     else:
