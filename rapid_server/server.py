@@ -20,7 +20,7 @@ from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
 from .dispatcher import Dispatcher
 from .environment import SHUTDOWN_GRACE_S
-from .event_sources.manager import EventSources
+from .event_sources.manager import EventSources, long_poll_from_environment
 from .event_sources.store import MappingStore, StoreError
 from .host import Host
 from .http import bound_port, start_listener
@@ -70,7 +70,13 @@ async def serve(
     state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
-    event_sources = EventSources(state, _open_mappings(config), report_notice, report_internal_error)
+    try:
+        long_poll_s = long_poll_from_environment(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    event_sources = EventSources(
+        state, _open_mappings(config), report_notice, report_internal_error, long_poll_s
+    )
     state.event_sources = event_sources
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))

@@ -31,6 +31,7 @@ from .mapping import (
     scaling_config,
 )
 from .poller import MappingPoller
+from .sqs import LONG_POLL_S
 from .store import MappingStore
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ CREATING, ENABLING, ENABLED, DISABLING, DISABLED, UPDATING, DELETING = (
     "Updating",
     "Deleting",
 )
+LONG_POLL_VARIABLE = "RAPIDBOOT_SQS_LONG_POLL"
 DEFAULT_PAGE = 100  # ListEventSourceMappings' page without MaxItems
 MAX_PAGE = 10_000
 # The request members we act on (botocore's model); the model's others (FilterCriteria, the stream and
@@ -66,6 +68,19 @@ _CREATE_KEYS = frozenset(
 _UPDATE_KEYS = _CREATE_KEYS - {"EventSourceArn"}
 
 
+def long_poll_from_environment(environ: Mapping[str, str]) -> int:
+    """`RAPIDBOOT_SQS_LONG_POLL`: a shorter long poll than the service's 20 s, for tests that must see
+    pollers scale down on an empty queue (never needed in real use). Read once, at server start."""
+    value = environ.get(LONG_POLL_VARIABLE, "")
+    if not value:
+        return LONG_POLL_S
+    if not value.isdigit() or not 1 <= int(value) <= LONG_POLL_S:
+        raise ValueError(
+            f"${LONG_POLL_VARIABLE}: {value!r} must be a whole number of seconds 1-{LONG_POLL_S}"
+        )
+    return int(value)
+
+
 class EventSources:
     def __init__(
         self,
@@ -73,8 +88,10 @@ class EventSources:
         store: MappingStore,
         notice: Callable[[str], None],
         on_error: Callable[[BaseException], None],
+        long_poll_s: int = LONG_POLL_S,
     ):
         self._state = state
+        self._long_poll_s = long_poll_s
         self._store = store
         self._notice = notice
         self._on_error = on_error
@@ -111,7 +128,9 @@ class EventSources:
                 del self._pollers[key]
         for key, mapping in wanted.items():
             if key not in self._pollers:
-                poller = MappingPoller(mapping, self._function, self._notice, self._on_error)
+                poller = MappingPoller(
+                    mapping, self._function, self._notice, self._on_error, self._long_poll_s
+                )
                 self._pollers[key] = poller
                 poller.start()
 

@@ -7,7 +7,8 @@ thread waiting on it (`run_coroutine_threadsafe`), exactly as an invoke from the
 `Function.invoke`: the same environments and the same concurrency limits. Daemon threads, not an executor:
 `concurrent.futures` joins its workers at exit, and a long poll in flight would hold the server's exit for
 up to 20 s. Stopping sets a flag and waits for nothing: a batch received by a long poll that returns after
-it is not invoked and reappears after the queue's visibility timeout, as anything received and not deleted.
+it is not invoked, and is made visible again (or, should the process be gone by then, reappears after the
+queue's visibility timeout, as anything received and not deleted).
 
 Scaling (the service: "Lambda scales up pollers while messages keep coming, and down when the queue is
 empty"): a mapping starts with one poller; every batch that arrives adds one, up to the mapping's
@@ -56,8 +57,10 @@ class MappingPoller:
         function: Callable[[str], Function | None],
         notice: Callable[[str], None],
         on_error: Callable[[BaseException], None],
+        long_poll_s: int = LONG_POLL_S,
     ):
         self.mapping = mapping
+        self._long_poll_s = long_poll_s
         self._function = function
         self._notice = notice
         self._on_error = on_error
@@ -136,7 +139,8 @@ class MappingPoller:
         problem_backoff = PROBLEM_BACKOFF_FIRST_S
         while not self._stop.is_set():
             try:
-                self._queue.connect()
+                if self._queue.connect():
+                    self._say(f"polling {self._queue.url}")
                 messages = self._gather()
             except QueueProblem as exc:
                 self._problem(str(exc))
@@ -145,7 +149,10 @@ class MappingPoller:
                 continue
             problem_backoff = PROBLEM_BACKOFF_FIRST_S
             if self._stop.is_set():
-                return  # received after the stop: they reappear after the visibility timeout
+                # Received after the stop (a disable, a reload, the server stopping): handed back at once,
+                # so a disabled mapping does not hold them for the visibility timeout.
+                self._queue.release([message["ReceiptHandle"] for message in messages])
+                return
             if not messages:
                 if self._retire("the queue is empty"):
                     return
@@ -162,7 +169,7 @@ class MappingPoller:
         """One batch: one long poll, then, with a batching window, more receives until the batch is full,
         the window has passed or the payload would pass 6 MB."""
         source = self.mapping.source
-        messages = self._queue.receive(min(RECEIVE_MAX, source.batch_size), LONG_POLL_S)
+        messages = self._queue.receive(min(RECEIVE_MAX, source.batch_size), self._long_poll_s)
         if not messages or not source.batching_window_s:
             return messages
         deadline = time.monotonic() + source.batching_window_s
@@ -171,7 +178,7 @@ class MappingPoller:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
                 break
-            wait_s = min(LONG_POLL_S, max(1, math.ceil(remaining)))  # whole seconds: SQS's unit
+            wait_s = min(self._long_poll_s, max(1, math.ceil(remaining)))  # whole seconds: SQS's unit
             more = self._queue.receive(min(RECEIVE_MAX, source.batch_size - len(messages)), wait_s)
             messages.extend(more)
             size += sum(_size(message) for message in more)

@@ -11,6 +11,7 @@ server without event sources never pays, and that does not stall the event loop.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,12 +31,19 @@ class SqsQueue:
         self._source = source
         self._connections = connections
         self._client: Any = None
+        self._lock = threading.Lock()
         self.url = ""
 
-    def connect(self) -> None:
-        """The client and the queue's URL (GetQueueUrl, so any SQS-compatible endpoint names it its way)."""
-        if self._client is not None:
-            return
+    def connect(self) -> bool:
+        """The client and the queue's URL (GetQueueUrl, so any SQS-compatible endpoint names it its way).
+        True if this call connected (the first poller to get here does)."""
+        with self._lock:
+            if self._client is not None:
+                return False
+            self._connect()
+            return True
+
+    def _connect(self) -> None:
         import boto3
         import botocore.config
         import botocore.exceptions
@@ -76,6 +84,22 @@ class SqsQueue:
             raise QueueProblem(f"ReceiveMessage on {self._source.queue.arn}: {exc}") from None
         messages: list[dict[str, Any]] = response.get("Messages") or []
         return messages
+
+    def release(self, receipt_handles: Sequence[str]) -> None:
+        """Best effort: make messages visible again now (ChangeMessageVisibilityBatch to 0), for a batch a
+        stopping poller received and will not run. Should this fail, they return after the timeout."""
+        import botocore.exceptions
+
+        for start in range(0, len(receipt_handles), DELETE_BATCH_MAX):
+            chunk = receipt_handles[start : start + DELETE_BATCH_MAX]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for i, handle in enumerate(chunk)
+            ]
+            try:
+                self._client.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                return
 
     def delete(self, receipt_handles: Sequence[str]) -> list[str]:
         """DeleteMessageBatch, ten at a time; the problems, one line each (a handle that expired)."""
