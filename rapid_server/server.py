@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 
 def report_notice(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    # One write: pollers' threads report too, and print's two writes (text, newline) could interleave.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def report_internal_error(exc: BaseException) -> None:

@@ -11,7 +11,7 @@ it is not invoked, and is made visible again (or, should the process be gone by 
 queue's visibility timeout, as anything received and not deleted).
 
 Scaling (the service: "Lambda scales up pollers while messages keep coming, and down when the queue is
-empty"): a mapping starts with one poller; every batch that arrives adds one, up to the mapping's
+empty"): a mapping starts with one poller; every full batch (a backlog) adds one, up to the mapping's
 `ScalingConfig.MaximumConcurrency` (else `DEFAULT_MAX_POLLERS`) and the function's reserved concurrency; a
 poller whose long poll came back empty retires, down to one. A throttled invoke (429: the function's
 concurrency is taken by other callers) is retried with backoff on the same batch, and stops growth and
@@ -113,7 +113,7 @@ class MappingPoller:
             if self._stop.is_set() or before >= self._limit() or time.monotonic() < self._throttled_until:
                 return
             self._spawn(before)
-        self._say(f"pollers {before} -> {before + 1} (batches keep coming)")
+        self._say(f"pollers {before} -> {before + 1} (full batches keep coming)")
 
     def _retire(self, why: str) -> bool:
         """This poller ends, unless it is the last one."""
@@ -157,7 +157,8 @@ class MappingPoller:
                 if self._retire("the queue is empty"):
                     return
                 continue
-            self._grow()
+            if len(messages) >= self.mapping.source.batch_size:
+                self._grow()  # a full batch: a backlog, more pollers would drain it sooner
             verdict = self._invoke(messages)
             if verdict is None:
                 return  # the server stopped during the invoke: nothing deleted

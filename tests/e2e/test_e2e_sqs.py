@@ -352,8 +352,8 @@ def test_pollers_scale_up_to_maximum_concurrency_and_down_when_empty(
             lambda: any("(the queue is empty)" in line for line in server.stderr.lines), "a poller retired"
         )
         steps = [line.split("pollers ", 1)[1] for line in server.stderr.lines if ": pollers " in line]
-    assert "1 -> 2 (batches keep coming)" in steps
-    assert "2 -> 3 (batches keep coming)" in steps
+    assert "1 -> 2 (full batches keep coming)" in steps
+    assert "2 -> 3 (full batches keep coming)" in steps
     assert not any(step.startswith("3 -> 4") for step in steps)
     assert len(work.counts()) == 40
 
