@@ -67,13 +67,11 @@ class MappingPoller:
         self._queue = SqsQueue(mapping.source, self._limit())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # guards the count of pollers and `_connected`
+        self._lock = threading.Lock()  # guards the count of pollers
         self._pollers = 0
         self._numbers = 0  # threads ever started, for their names
         self._throttled_until = 0.0  # monotonic: no growth before it
-        self.last_result = "No records processed"
-        self.messages_deleted = 0  # for the benchmark and the log
-        self.peak_pollers = 0
+        self.last_result = "No records processed"  # LastProcessingResult
 
     @property
     def pollers(self) -> int:
@@ -103,7 +101,6 @@ class MappingPoller:
         """One more poller (the lock held, or before any thread runs)."""
         self._pollers = before + 1
         self._numbers += 1
-        self.peak_pollers = max(self.peak_pollers, self._pollers)
         name = f"sqs-{self.mapping.uuid[:8]}-{self._numbers}"
         threading.Thread(target=self._run, name=name, daemon=True).start()
 
@@ -195,7 +192,6 @@ class MappingPoller:
 
     def _settle(self, messages: Sequence[dict[str, Any]], verdict: batch.Verdict) -> None:
         problems = self._queue.delete(verdict.delete) if verdict.delete else []
-        self.messages_deleted += len(verdict.delete) - len(problems)
         if verdict.problem is not None:
             self._problem(f"batch of {len(messages)}: {verdict.problem}")
         elif verdict.failed:
