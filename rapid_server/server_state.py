@@ -74,9 +74,11 @@ class ServerState:
         self.template_observers: list[Callable[[TemplateDefinition], None]] = []
         # The functions the control plane created (control_plane/): a reload of the definition keeps them.
         self.api_functions: Callable[[], dict[str, FunctionConfig]] = dict
-        # Event source mappings (event_sources/): set by the server; told of every `apply` (a reload, the
-        # control plane), since a mapping polls only while its function exists.
+        # Event source mappings (event_sources/): made at the first need by `open_event_sources` (set by
+        # the server); told of every `apply` (a reload, the control plane), since a mapping polls only
+        # while its function exists.
         self.event_sources: EventSources | None = None
+        self.open_event_sources: Callable[[], EventSources] | None = None
 
     async def apply(
         self,
@@ -125,8 +127,10 @@ class ServerState:
                     observer(template)
                 except Exception as exc:  # an observer's bug must not leave the functions half-reloaded
                     self._on_error(exc)
-        if self.event_sources is not None:
-            self.event_sources.reconcile()
+        if self.open_event_sources is not None and (
+            self.event_sources is not None or any(f.event_sources for f in functions.values())
+        ):
+            self.open_event_sources().reconcile()
         await asyncio.gather(*ready)
         return Changes(added, changed, removed)
 

@@ -32,10 +32,6 @@ _MAPPING = re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$")
 Route = Callable[[EventSources, Request, str], Response]
 
 
-def is_mapping_path(path: str) -> bool:
-    return path.startswith("/2015-03-31/event-source-mappings")
-
-
 def handle(sources: EventSources | None, request: Request) -> Response | None:
     if sources is None:
         raise ServiceError(500, errors.SERVICE_EXCEPTION, "Event source mappings are not available")
