@@ -536,3 +536,19 @@ Resources:
     assert (mapping["BatchSize"], mapping["ScalingConfig"]) == (3, {"MaximumConcurrency": 2})
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["State"] == "Enabled"
+
+
+def test_a_mapping_added_by_a_reload_polls(moto: MotoServer, sqs: Any, work: Workdir) -> None:
+    """`--watch`: a rapidboot.toml edited to add an event source starts its pollers (and the machinery, not
+    loaded at start by a server without mappings)."""
+    queue = new_queue(sqs)
+    config = work.config(None)
+    args = ["--config", str(config), "--state-dir", str(work.root / "state"), "--watch"]
+    with running_server(args, work.root, server_env(moto)) as server:
+        work.config({"queue": queue.arn})
+        wait_until(
+            lambda: any("polling http" in line for line in server.stderr.lines), "the new mapping polling"
+        )
+        send(sqs, queue, "after-reload")
+        wait_drained(sqs, queue)
+    assert work.counts() == {"after-reload": [1]}
