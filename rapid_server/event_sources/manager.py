@@ -227,18 +227,22 @@ class EventSources:
             body.get("Enabled", True),
             body.get("RapidbootEndpointUrl"),
         )
-        for other in self.mappings().values():
-            if other.function_name == name and other.source.queue.arn == source.queue.arn:
-                raise ServiceError(
-                    409,
-                    RESOURCE_CONFLICT,
-                    f'An event source mapping with SQS arn (" {source.queue.arn} ") and function '
-                    f'(" {name} ") already exists. Please update or delete the existing mapping with UUID '
-                    f"{other.uuid}",
-                )
+        self._refuse_duplicate(name, source.queue.arn, "")
         mapping = EventSourceMapping(str(uuid.uuid4()), name, source, time.time(), API)
         self._commit({**self._api, mapping.uuid: mapping})
         return mapping
+
+    def _refuse_duplicate(self, name: str, arn: str, key: str) -> None:
+        """One mapping per function and queue, as the service allows."""
+        for other in self.mappings().values():
+            if other.uuid != key and other.function_name == name and other.source.queue.arn == arn:
+                raise ServiceError(
+                    409,
+                    RESOURCE_CONFLICT,
+                    f'An event source mapping with SQS arn (" {arn} ") and function '
+                    f'(" {name} ") already exists. Please update or delete the existing mapping with UUID '
+                    f"{other.uuid}",
+                )
 
     def update(self, key: str, body: dict[str, Any]) -> tuple[EventSourceMapping, str]:
         """The updated mapping, and the transition to render (Updating, Enabling or Disabling)."""
@@ -258,6 +262,8 @@ class EventSources:
             body.get("Enabled", old.enabled),
             body.get("RapidbootEndpointUrl", old.endpoint_url),
         )
+        if name != current.function_name:
+            self._refuse_duplicate(name, source.queue.arn, key)
         mapping = EventSourceMapping(key, name, source, time.time(), API)
         self._commit({**self._api, key: mapping})
         if source.enabled != old.enabled:
