@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo demo-api test fuzz lint typecheck check clean bench bench-quick bench-coldstart
+.PHONY: demo demo-api demo-queue bench-sqs test fuzz lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP)
 
 demo-api: $(STAMP)
 	$(BIN)/python examples/api/demo.py
+
+# An SQS-triggered function (examples/queue/): moto's SQS server (the test extra's moto[server]), the queue,
+# rapidboot polling it, orders sent and taken, one retried through a partial batch response.
+demo-queue: $(TEST_STAMP)
+	$(BIN)/python examples/queue/demo.py
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
@@ -58,6 +63,11 @@ clean:
 # report.md, results.json and PNG charts in bench-results/. How long each takes: `rapidboot bench --help`.
 bench: $(TEST_STAMP)
 	$(BIN)/rapidboot bench $(BENCH_FLAGS)
+	$(BIN)/python -m rapidboot.benchmarks.sqs_mapping
+
+# An SQS event source mapping draining 10,000 messages from moto's server (about a minute; part of `bench`).
+bench-sqs: $(TEST_STAMP)
+	$(BIN)/python -m rapidboot.benchmarks.sqs_mapping
 
 bench-quick: $(TEST_STAMP)
 	$(BIN)/rapidboot bench --quick $(BENCH_FLAGS)

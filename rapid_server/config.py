@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .definitions.template import TemplateDefinition
+    from .event_sources.mapping import SqsSource
 
 MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10240
 TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 900
@@ -94,8 +95,20 @@ _FUNCTION_KEYS = frozenset(
         "on_failure",
         "schedule",
         "snap_start",
+        "event_sources",
     }
 )
+# `[[functions.NAME.event_sources]]`: an SQS queue polled for the function (event_sources/mapping.py); each
+# key, and the API member its checks name.
+_EVENT_SOURCE_KEYS = {
+    "queue": "EventSourceArn",
+    "batch_size": "BatchSize",
+    "maximum_batching_window": "MaximumBatchingWindowInSeconds",
+    "report_batch_item_failures": "FunctionResponseTypes",
+    "maximum_concurrency": "ScalingConfig.MaximumConcurrency",
+    "enabled": "Enabled",
+    "endpoint_url": "EndpointUrl",
+}
 RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
 
 
@@ -153,6 +166,8 @@ class FunctionConfig:
     # SnapStart (rapid_server/snapstart.py): Init runs once in a template process, and each new environment
     # is a fork of it. Our runtime only.
     snap_start: bool = False
+    # SQS queues polled for this function (event source mappings), from a template or rapidboot.toml.
+    event_sources: tuple[SqsSource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +254,7 @@ def validate_function(
     on_failure: object = None,
     schedule: object = None,
     snap_start: object = False,
+    event_sources: object = None,
     base_dir: Path | None = None,
     flags: bool = False,
 ) -> FunctionConfig:
@@ -304,6 +320,7 @@ def validate_function(
         raise ConfigError(f"{at('snap_start')}: must be true or false, got {snap_start!r}")
     if snap_start:
         check_snap_start(at("snap_start"), str(runtime), argv, per_environment)
+    sources = _event_sources(at, event_sources)
     return FunctionConfig(
         name,
         code_path,
@@ -326,6 +343,7 @@ def validate_function(
         failure,
         schedule=_schedule(at("schedule"), schedule),
         snap_start=snap_start,  # by name: the fields after `schedule` are not all set from the file
+        event_sources=sources,
     )
 
 
@@ -359,6 +377,62 @@ def with_snap_start(function: FunctionConfig, where: str = "--snap-start") -> Fu
         function.per_environment_concurrency,
     )
     return dataclasses.replace(function, snap_start=True)
+
+
+def _event_sources(at: _Names, value: object) -> tuple[SqsSource, ...]:
+    """`[[functions.NAME.event_sources]]` tables, or SqsSources a template reader checked already."""
+    if value is None:
+        return ()
+    # Lazy: ~4 ms of import (its dataclasses) that only a definition with event sources needs.
+    from .event_sources.mapping import SqsSource
+
+    if not isinstance(value, list | tuple):
+        raise ConfigError(
+            f"{at('event_sources')}: must be a list of tables ([[functions.NAME.event_sources]])"
+        )
+    sources: list[SqsSource] = []
+    for i, table in enumerate(value):
+        if isinstance(table, SqsSource):
+            source = table
+        elif not isinstance(table, dict):
+            raise ConfigError(f"{at('event_sources', i)}: must be a table with at least `queue`")
+        else:
+            source = _event_source(f"{at('event_sources', i)}", table)
+        for earlier in sources:
+            if earlier.queue.arn == source.queue.arn:
+                raise ConfigError(
+                    f"{at('event_sources', i)}.queue: {source.queue.arn} is already mapped to this function"
+                )
+        sources.append(source)
+    return tuple(sources)
+
+
+def _event_source(where: str, table: dict[str, Any]) -> SqsSource:
+    from .event_sources.mapping import MappingError, check_source
+
+    unknown = set(table) - set(_EVENT_SOURCE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_EVENT_SOURCE_KEYS)}"
+        )
+    if "queue" not in table:
+        raise ConfigError(f"{where}: queue: required, the SQS queue's ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)")
+    report = table.get("report_batch_item_failures", False)
+    if not isinstance(report, bool):
+        raise ConfigError(f"{where}.report_batch_item_failures: must be true or false, got {report!r}")
+    try:
+        return check_source(
+            table["queue"],
+            table.get("batch_size"),
+            table.get("maximum_batching_window"),
+            ["ReportBatchItemFailures"] if report else [],
+            table.get("maximum_concurrency"),
+            table.get("enabled", True),
+            table.get("endpoint_url"),
+        )
+    except MappingError as exc:
+        keys = {member: key for key, member in _EVENT_SOURCE_KEYS.items()}
+        raise ConfigError(f"{where}.{keys.get(exc.key, exc.key)}: {exc.problem}") from None
 
 
 class _Names:

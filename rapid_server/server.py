@@ -31,12 +31,15 @@ from .server_state import ServerState
 if TYPE_CHECKING:
     from .config import DefinitionSource
     from .definitions.template import TemplateDefinition
+    from .event_sources.manager import EventSources
     from .event_sources.schedules import Schedule, Scheduler
     from .http_triggers.listener import HttpTriggerOptions
 
 
 def report_notice(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    # One write: pollers' threads report too, and print's two writes (text, newline) could interleave.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def report_internal_error(exc: BaseException) -> None:
@@ -106,6 +109,11 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
     stop_schedules = _start_schedules(state, schedules) if schedules is not None else None
+    # SQS pollers: after the functions and the listener, as a caller would be; only if there are mappings
+    # (else on the first API call that needs them)
+    state.open_event_sources = _event_sources_opener(state, os.environ.get(LONG_POLL_VARIABLE, ""))
+    if _has_mappings(config):
+        state.open_event_sources()
     reloader = None
     if source is not None:
         from .reload import Reloader  # imports watchfiles: only when watching
@@ -132,6 +140,8 @@ async def serve(
             stop_schedules()
         if api_listener is not None:
             api_listener.close()
+        if state.event_sources is not None:
+            state.event_sources.stop()  # no new batch; one in flight ends with its function, not deleted
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed (removed
@@ -213,6 +223,40 @@ def _open_store(config: ServerConfig) -> FunctionStore:
         return FunctionStore(config.state_dir / "functions")
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"--state-dir {config.state_dir}: cannot open the function store: {exc}") from None
+
+
+LONG_POLL_VARIABLE = "RAPIDBOOT_SQS_LONG_POLL"  # event_sources/manager.py's; read once, here
+
+
+def _has_mappings(config: ServerConfig) -> bool:
+    """Mappings declared, or created through the API before (event_sources/store.py's file)."""
+    declared = any(function.event_sources for function in config.functions.values())
+    return declared or (config.state_dir / "event_sources" / "mappings.json").exists()
+
+
+def _event_sources_opener(state: ServerState, long_poll: str) -> Callable[[], EventSources]:
+    """The server's event source mappings, made and started at the first need. Lazy: their modules are
+    ~10 ms of import (python -X importtime) that a server without mappings does not pay."""
+
+    def open_event_sources() -> EventSources:
+        if state.event_sources is None:
+            from .event_sources.manager import EventSources, long_poll_from_environment
+            from .event_sources.store import MappingStore, StoreError
+
+            config = state.config
+            try:
+                long_poll_s = long_poll_from_environment({LONG_POLL_VARIABLE: long_poll})
+                store = MappingStore(config.state_dir / "event_sources")
+                sources = EventSources(state, store, report_notice, report_internal_error, long_poll_s)
+            except (ValueError, StoreError, OSError) as exc:
+                raise ConfigError(
+                    f"--state-dir {config.state_dir}: cannot open the event source mappings: {exc}"
+                ) from None
+            state.event_sources = sources
+            sources.start()
+        return state.event_sources
+
+    return open_event_sources
 
 
 def _open_queue(config: ServerConfig) -> AsyncQueue:

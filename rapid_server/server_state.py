@@ -25,6 +25,7 @@ from .peers import PeerCheck
 
 if TYPE_CHECKING:
     from .definitions.template import TemplateDefinition
+    from .event_sources.manager import EventSources
     from .http_triggers.listener import HttpTriggers  # which imports this module
 
 
@@ -95,6 +96,11 @@ class ServerState:
         # PutFunctionRecursionConfig RecursiveLoop=Allow: these functions' invokes are never stopped as a
         # recursive loop (recursion.py). Kept by the control plane's store.
         self.recursion_allowed: set[str] = set()
+        # Event source mappings (event_sources/): made at the first need by `open_event_sources` (set by
+        # the server); told of every `apply` (a reload, the control plane), since a mapping polls only
+        # while its function exists.
+        self.event_sources: EventSources | None = None
+        self.open_event_sources: Callable[[], EventSources] | None = None
 
     async def apply(
         self,
@@ -156,6 +162,10 @@ class ServerState:
                 follower(functions)
             except Exception as exc:
                 self._on_error(exc)
+        if self.open_event_sources is not None and (
+            self.event_sources is not None or any(f.event_sources for f in functions.values())
+        ):
+            self.open_event_sources().reconcile()
         await asyncio.gather(*ready)
         return Changes(added, changed + retuned, removed)
 

@@ -47,6 +47,7 @@ from .versions import split_qualifier
 
 Route = Callable[[ControlPlane, Request, str], Awaitable[Response]]
 _FUNCTIONS = re.compile(r"^/2015-03-31/functions/?$")
+_MAPPINGS = "/2015-03-31/event-source-mappings"
 _FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<tail>/configuration|/code)?/?$")
 _VERSIONED = re.compile(
     r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<tail>/versions|/aliases)(?:/(?P<alias>[^/]+))?/?$"
@@ -65,10 +66,17 @@ def is_control_path(path: str) -> bool:
         or _VERSIONED.match(path) is not None
         or _PROVISIONED.match(path) is not None
         or settings_routes.is_settings_path(path)  # layers, concurrency, account, tags, event invoke config
+        or path.startswith(_MAPPINGS)  # event source mappings (event_sources/routes.py)
     )
 
 
 async def handle(control: ControlPlane, request: Request, request_id: str) -> Response | None:
+    if request.path.startswith(_MAPPINGS):
+        # Event source mappings (event_sources/routes.py), imported at the first call: ~10 ms of import.
+        from ..event_sources import routes as mapping_routes
+
+        opener = control.state.open_event_sources
+        return mapping_routes.handle(opener() if opener is not None else None, request)
     if settings_routes.is_settings_path(request.path):
         return await settings_routes.handle(control, request)
     recursion = _RECURSION.match(request.path)

@@ -9,9 +9,11 @@ and the property (the property as the user wrote it: `CodeUri`, not the `Code` i
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,8 @@ _FUNCTION = "AWS::Lambda::Function"
 # What SAM's Schedule / ScheduleV2 events become (definitions/schedules.py reads them).
 _SCHEDULE_TYPES = ("AWS::Events::Rule", "AWS::Scheduler::Schedule")
 _LAYER = "AWS::Lambda::LayerVersion"
+_EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"  # what SAM makes of `Events: Type: SQS`
+_QUEUE = "AWS::SQS::Queue"
 _ARCHITECTURES = ("x86_64", "arm64")
 _PYTHON_RUNTIME = re.compile(r"^python3\.\d+$")
 _PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
@@ -195,6 +199,11 @@ class _Reader:
         if resource is not None and resource.get("Type") == _FUNCTION:
             name = self._function_name(logical_id)
             return f"arn:{self.partition}:lambda:{self.region}:{self.account_id}:function:{name}"
+        if resource is not None and resource.get("Type") == _QUEUE:
+            # The queue the template declares, in our region and account, by its QueueName (else its
+            # logical id, as SAM CLI names resources): the queue a local SQS endpoint is to hold.
+            name = self._resolve(logical_id, ("QueueName",), absent=logical_id)
+            return f"arn:{self.partition}:sqs:{self.region}:{self.account_id}:{name}"
         return None
 
     def _function_name(self, logical_id: str) -> str:
@@ -229,6 +238,9 @@ class _Reader:
             triggers[function.name] = FunctionTriggers(
                 logical_id, self._events(logical_id), self._url_config(logical_id)
             )
+        for logical_id, resource in self.resources.items():
+            if resource.get("Type") == _EVENT_SOURCE_MAPPING and self._exists(logical_id):
+                self._event_source_mapping(logical_id, functions, by_name)
         if not functions:
             line = self.document.line_of(("Resources",))
             raise ConfigError(
@@ -453,6 +465,69 @@ class _Reader:
                 except (Unresolvable, IntrinsicError) as exc:
                     raise self._error(logical_id, prop, str(exc)) from None
         return 0
+
+    def _event_source_mapping(
+        self, logical_id: str, functions: dict[str, FunctionConfig], by_name: Mapping[str, str]
+    ) -> None:
+        """An SQS mapping joins its function's `event_sources`; a stream's or Kafka's is warned about and
+        skipped (only SQS is polled locally). `Metadata: {rapidboot: {EndpointUrl: URL}}` on the mapping
+        or on its function points it at another SQS endpoint (SAM refuses unknown event properties)."""
+        from ..event_sources.mapping import MappingError, check_source, scaling_config
+
+        where = self._mapping_origin(logical_id)
+        target = self._resolve(logical_id, ("FunctionName",), absent=None)
+        name = str(target).split("function:", 1)[-1].split(":", 1)[0] if target is not None else ""
+        if name not in functions:
+            raise where(("FunctionName",), f"{target!r} is not a function of this template")
+        arn = self._resolve(logical_id, ("EventSourceArn",), absent=None)
+        if not (isinstance(arn, str) and ":sqs:" in arn):
+            self.warnings.append(
+                f"{logical_id}: event source {arn!r} is not an SQS queue: not polled locally"
+            )
+            return
+        endpoint = self._endpoint_url(logical_id) or self._endpoint_url(by_name[name])
+        try:
+            source = check_source(
+                arn,
+                _integer(self._resolve(logical_id, ("BatchSize",), absent=None)),
+                _integer(self._resolve(logical_id, ("MaximumBatchingWindowInSeconds",), absent=None)),
+                self._resolve(logical_id, ("FunctionResponseTypes",), absent=None),
+                scaling_config(self._resolve(logical_id, ("ScalingConfig",), absent=None)),
+                self._resolve(logical_id, ("Enabled",), absent=True),
+                endpoint,
+            )
+        except MappingError as exc:
+            prop: Path_ = tuple(exc.key.split(".")) if exc.key != "EndpointUrl" else ("Metadata",)
+            raise where(prop, exc.problem) from None
+        function = functions[name]
+        if any(other.queue.arn == arn for other in function.event_sources):
+            raise where(("EventSourceArn",), f"{arn} is already mapped to {name}")
+        functions[name] = dataclasses.replace(function, event_sources=(*function.event_sources, source))
+
+    def _endpoint_url(self, logical_id: str) -> Any:
+        metadata = _mapping(_mapping(self.resources[logical_id].get("Metadata")).get("rapidboot"))
+        return metadata.get("EndpointUrl")
+
+    def _mapping_origin(self, logical_id: str) -> Callable[[Path_, str], ConfigError]:
+        """How to report a problem of this mapping: at its own resource, or, when SAM made it from a
+        function's `Events` entry, at that entry's property (`Queue` for `EventSourceArn`)."""
+        source_resources = _mapping(self.document.data.get("Resources"))
+        if logical_id not in source_resources:
+            for function_id, resource in source_resources.items():
+                events = _mapping(_mapping(_mapping(resource).get("Properties")).get("Events"))
+                for event_name in events:
+                    if function_id + event_name == logical_id:
+                        return functools.partial(self._event_error, function_id, event_name)
+        return functools.partial(self._error, logical_id)
+
+    def _event_error(self, function_id: str, event_name: str, prop: Path_, problem: str) -> ConfigError:
+        written = ({"EventSourceArn": "Queue"}.get(str(prop[0]), prop[0]), *prop[1:]) if prop else ()
+        event = ("Resources", function_id, "Properties", "Events", event_name)
+        line = self.document.line_of((*event, "Properties", *written), event)
+        shown = ".".join(str(part) for part in ("Events", event_name, *written))
+        return ConfigError(
+            f"{self.document.path}:{line}: resource {function_id}, property {shown}: {problem}"
+        )
 
     def _events(self, logical_id: str) -> dict[str, Any]:
         source = self.document.data["Resources"].get(logical_id)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rapidboot.rapid_server.config import ServerConfig, validate_function
-from rapidboot.rapid_server.control_plane import code_limits, functions
+from rapidboot.rapid_server.control_plane import code_limits
 from rapidboot.rapid_server.control_plane.functions import ControlPlane
 from rapidboot.rapid_server.control_plane.store import FunctionStore
 from rapidboot.rapid_server.errors import ServiceError
