@@ -246,7 +246,7 @@ def test_a_failed_batch_is_left_for_the_visibility_timeout(
     with serve(work, moto, {"queue": queue.arn}) as server:
         wait_drained(sqs, queue)
     assert work.counts() == {"bystander": [1, 2], failure: [1, 2]}
-    assert any("the function failed" in line for line in server.stderr.lines)
+    assert server.stderr.wait_for(lambda line: "the function failed" in line) is not None
 
 
 # --- partial batch responses -----------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_report_batch_item_failures_deletes_all_but_the_listed(
     with serve(work, moto, mapping) as server:
         wait_drained(sqs, queue)
     assert work.counts() == {"a": [1], "item-fail": [1, 2], "c": [1]}
-    assert any("1 reported failed" in line for line in server.stderr.lines)
+    assert server.stderr.wait_for(lambda line: "1 reported failed" in line) is not None
 
 
 # Every shape is in tests/rapid_server/test_event_sources.py; here, a few through a real runtime's answer.
@@ -285,7 +285,7 @@ def test_a_malformed_failure_list_fails_the_whole_batch(
     with serve(work, moto, {"queue": queue.arn, "report_batch_item_failures": True}) as server:
         wait_drained(sqs, queue)
     assert work.counts() == {f"answer:{answer}": [1, 2], "b": [1, 2]}
-    assert any("malformed batchItemFailures" in line for line in server.stderr.lines)
+    assert server.stderr.wait_for(lambda line: "malformed batchItemFailures" in line) is not None
 
 
 # --- FIFO ------------------------------------------------------------------------------------------
