@@ -145,7 +145,8 @@ class Agents:
         """Give every agent subscribed to `event_type` this event; how many were given it."""
         given = 0
         for agent in self.by_id.values():
-            if event_type in agent.events and agent.state in (AgentState.READY, AgentState.REGISTERED):
+            if event_type in agent.events and agent.state not in (AgentState.ERRORED, AgentState.EXITED):
+                # One still at work on the last event (a SHUTDOWN during an invoke's tail) has it next.
                 agent.queue.append(body)
                 agent.state = AgentState.BUSY
                 self._hand_over(agent)
