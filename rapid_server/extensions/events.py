@@ -6,14 +6,24 @@ are checked against AWS's published JSON schema in tests/rapid_server/test_telem
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 Event = dict[str, Any]
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text: ~6 stamps per invoke
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """`2026-12-06T22:30:00.027Z`. strftime took ~5 us a call, most invokes' stamps share their second."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0] = second
+        _second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def event(type_: str, record: Any, time: str | None = None) -> Event:

@@ -296,10 +296,17 @@ class Subscription:
 
 
 class _ResponseReader:
-    """The callbacks httptools' response parser calls: only the status and the end matter."""
+    """The callbacks httptools' response parser calls: the status, whether the connection stays open (known
+    once the head is in), and the end."""
 
     def __init__(self) -> None:
         self.done = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
         self.done = True
@@ -307,13 +314,13 @@ class _ResponseReader:
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     callbacks = _ResponseReader()
-    parser = httptools.HttpResponseParser(callbacks)
+    parser = callbacks.parser = httptools.HttpResponseParser(callbacks)
     while not callbacks.done:
         data = await reader.read(65536)
         if not data:
             raise EOFError
         parser.feed_data(data)
-    return parser.get_status_code(), parser.should_keep_alive()
+    return parser.get_status_code(), callbacks.keep_alive
 
 
 class TelemetryHub:
