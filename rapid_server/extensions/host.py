@@ -79,6 +79,7 @@ class ExtensionsHost:
         self._init_complete = False
         self._stopping = False
         self._failed = False
+        self._shutdown: asyncio.Future[None] | None = None  # a SHUTDOWN under way, done when it is over
         self.failure: str | None = None  # the error type the environment failed with
         self._started_iso = ""
         self.invoke_request_id: str | None = None  # the invoke whose INVOKE subscribers are waited for
@@ -246,6 +247,13 @@ class ExtensionsHost:
     async def shutdown(self, reason: str, signal_runtime: Callable[[], None]) -> None:
         """SHUTDOWN to its subscribers, then wait until each asks again (or exits), until the deadline."""
         self._stopping = True
+        self._shutdown = asyncio.get_running_loop().create_future()
+        try:
+            await self._shut_down(reason, signal_runtime)
+        finally:
+            self._shutdown.set_result(None)
+
+    async def _shut_down(self, reason: str, signal_runtime: Callable[[], None]) -> None:
         subscribers = [
             a for a in self.agents.agents if "SHUTDOWN" in a.events and a.state is not AgentState.EXITED
         ]
@@ -267,14 +275,19 @@ class ExtensionsHost:
                 await self.telemetry.drain(budget_ms / 1000)
 
     def kill(self) -> None:
-        """Every extension process now (the environment has ended)."""
+        """Every extension process now (the environment has ended), unless a SHUTDOWN is under way: the
+        runtime, told to stop, often exits at once, and its extensions still have until their deadline."""
         self._stopping = True
+        if self._shutdown is not None and not self._shutdown.done():
+            return
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.process.pid, signal.SIGKILL)
 
     async def close(self) -> None:
         """After the environment's processes have ended: the last telemetry, then nothing is left."""
+        if self._shutdown is not None:
+            await asyncio.shield(self._shutdown)
         self.kill()
         for process in self.processes:
             with contextlib.suppress(Exception):
@@ -289,13 +302,14 @@ class ExtensionsHost:
         returncode = await process.process.wait()
         process.output.drain(final=True)
         agent = self.agents.by_name(process.name)
+        said_why = agent is not None and agent.state is AgentState.ERRORED  # init/error, exit/error
+        if not self._stopping and not said_why:
+            # Failed first: once it counts as exited, nothing waits for it, and Init could end "ready".
+            self._fail(errors.EXTENSION_CRASH, self._crash_message(returncode))
         if agent is not None:
-            previous = agent.state
             self.agents.exited(agent)
-            if previous is AgentState.ERRORED:
-                return  # it said why it exits (init/error, exit/error)
-        if self._stopping:
-            return
+
+    def _crash_message(self, returncode: int) -> str:
         message = f"Error: {rendering.exit_description(returncode)}"
         others = PORTS.held_by_others(self.owner)
         if others:
@@ -304,7 +318,7 @@ class ExtensionsHost:
                 "environments share the host's network, unlike Lambda; an extension with a fixed port "
                 "cannot run in two environments of one function at once, see the README)"
             )
-        self._fail(errors.EXTENSION_CRASH, message)
+        return message
 
     def _fail(self, error_type: str, message: str) -> None:
         if self._failed:
