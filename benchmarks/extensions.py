@@ -25,10 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rapidboot.benchmarks.invoke_client import InvokeClient
 from rapidboot.benchmarks.local_server import invoke_path, start_server, stop_server
+from rapidboot.benchmarks.results import OURS, REFERENCE, Entry, Row
 from rapidboot.benchmarks.stats import percentile
+
+if TYPE_CHECKING:
+    from rapidboot.benchmarks.peers import Peers
+    from rapidboot.benchmarks.suite import Plan, Progress
 
 GOAL = 1.3  # warm p50 with the extension, at most this times without (issue 19)
 Tick = Callable[[str], None]
@@ -165,6 +171,50 @@ def extension_times(
     for kind, ids in cold_ids.items():
         times.init_ms[kind] = [inits[rid] for rid in ids if rid in inits]
     return times
+
+
+def run_extensions(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    """`rapidboot bench --only extensions`: the suite's hook."""
+    samples, cold = plan.extension_samples, plan.extension_cold
+    tick = progress.benchmark("extensions", -(-samples // 50) + cold)
+    directory = scratch / "extensions"
+    directory.mkdir()
+    times = extension_times(directory, samples, cold, tick=tick)
+    without, with_one = "no extension", "one extension, all telemetry streams"
+    return [
+        Row(
+            "extensions",
+            "extensions.warm",
+            "warm invoke with an extension subscribed to platform, function and extension telemetry, 1 KB",
+            "ms",
+            [
+                Entry(with_one, OURS, times.warm_ms["extension"]),
+                Entry(without, REFERENCE, times.warm_ms["none"]),
+            ],
+            note=f"goal: at most {GOAL}x",
+        ),
+        Row(
+            "extensions",
+            "extensions.cpu",
+            "the server's CPU per warm invoke (blocks of 50)",
+            "us",
+            [
+                Entry(with_one, OURS, times.cpu_us["extension"]),
+                Entry(without, REFERENCE, times.cpu_us["none"]),
+            ],
+        ),
+        Row(
+            "extensions",
+            "extensions.cold",
+            "cold start (invoke sent -> answer) with one external Python extension",
+            "ms",
+            [
+                Entry("one extension", OURS, times.cold_ms["extension"]),
+                Entry(without, REFERENCE, times.cold_ms["none"]),
+            ],
+            note="Init waits for the extension's start and registration, as on Lambda",
+        ),
+    ]
 
 
 def _median(values: list[float]) -> float:

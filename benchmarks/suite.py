@@ -20,7 +20,9 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - layers: layer merge the first time and cached (layers_merge.py);
 - http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py);
 - deploy: CreateFunction with a 1 MB zip -> first answer, against unzip + first invoke of the same function
-  configured in a rapidboot.toml (deploy.py).
+  configured in a rapidboot.toml (deploy.py);
+- extensions: warm invokes with one extension subscribed to every telemetry stream against none, and the
+  cold start with one external extension (extensions.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TextIO
 from rapidboot.benchmarks import (
     coldstart,
     deploy,
+    extensions,
     hot_reload,
     http_triggers,
     layers_merge,
@@ -62,6 +65,7 @@ BENCHMARKS = (
     "http",
     "reload",
     "deploy",
+    "extensions",
 )
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
@@ -89,6 +93,8 @@ class Plan:
     reload_samples: int = 30
     reload_restarts: int = 5
     deploy_samples: int = 20
+    extension_samples: int = 1000
+    extension_cold: int = 10
 
 
 FULL = Plan()
@@ -104,6 +110,8 @@ QUICK = Plan(
     reload_samples=10,
     reload_restarts=2,
     deploy_samples=6,
+    extension_samples=300,
+    extension_cold=3,
 )
 
 
@@ -471,6 +479,7 @@ def run(
                 "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
                 "reload": run_reload,
                 "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
+                "extensions": extensions.run_extensions,  # with one extension vs none (extensions.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

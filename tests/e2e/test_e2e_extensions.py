@@ -457,3 +457,18 @@ TELEMETRY_EVENT_SCHEMA: dict[str, Any] = {
         {"properties": {"type": {"enum": [*RECORD_SCHEMAS, "function", "extension"]}}},
     ],
 }
+
+
+# --- The example ----------------------------------------------------------------------------------------
+
+
+def test_the_example_extension_prints_a_summary_of_each_invoke(tmp_path: Path) -> None:
+    example = HERE.parents[1] / "examples" / "extension"
+    config = example / "rapidboot.toml"
+    with running_server(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        response = server.invoke("hello", {"name": "you"})
+        assert response.json() == {"greeting": "hello, you"}
+        request_id = request_id_of(response)
+        line = server.wait_for_line(lambda line: f"summary {request_id} success" in line)
+    assert line.startswith("[hello invoke-summary] ")
+    assert line.endswith("1 log lines")
