@@ -465,7 +465,8 @@ TELEMETRY_EVENT_SCHEMA: dict[str, Any] = {
 def test_the_example_extension_prints_a_summary_of_each_invoke(tmp_path: Path) -> None:
     example = HERE.parents[1] / "examples" / "extension"
     config = example / "rapidboot.toml"
-    with running_server(["--config", str(config), "--state-dir", str(tmp_path / "state")], tmp_path) as server:
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with running_server(args, tmp_path) as server:
         response = server.invoke("hello", {"name": "you"})
         assert response.json() == {"greeting": "hello, you"}
         request_id = request_id_of(response)
