@@ -20,7 +20,9 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - layers: layer merge the first time and cached (layers_merge.py);
 - http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py);
 - deploy: CreateFunction with a 1 MB zip -> first answer, against unzip + first invoke of the same function
-  configured in a rapidboot.toml (deploy.py).
+  configured in a rapidboot.toml (deploy.py);
+- extensions: warm invokes with one extension subscribed to every telemetry stream against none, and the
+  cold start with one external extension (extensions.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TextIO
 from rapidboot.benchmarks import (
     coldstart,
     deploy,
+    extensions,
     hot_reload,
     http_triggers,
     layers_merge,
@@ -64,6 +67,7 @@ BENCHMARKS = (
     "reload",
     "deploy",
     "snapstart",
+    "extensions",
 )
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
@@ -94,6 +98,8 @@ class Plan:
     snap_spawns: int = 20
     snap_scale_out: int = 64
     snap_scale_rounds: int = 2
+    extension_samples: int = 1000
+    extension_cold: int = 10
 
 
 FULL = Plan()
@@ -112,6 +118,8 @@ QUICK = Plan(
     snap_spawns=8,
     snap_scale_out=16,
     snap_scale_rounds=1,
+    extension_samples=300,
+    extension_cold=3,
 )
 
 
@@ -552,6 +560,7 @@ def run(
                 "reload": run_reload,
                 "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
                 "snapstart": run_snapstart,
+                "extensions": extensions.run_extensions,  # with one extension vs none (extensions.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

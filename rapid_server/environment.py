@@ -48,6 +48,9 @@ from .state import Event, State, StateMachine
 
 if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
     from .snapstart import ForkedProcess, Template
+if TYPE_CHECKING:
+    from .extensions.host import ExtensionsHost
+    from .http import Request
 
 INIT_TIMEOUT_S = 10.0
 # RAPID's limit on a buffered response: 6 MiB + 100 bytes (reference section 1).
@@ -192,6 +195,10 @@ class Environment:
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = False  # `stop` was called: invokes still waiting get the shutting-down error
+        # Its extensions (extensions/), if any registered or are in <opt>/extensions; else None, and no
+        # per-invoke work is done for them.
+        self._extensions: ExtensionsHost | None = None
+        self._extensions_busy: asyncio.Task[None] | None = None  # an invoke's extensions still at work
         # Told when the process has ended and everything is settled (the pool retires the environment).
         self.on_exit: Callable[[Environment], None] | None = None
 
@@ -241,6 +248,8 @@ class Environment:
         read_fd, write_fd = os.pipe()
         environ = self._process_environment(runtime_api)
         self._spawned_at = time.perf_counter()
+        if self._package.opt_dir is not None and not await self._launch_extensions(environ):
+            return
         try:
             popen = await self._limits.spawn(
                 functools.partial(spawn_runtime, argv, self._package.task_root, environ, write_fd)
@@ -253,6 +262,8 @@ class Environment:
         os.close(write_fd)
         self._process = RuntimeProcess(popen, pidfd=self._limits.host.pidfd)
         self._output = OutputRelay(read_fd, self.config.name, self._sink)
+        if self._extensions is not None:
+            self._output.tap = self._extensions.function_line
         self._limits.started(self._process.pid)
         if self._limits.joins_cgroup:
             loop = asyncio.get_running_loop()
@@ -362,6 +373,8 @@ class Environment:
         if outcome is not None:
             self._log_failed_init(request_id, outcome)
             return outcome.result
+        if self._extensions_busy is not None:
+            await self._extensions_done()
         if self._joining is not None:
             await self._joined_cgroup()
         timeout_s = self.config.timeout_s
@@ -399,6 +412,8 @@ class Environment:
             outcome = await self._time_out(request_id)
         self._inflight.pop(request_id, None)
         duration_ms = (time.perf_counter() - started) * 1000
+        if self._extensions is not None and self._after_runtime(request_id, started, duration_ms, outcome):
+            return outcome.result  # settled once the extensions are done with it (_settle_after_extensions)
         if answer_first:
             asyncio.get_running_loop().call_soon(self._settle, request_id, duration_ms, outcome)
         else:
@@ -426,6 +441,8 @@ class Environment:
                 self._sink.platform(rendering.shutdown_cut_line(request_id, grace_s), request_id=request_id)
                 flight.outcome.set_exception(errors.shutting_down(grace_s))
         process = self._process
+        if self._extensions is not None and grace_s > 0 and self._returncode is None:
+            await self._extensions.shutdown("spindown", functools.partial(self._signal_group, signal.SIGTERM))
         if process is not None and process.returncode is None:
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -440,6 +457,10 @@ class Environment:
         """A Runtime API connection is served only if it comes from the runtime or one of its descendants
         (peers.py); anyone else's is closed unread, and logged. Once per connection, never per request."""
         assert self._peers is not None
+        if self._extensions is not None and any(
+            self._peers.owned_by(sock, extension.process.pid) for extension in self._extensions.processes
+        ):
+            return True
         # Spawned from the spawner thread, a runtime can connect before `start` has its process object.
         pid = self._process.pid if self._process is not None else self._limits.spawned_pid()
         try:
@@ -463,16 +484,25 @@ class Environment:
         initializing = seat is self._seats[0] and seat.state is State.INITIALIZING
         seat.fire(Event.NEXT)
         if initializing:
-            self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
-            self._drain_output()
-            self._sample_memory()
-            if not self._init_done.done():
-                self._init_done.set_result(None)
+            if self._extensions is not None:
+                self._extensions.runtime_ready(self._init_finished)  # once every extension asked too
+            else:
+                self._init_finished()
         # Parked without a task: answered by _dispatch, which writes the event on the connection itself. A
         # parked /next whose connection drops stays queued and is skipped when taken (_take_poller).
         self._pollers.append(_Poller(connection))
         self._poller_arrived.set()
         return None
+
+    def _init_finished(self) -> None:
+        """The runtime (and every extension) asked for work: Init has ended."""
+        self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
+        self._drain_output()
+        self._sample_memory()
+        if not self._init_done.done():
+            self._init_done.set_result(None)
+            if self._extensions is not None:
+                self._extensions.init_done(self._init_duration_ms, "success", None)
 
     def runtime_response(
         self,
@@ -564,6 +594,10 @@ class Environment:
         if not self._init_done.done():
             result = InvokeResult(body or b"{}", "application/json", True)
             self._init_done.set_result(_Outcome(result, "error", error_type))
+            if self._extensions is not None:
+                self._extensions.init_done(
+                    self._init_duration_ms, "error", error_type or errors.RUNTIME_UNKNOWN
+                )
         # The runtime is expected to exit now (it may still be reading this 202); make sure it does.
         self._reaper = asyncio.get_running_loop().create_task(self._reap_after_init_error())
         return rendering.RUNTIME_ACCEPTED
@@ -675,6 +709,10 @@ class Environment:
             self._sink.platform(rendering.not_dispatched_line(invocation.request_id))
             self._abandon()
             raise NotDispatched
+        if self._extensions is not None:
+            self._extensions.invoke_started(
+                invocation.request_id, deadline_ms, invocation.invoked_function_arn, invocation.trace_id
+            )
         return flight
 
     def _accept_answer(
@@ -781,6 +819,8 @@ class Environment:
         self._returncode = returncode
         self._drain_output(final=True)
         self._abandon()  # nothing the runtime started outlives it: its cgroup (or group) is killed
+        if self._extensions is not None:
+            await self._extensions.close()
         await self._limits.ended()
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
@@ -828,6 +868,8 @@ class Environment:
         self._terminate_seats()
         if self._process is not None:
             self._limits.kill(self._process.pid)
+        if self._extensions is not None:
+            self._extensions.kill()
 
     async def _kill(self) -> None:
         self._abandon()
@@ -910,6 +952,128 @@ class Environment:
             await self._kill()
             return self._init_done.result()
 
+    # Extensions (extensions/host.py holds their logic; these are the environment's side) -----------------
+
+    async def _launch_extensions(self, environ: dict[str, str]) -> bool:
+        """Start `<opt>/extensions/*` and let them register before the runtime starts, as the service does.
+        False if that failed (the environment has then ended, its first invoke says why)."""
+        from .extensions.launch import find_executables  # only for functions with layers
+
+        executables = find_executables(self._package.opt_dir)
+        if not executables:
+            return True
+        host = self.extensions_host(executables)
+        deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_S
+        join = self._limits.join_cgroup if self._limits.joins_cgroup else None
+        await host.launch(environ, self._package.task_root, deadline, join)
+        if not self._init_done.done():
+            return True
+        self._terminate_seats()
+        self._close_listener()
+        await host.close()
+        if self.on_exit is not None:
+            self.on_exit(self)
+        return False
+
+    def extensions_host(self, executables: list[Any] | None = None) -> ExtensionsHost:
+        """This environment's extensions, created at the first need: the external ones at start, else the
+        first registration of an internal one."""
+        if self._extensions is None:
+            from .extensions.host import ExtensionsHost
+
+            structured = self.config.environment.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+            host = ExtensionsHost(
+                self.config.name,
+                self.config.version,
+                self.initialization_type,
+                executables or [],
+                self._sink,
+                self._on_error,
+                self._extension_failed,
+                structured,
+                owner=f"{self.config.name}#{id(self):x}",
+            )
+            if self._init_done.done():
+                host.agents.registration_open = False  # Init has ended: an internal one is too late
+            self._extensions = host
+            if self._output is not None:
+                self._output.tap = host.function_line
+        return self._extensions
+
+    def extensions_request(self, request: Request) -> Response | None:
+        """An Extensions, Telemetry or Logs API request (extensions/api.py)."""
+        from .extensions import api
+
+        account_id = self.function_arn.split(":")[4] if self.function_arn.count(":") >= 5 else ""
+        host = self.extensions_host()
+        response = api.handle(request, host, self.config.handler, account_id)
+        return response
+
+    def _after_runtime(self, request_id: str, started: float, duration_ms: float, outcome: _Outcome) -> bool:
+        """The runtime answered: tell the subscribers; True if an extension is still at work on the invoke,
+        whose end (REPORT, Duration) then waits for it while the invoker has its answer already."""
+        host = self._extensions
+        assert host is not None
+        status = outcome.status or ("error" if outcome.result.function_error else "success")
+        host.runtime_done(request_id, status, outcome.error_type, duration_ms, len(outcome.result.body))
+        if not host.invoke_pending or self._returncode is not None:
+            host.invoke_request_id = None
+            return False
+        self._extensions_busy = asyncio.get_running_loop().create_task(
+            self._settle_after_extensions(request_id, started, outcome)
+        )
+        return True
+
+    async def _settle_after_extensions(self, request_id: str, started: float, outcome: _Outcome) -> None:
+        host = self._extensions
+        assert host is not None
+        remaining = self.config.timeout_s - (time.perf_counter() - started)
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                await host.invoke_settled()
+        except TimeoutError:
+            # The invoke's time covers its extensions' work after the answer: past it, the invoke timed
+            # out (its invoker had its answer) and the environment is reset, as on the service.
+            outcome = _Outcome(outcome.result, "timeout", None)
+            self._sink.platform(
+                rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
+            )
+            self._abandon()
+        if host.failure is not None:
+            outcome = _Outcome(outcome.result, "error", host.failure)
+        self._settle(request_id, (time.perf_counter() - started) * 1000, outcome)
+
+    async def _extensions_done(self) -> None:
+        busy = self._extensions_busy
+        if busy is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(busy)
+            self._extensions_busy = None
+
+    def _extension_failed(self, error_type: str, message: str) -> None:
+        """An extension crashed or reported an error: the environment fails, as on the service. Init, or
+        the invoke in flight, ends with the extension's error type."""
+        rids = [rid for rid, flight in self._inflight.items() if not flight.outcome.done()]
+        if not rids:
+            self._sink.platform(f"{message}\t{error_type}")
+        for request_id in rids:
+            self._sink.platform(f"RequestId: {request_id} {message}\t{error_type}", request_id=request_id)
+        if not self._init_done.done():
+            self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
+            body = rendering.function_error_body(error_type, message)
+            self._init_done.set_result(
+                _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
+            )
+            if self._extensions is not None:
+                self._extensions.init_done(self._init_duration_ms, "error", error_type)
+        for request_id in rids:
+            flight = self._inflight[request_id]
+            body = rendering.function_error_body(error_type, f"RequestId: {request_id} {message}")
+            flight.outcome.set_result(
+                _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
+            )
+        self._abandon()
+
     # Logging ---------------------------------------------------------------------------------------------
 
     def _log_failed_init(self, request_id: str, outcome: _Outcome) -> None:
@@ -976,6 +1140,17 @@ class Environment:
             restore_duration_ms=restore_ms,
         )
         self._sink.platform(rendering.end_line(request_id), report, request_id=request_id)  # one write
+        if self._extensions is not None:
+            status = outcome.status or ("error" if outcome.result.function_error else "success")
+            self._extensions.report(
+                request_id,
+                status,
+                outcome.error_type,
+                duration_ms,
+                self.config.memory_mb,
+                self._peak_mb(),
+                init_ms,
+            )
 
     # Memory and output -----------------------------------------------------------------------------------
 

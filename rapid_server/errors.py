@@ -22,6 +22,22 @@ RUNTIME_UNKNOWN = "Runtime.Unknown"
 RUNTIME_TRUNCATED_RESPONSE = "Runtime.TruncatedResponse"
 FUNCTION_UNKNOWN = "Function.Unknown"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+# Extensions API 2020-01-01 and Telemetry API 2022-07-01 (extensions/): the platform's types for an
+# extension's failure (REPORT/INIT_REPORT and the invoker's body), then the APIs' own refusals.
+EXTENSION_CRASH = "Extension.Crash"
+EXTENSION_LAUNCH_ERROR = "Extension.LaunchError"
+EXTENSION_INVALID_NAME = "Extension.InvalidExtensionName"
+EXTENSION_REGISTRATION_CLOSED = "Extension.RegistrationClosed"
+EXTENSION_TOO_MANY = "Extension.TooManyExtensions"
+EXTENSION_INVALID_EVENT_TYPE = "Extension.InvalidEventType"
+EXTENSION_INVALID_STATE = "Extension.InvalidExtensionState"
+EXTENSION_MISSING_ID = "Extension.MissingExtensionIdentifier"
+EXTENSION_INVALID_ID = "Extension.InvalidExtensionIdentifier"
+EXTENSION_UNKNOWN = "Extension.Unknown"
+EXTENSION_MISSING_ERROR_TYPE = "Extension.MissingFunctionErrorType"
+TELEMETRY_INVALID_REQUEST = "Telemetry.InvalidRequest"
+TELEMETRY_CONFLICT = "Telemetry.Conflict"
+LOGS_INVALID_REQUEST = "Logs.InvalidRequest"
 
 # Invoke API service errors (reference section 2): the code goes in `x-amzn-ErrorType`.
 RESOURCE_NOT_FOUND = "ResourceNotFoundException"

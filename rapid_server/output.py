@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 
 from .logs import LogSink
 
@@ -17,7 +18,7 @@ _LINE_LIMIT = 256 * 1024  # a runtime writing one endless line is cut into piece
 
 
 class OutputRelay:
-    __slots__ = ("_buffer", "_fd", "_function", "_sink", "owner")
+    __slots__ = ("_buffer", "_fd", "_function", "_sink", "owner", "tap")
 
     def __init__(self, fd: int, function: str, sink: LogSink):
         self._fd: int | None = fd
@@ -25,6 +26,8 @@ class OutputRelay:
         self._sink = sink
         self._buffer = b""
         self.owner: str | None = None  # a request id, "*" for several at once, None during init
+        # Also given every line, where the environment's extensions subscribed to its log (telemetry).
+        self.tap: Callable[[bytes], None] | None = None
         os.set_blocking(fd, False)
         asyncio.get_running_loop().add_reader(fd, self.drain)
 
@@ -48,6 +51,8 @@ class OutputRelay:
         if final:
             if self._buffer:
                 self._sink.function_output(self._function, self.owner, self._buffer)
+                if self.tap is not None:
+                    self.tap(self._buffer)
                 self._buffer = b""
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(fd)
@@ -57,14 +62,19 @@ class OutputRelay:
     def _emit_lines(self) -> None:
         buffer = self._buffer
         start = 0
+        tap = self.tap
         while True:
             newline = buffer.find(b"\n", start)
             if newline < 0:
                 break
             self._sink.function_output(self._function, self.owner, buffer[start:newline])
+            if tap is not None:
+                tap(buffer[start:newline])
             start = newline + 1
         buffer = buffer[start:]
         while len(buffer) > _LINE_LIMIT:
             self._sink.function_output(self._function, self.owner, buffer[:_LINE_LIMIT])
+            if tap is not None:
+                tap(buffer[:_LINE_LIMIT])
             buffer = buffer[_LINE_LIMIT:]
         self._buffer = buffer

@@ -18,6 +18,8 @@ _PREFIX = "/2018-06-01/runtime"
 _NEXT = f"{_PREFIX}/invocation/next"
 _INIT_ERROR = f"{_PREFIX}/init/error"
 _RESTORE_ERROR = f"{_PREFIX}/restore/error"
+# The Extensions, Telemetry and Logs APIs share this listener (extensions/api.py has their routes).
+_EXTENSION_PREFIXES = ("/2020-01-01/extension/", "/2022-07-01/telemetry", "/2020-08-15/logs")
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<action>response|error)$")
 
 
@@ -59,6 +61,8 @@ def make_handler(environment: Environment) -> Handler:
                 return response
             _after_invoker(request, response)
             return None
+        if path.startswith(_EXTENSION_PREFIXES):
+            return environment.extensions_request(request)
         return rendering.runtime_error(404, errors.NOT_FOUND, f"Unknown path {path}")
 
     return handle
