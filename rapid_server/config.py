@@ -92,6 +92,7 @@ _FUNCTION_KEYS = frozenset(
         "on_success",
         "on_failure",
         "schedule",
+        "durable",
     }
 )
 RUNTIMES = ("python", "provided")  # our bootstrap (or `command`); or the package's own `bootstrap`
@@ -112,6 +113,15 @@ class Destination:
 
     def __str__(self) -> str:
         return f"function:{self.function}" if self.kind == "function" else f"file:{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class DurableConfig:
+    """A durable function's `DurableConfig` (rapid_server/durable/): how long one execution may run, and
+    how many days an ended one is kept."""
+
+    execution_timeout_s: int = 86_400
+    retention_days: int = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,9 @@ class FunctionConfig:
     # "$LATEST", or the number of a published version (control_plane/versions.py): what the runtime sees
     # as AWS_LAMBDA_FUNCTION_VERSION and in its log stream's name.
     version: str = "$LATEST"
+    # A durable function (`durable = { execution_timeout = ..., retention_period = ... }`): an invoke starts
+    # an execution that the durable service checkpoints and replays (rapid_server/durable/).
+    durable: DurableConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +246,7 @@ def validate_function(
     on_success: object = None,
     on_failure: object = None,
     schedule: object = None,
+    durable: object = None,
     base_dir: Path | None = None,
     flags: bool = False,
 ) -> FunctionConfig:
@@ -294,6 +308,7 @@ def validate_function(
     )
     success = _destination(at("on_success"), on_success, base_dir)
     failure = _destination(at("on_failure"), on_failure, base_dir)
+    durable_config = _durable(at("durable"), durable)
     return FunctionConfig(
         name,
         code_path,
@@ -315,6 +330,7 @@ def validate_function(
         success,
         failure,
         _schedule(at("schedule"), schedule),
+        durable=durable_config,
     )
 
 
@@ -367,6 +383,27 @@ def _schedule(where: str, value: object) -> str | None:
     except ExpressionError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return value
+
+
+def _durable(where: str, value: object) -> DurableConfig | None:
+    """`durable = {}` or `{ execution_timeout = S, retention_period = DAYS }`, in the ranges of botocore's
+    DurableConfig (ExecutionTimeout 1-31622400 s, RetentionPeriodInDays 1-90)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DurableConfig()
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: must be a table, e.g. {{ execution_timeout = 3600, retention_period = 7 }}"
+        )
+    unknown = set(value) - {"execution_timeout", "retention_period"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: execution_timeout, retention_period"
+        )
+    timeout = _integer(f"{where}.execution_timeout", value.get("execution_timeout", 86_400), 1, 31_622_400)
+    retention = _integer(f"{where}.retention_period", value.get("retention_period", 14), 1, 90)
+    return DurableConfig(timeout, retention)
 
 
 def _min_event_age() -> float:

@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +139,15 @@ def _log_stream_name(version: str) -> str:
     return datetime.now(UTC).strftime("%Y/%m/%d/[") + version + "]" + uuid.uuid4().hex
 
 
+def _no_extra_environment() -> Mapping[str, str]:
+    return {}
+
+
 class Environment:
+    # What the server adds to the process environment (a durable function's endpoint for its SDK's calls:
+    # rapid_server/durable/); set by the Function that creates the environment.
+    extra_environment: Callable[[], Mapping[str, str]] = staticmethod(_no_extra_environment)
+
     def __init__(
         self,
         config: FunctionConfig,
@@ -859,6 +867,7 @@ class Environment:
             env[OPT_DIR_VARIABLE] = str(opt)  # where our bootstrap finds <opt>/python (on Lambda: /opt)
         else:
             env["PATH"] = path
+        env.update(self.extra_environment())
         env.update(config.environment)
         return env
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from rapidboot.layers import PreparedFunction
@@ -54,6 +54,8 @@ class Function:
         self.config = config
         self._peers = peers
         self.package = package
+        # What the server adds to its environments' process environment (ServerState.function_environment).
+        self.extra_environment: Callable[[], Mapping[str, str]] = dict
         self.arn = arn
         self._region = region
         self._sink = sink
@@ -251,6 +253,7 @@ class Function:
             self._peers,
         )
         environment.on_exit = self._exited
+        environment.extra_environment = self.extra_environment
         return environment
 
     def _exited(self, environment: Environment) -> None:

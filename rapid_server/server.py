@@ -31,6 +31,7 @@ from .server_state import ServerState
 if TYPE_CHECKING:
     from .config import DefinitionSource
     from .definitions.template import TemplateDefinition
+    from .durable.service import DurableService
     from .event_sources.schedules import Schedule, Scheduler
     from .http_triggers.listener import HttpTriggerOptions
 
@@ -71,11 +72,13 @@ async def serve(
     state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
+    endpoint = [f"http://{_local(config.host)}:{config.port}"]  # the Invoke API, once bound
+    durable = _open_durable(state, config, endpoint)
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     await control.versions.start()  # published versions: pools of their own
     listener = await start_listener(
-        invoke_api.make_handler(state, control),
+        invoke_api.make_handler(state, control, durable),
         config.host,
         config.port,
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
@@ -85,6 +88,11 @@ async def serve(
         policy=invoke_api.connection_policy(config, report_notice),
     )
     url = f"http://{config.host}:{bound_port(listener)}"
+    endpoint[0] = f"http://{_local(config.host)}:{bound_port(listener)}"
+    if durable is not None:
+        resumed = durable.resume()
+        if resumed:
+            report_notice(f"rapidboot: durable executions resumed from --state-dir: {resumed}")
     # -- HTTP triggers: one more listener, only when the template has HTTP events or function URLs
     api_listener = None
     if http_triggers is not None and http_triggers.routes:
@@ -133,6 +141,8 @@ async def serve(
         if api_listener is not None:
             api_listener.close()
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
+        if durable is not None:
+            await durable.stop()  # replays end here; the log has every execution for the next start
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed (removed
         # functions' too, if still finishing an invoke).
@@ -206,6 +216,40 @@ def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[
             report_notice("rapidboot: the template now has HTTP triggers: restart the server to serve them")
 
     return follow
+
+
+def _local(host: str) -> str:
+    """Where a local process reaches a listener bound to `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _open_durable(state: ServerState, config: ServerConfig, endpoint: list[str]) -> DurableService | None:
+    """The durable execution service, when a function is durable. Lazy: no other server loads it. A
+    durable function's environments get `AWS_ENDPOINT_URL_LAMBDA` (boto3's per-service endpoint variable),
+    so the SDK's own client reaches this server, and dummy credentials when the server has none (its
+    requests are signed; we do not check the signature)."""
+    if not any(function.durable is not None for function in config.functions.values()):
+        return None
+    from .durable.service import DurableService
+    from .durable.store import DurableStore
+
+    try:
+        store = DurableStore(config.state_dir / "durable")
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"--state-dir {config.state_dir}: cannot open the durable executions' log: {exc}"
+        ) from None
+    credentials = {}
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        credentials = {"AWS_ACCESS_KEY_ID": "rapidboot", "AWS_SECRET_ACCESS_KEY": "rapidboot"}
+
+    def durable_environment(function: FunctionConfig) -> dict[str, str]:
+        if function.durable is None:
+            return {}
+        return {"AWS_ENDPOINT_URL_LAMBDA": endpoint[0], **credentials}
+
+    state.function_environment = durable_environment
+    return DurableService(store, state.functions, report_notice, report_internal_error)
 
 
 def _open_store(config: ServerConfig) -> FunctionStore:

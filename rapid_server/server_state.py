@@ -78,6 +78,9 @@ class ServerState:
         # PutFunctionRecursionConfig RecursiveLoop=Allow: these functions' invokes are never stopped as a
         # recursive loop (recursion.py). Kept by the control plane's store.
         self.recursion_allowed: set[str] = set()
+        # What the server adds to a function's process environment (set by the server: a durable
+        # function's SDK is pointed at this server, rapid_server/durable/).
+        self.function_environment: Callable[[FunctionConfig], Mapping[str, str]] = lambda config: {}
 
     async def apply(
         self,
@@ -145,7 +148,7 @@ class ServerState:
     def new_function(self, config: FunctionConfig, package: PreparedFunction, arn: str) -> Function:
         """A pool of environments; outside `functions` for a published version (control_plane/versions.py),
         which shares its function's concurrency (the limiter counts by `config.name`)."""
-        return Function(
+        function = Function(
             config,
             arn,
             self.config.region,
@@ -156,6 +159,8 @@ class ServerState:
             package,
             self._peers,
         )
+        function.extra_environment = lambda: self.function_environment(config)
+        return function
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"

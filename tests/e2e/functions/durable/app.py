@@ -1,0 +1,70 @@
+"""Durable handlers written with AWS's Durable Execution SDK, unchanged: the SDK's own boto3 client
+reaches the server through AWS_ENDPOINT_URL_LAMBDA, which the server sets for durable functions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from aws_durable_execution_sdk_python import DurableContext, durable_execution
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
+
+
+@durable_execution
+def steps(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """`count` steps, each adding its index: a multi-step execution with no waits."""
+    total = 0
+    for index in range(int(event.get("count", 3))):
+        total = context.step(lambda _, i=index, t=total: t + i, name=f"add-{index}")
+    return {"total": total, "endpoint": os.environ.get("AWS_ENDPOINT_URL_LAMBDA", "")}
+
+
+@durable_execution
+def waits(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """A step, a wait, a step; the first step appends to `marker` each time it runs (it must run once).
+    With `gate`, the wait is followed by a step that returns only once the gate file exists."""
+    marker = Path(event["marker"])
+    before = context.step(lambda _: _append(marker, "before"), name="before")
+    context.wait(Duration.from_seconds(int(event.get("seconds", 1))), name="pause")
+    after = context.step(lambda _: _append(marker, "after"), name="after")
+    return {"before": before, "after": after}
+
+
+@durable_execution
+def approval(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """Waits for a callback that someone completes with SendDurableExecutionCallbackSuccess."""
+    callback = context.create_callback(name="approval")
+    answer = callback.result()
+    return {"approved": answer, "order": event.get("order")}
+
+
+@durable_execution
+def flaky(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """A step that fails until its `fail` first attempts are spent, retried by the SDK's strategy."""
+    marker = Path(event["marker"])
+
+    def attempt(_: Any) -> int:
+        runs = _append(marker, "attempt")
+        if runs <= int(event.get("fail", 2)):
+            raise RuntimeError(f"attempt {runs} failed")
+        return runs
+
+    strategy = create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=int(event.get("max_attempts", 5)),
+            initial_delay=Duration.from_seconds(1),
+            backoff_rate=1,
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    )
+    runs = context.step(attempt, name="flaky", config=StepConfig(retry_strategy=strategy))
+    return {"runs": runs}
+
+
+def _append(marker: Path, word: str) -> int:
+    """Appends a line; returns how many lines the file now has with that word."""
+    with marker.open("a") as file:
+        file.write(word + "\n")
+    return marker.read_text().split().count(word)
