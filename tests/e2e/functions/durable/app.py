@@ -68,3 +68,26 @@ def _append(marker: Path, word: str) -> int:
     with marker.open("a") as file:
         file.write(word + "\n")
     return marker.read_text().split().count(word)
+
+
+def tokens(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Not decorated: speaks the checkpoint API itself, to see a used token refused as the service
+    refuses it (and an unknown one), then ends the execution as the SDK would."""
+    import json
+
+    import boto3
+
+    client = boto3.client("lambda")
+    arn, first = event["DurableExecutionArn"], event["CheckpointToken"]
+    update = {"Id": "one", "Type": "STEP", "Action": "SUCCEED", "Payload": "1", "Name": "one"}
+    second = client.checkpoint_durable_execution(DurableExecutionArn=arn, CheckpointToken=first, Updates=[update])
+    refused = {}
+    for label, token in (("reused", first), ("unknown", "bm90LWEtdG9rZW4=")):
+        try:
+            client.checkpoint_durable_execution(DurableExecutionArn=arn, CheckpointToken=token, Updates=[])
+            refused[label] = "accepted"
+        except client.exceptions.InvalidParameterValueException as exc:
+            refused[label] = exc.response["Error"]["Message"]
+    state = client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken=second["CheckpointToken"])
+    ids = [op["Id"] for op in state["Operations"]]
+    return {"Status": "SUCCEEDED", "Result": json.dumps({"refused": refused, "ids": ids})}

@@ -1,0 +1,198 @@
+"""Durable functions end to end (issue 20): handlers written with AWS's Durable Execution SDK, unchanged,
+run by the real server; the tests drive and inspect them with boto3's durable execution operations.
+
+No sleep is a synchronisation here: a test polls the execution's status or history (GetDurableExecution,
+GetDurableExecutionHistory) with a deadline, as a client of the service would.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_harness import RapidServer, lambda_client, running_server, supervised, wait_until, write_tables
+
+pytestmark = pytest.mark.e2e
+
+CODE = Path(__file__).parent / "functions" / "durable"
+DEADLINE_S = 30.0  # a bound: each execution here ends in a few seconds
+
+
+def tables() -> dict[str, dict[str, Any]]:
+    def durable(handler: str) -> dict[str, Any]:
+        return {
+            "code": str(CODE),
+            "handler": f"app.{handler}",
+            "timeout": 30,
+            "durable": {"execution_timeout": 600, "retention_period": 1},
+        }
+
+    return {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
+    root = tmp_path_factory.mktemp("durable")
+    config = write_tables(root / "rapidboot.toml", tables())
+    with running_server(["--config", str(config), "--state-dir", str(root / "state")], root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(server: RapidServer) -> Any:
+    return lambda_client(server.endpoint)
+
+
+def start(client: Any, name: str, payload: dict[str, Any], execution_name: str | None = None) -> str:
+    """An Event invoke: 202 once the execution is committed, with its ARN."""
+    extra = {"DurableExecutionName": execution_name} if execution_name else {}
+    response = client.invoke(
+        FunctionName=name, InvocationType="Event", Payload=json.dumps(payload).encode(), **extra
+    )
+    assert response["StatusCode"] == 202
+    arn: str = response["DurableExecutionArn"]
+    assert f":function:{name}:$LATEST/durable-execution/" in arn
+    return arn
+
+
+def ended(client: Any, arn: str) -> dict[str, Any]:
+    """The execution once it is no longer RUNNING (polled, bounded)."""
+    record: dict[str, Any] = {}
+
+    def done() -> bool:
+        record.update(client.get_durable_execution(DurableExecutionArn=arn))
+        return bool(record["Status"] != "RUNNING")
+
+    assert wait_until(done, DEADLINE_S, interval=0.1), f"{arn} still RUNNING after {DEADLINE_S} s"
+    return record
+
+
+def events(client: Any, arn: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    return found
+
+
+def event_of(client: Any, arn: str, kind: str) -> dict[str, Any]:
+    """The first history event of `kind` (polled, bounded)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [event for event in events(client, arn) if event["EventType"] == kind]
+        return bool(found)
+
+    assert wait_until(seen, DEADLINE_S, interval=0.1), f"no {kind} in {arn}: {events(client, arn)}"
+    return found[0]
+
+
+def test_steps_complete_in_one_sync_invoke(server: RapidServer, client: Any) -> None:
+    response = client.invoke(FunctionName="steps", Payload=json.dumps({"count": 5}).encode())
+    assert response.get("FunctionError") is None
+    result = json.loads(response["Payload"].read())
+    assert result["total"] == 0 + 1 + 2 + 3 + 4
+    assert result["endpoint"] == server.endpoint  # the SDK's boto3 client was pointed here
+    arn = response["DurableExecutionArn"]
+    record = client.get_durable_execution(DurableExecutionArn=arn)
+    assert record["Status"] == "SUCCEEDED"
+    assert json.loads(record["Result"]) == result
+    kinds = [event["EventType"] for event in events(client, arn)]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded"
+    assert kinds.count("StepSucceeded") == 5
+    assert any(line.endswith(arn) for line in server.stderr.lines)  # the ARN is printed for the user
+
+
+def test_a_wait_resumes_the_execution(client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    arn = start(client, "waits", {"marker": str(marker), "seconds": 1})
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"before": 1, "after": 1}
+    assert marker.read_text().split() == ["before", "after"]  # the replay did not run `before` again
+    kinds = [event["EventType"] for event in events(client, arn)]
+    assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded") < kinds.index("ExecutionSucceeded")
+
+
+def test_a_callback_completed_with_boto3_resumes_it(client: Any) -> None:
+    arn = start(client, "approval", {"order": 42})
+    callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    # The SDK hands the handler the result as sent (its default serdes passes callback results through).
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"approved by Ada")
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"approved": "approved by Ada", "order": 42}
+    with pytest.raises(client.exceptions.CallbackTimeoutException):  # closed: a second answer is refused
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'"again"')
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.send_durable_execution_callback_failure(CallbackId="abcd", Error={"ErrorMessage": "no"})
+
+
+def test_a_failing_step_is_retried_until_it_succeeds(client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    arn = start(client, "flaky", {"marker": str(marker), "fail": 2})
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"runs": 3}
+    history = events(client, arn)
+    failed = [event for event in history if event["EventType"] == "StepFailed"]
+    assert [event["StepFailedDetails"]["RetryDetails"]["CurrentAttempt"] for event in failed] == [1, 2]
+    assert [event["EventType"] for event in history].count("StepSucceeded") == 1
+
+
+def test_a_step_out_of_attempts_fails_the_execution(client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    payload = {"marker": str(marker), "fail": 9, "max_attempts": 2}
+    response = client.invoke(FunctionName="flaky", Payload=json.dumps(payload).encode())
+    assert response["FunctionError"] == "Unhandled"
+    assert "attempt 2 failed" in json.loads(response["Payload"].read())["errorMessage"]
+    record = client.get_durable_execution(DurableExecutionArn=response["DurableExecutionArn"])
+    assert record["Status"] == "FAILED"
+    assert marker.read_text().split() == ["attempt", "attempt"]
+
+
+def test_a_duplicate_execution_name_is_refused(client: Any, tmp_path: Path) -> None:
+    payload = {"marker": str(tmp_path / "marker")}
+    arn = start(client, "approval", payload, execution_name="order-7")
+    with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException):
+        start(client, "approval", payload, execution_name="order-7")
+    listed = client.list_durable_executions_by_function(FunctionName="approval", DurableExecutionName="order-7")
+    assert [execution["DurableExecutionArn"] for execution in listed["DurableExecutions"]] == [arn]
+    stopped = client.stop_durable_execution(DurableExecutionArn=arn, Error={"ErrorMessage": "cancelled"})
+    assert stopped["StopTimestamp"]
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
+
+
+def test_a_used_or_unknown_checkpoint_token_is_refused(client: Any) -> None:
+    response = client.invoke(FunctionName="tokens", Payload=b"{}")
+    assert response.get("FunctionError") is None
+    result = json.loads(response["Payload"].read())
+    assert result["refused"]["reused"].startswith("Invalid checkpoint token")  # the SDK's retryable prefix
+    assert result["refused"]["unknown"].startswith("Invalid checkpoint token")
+    assert "one" in result["ids"]  # the checkpoint with the first token was kept
+    with pytest.raises(client.exceptions.InvalidParameterValueException):  # no invocation runs now
+        client.checkpoint_durable_execution(
+            DurableExecutionArn=response["DurableExecutionArn"], CheckpointToken="bm90LWEtdG9rZW4=", Updates=[]
+        )
+
+
+def test_a_sigkilled_server_resumes_the_execution_from_its_log(tmp_path: Path) -> None:
+    """Killed after the first step's checkpoint, during the wait: the restarted server fires the wait and
+    replays; the step the log holds as done does not run again."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    marker = tmp_path / "marker"
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "waits", {"marker": str(marker), "seconds": 2})
+        event_of(client, arn, "WaitStarted")
+        first.stop(signal.SIGKILL)
+    assert marker.read_text().split() == ["before"]
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert any("durable executions resumed" in line for line in second.stderr.lines)
+    assert marker.read_text().split() == ["before", "after"]
