@@ -398,9 +398,8 @@ def _durable(where: str, value: object) -> DurableConfig | None:
         )
     unknown = set(value) - {"execution_timeout", "retention_period"}
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: execution_timeout, retention_period"
-        )
+        allowed = "execution_timeout, retention_period"
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
     timeout = _integer(f"{where}.execution_timeout", value.get("execution_timeout", 86_400), 1, 31_622_400)
     retention = _integer(f"{where}.retention_period", value.get("retention_period", 14), 1, 90)
     return DurableConfig(timeout, retention)

@@ -272,10 +272,8 @@ def event_for(op: Operation, update: dict[str, Any], now_ms: int) -> Event:
     kind, status = op["Type"], op["Status"]
     prefix = _EVENT_PREFIX[kind]
     suffix = {"STARTED": "Started", "SUCCEEDED": "Succeeded", "FAILED": "Failed", "CANCELLED": "Cancelled"}
-    if status in ("PENDING", "READY"):  # a step's failed attempt, to be retried
-        name = "StepFailed"
-    else:
-        name = prefix + suffix[status]
+    # A step's failed attempt, to be retried, is a StepFailed event too.
+    name = "StepFailed" if status in ("PENDING", "READY") else prefix + suffix[status]
     event = _event(op, name, now_ms)
     payload, error = update.get("Payload"), update.get("Error")
     details: dict[str, Any] = {}

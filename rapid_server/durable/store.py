@@ -81,7 +81,8 @@ class DurableStore:
         try:
             with self._transaction():
                 self._db.execute(
-                    "INSERT INTO executions (arn, function, name, body, status, start_ms) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO executions (arn, function, name, body, status, start_ms) "
+                    "VALUES (?,?,?,?,?,?)",
                     (
                         execution["DurableExecutionArn"],
                         execution["_Function"],

@@ -158,7 +158,9 @@ def test_a_duplicate_execution_name_is_refused(client: Any, tmp_path: Path) -> N
     arn = start(client, "approval", payload, execution_name="order-7")
     with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException):
         start(client, "approval", payload, execution_name="order-7")
-    listed = client.list_durable_executions_by_function(FunctionName="approval", DurableExecutionName="order-7")
+    listed = client.list_durable_executions_by_function(
+        FunctionName="approval", DurableExecutionName="order-7"
+    )
     assert [execution["DurableExecutionArn"] for execution in listed["DurableExecutions"]] == [arn]
     stopped = client.stop_durable_execution(DurableExecutionArn=arn, Error={"ErrorMessage": "cancelled"})
     assert stopped["StopTimestamp"]
@@ -174,7 +176,9 @@ def test_a_used_or_unknown_checkpoint_token_is_refused(client: Any) -> None:
     assert "one" in result["ids"]  # the checkpoint with the first token was kept
     with pytest.raises(client.exceptions.InvalidParameterValueException):  # no invocation runs now
         client.checkpoint_durable_execution(
-            DurableExecutionArn=response["DurableExecutionArn"], CheckpointToken="bm90LWEtdG9rZW4=", Updates=[]
+            DurableExecutionArn=response["DurableExecutionArn"],
+            CheckpointToken="bm90LWEtdG9rZW4=",
+            Updates=[],
         )
 
 

@@ -80,7 +80,9 @@ def tokens(event: dict[str, Any], context: Any) -> dict[str, Any]:
     client = boto3.client("lambda")
     arn, first = event["DurableExecutionArn"], event["CheckpointToken"]
     update = {"Id": "one", "Type": "STEP", "Action": "SUCCEED", "Payload": "1", "Name": "one"}
-    second = client.checkpoint_durable_execution(DurableExecutionArn=arn, CheckpointToken=first, Updates=[update])
+    second = client.checkpoint_durable_execution(
+        DurableExecutionArn=arn, CheckpointToken=first, Updates=[update]
+    )
     refused = {}
     for label, token in (("reused", first), ("unknown", "bm90LWEtdG9rZW4=")):
         try:
@@ -88,6 +90,8 @@ def tokens(event: dict[str, Any], context: Any) -> dict[str, Any]:
             refused[label] = "accepted"
         except client.exceptions.InvalidParameterValueException as exc:
             refused[label] = exc.response["Error"]["Message"]
-    state = client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken=second["CheckpointToken"])
+    state = client.get_durable_execution_state(
+        DurableExecutionArn=arn, CheckpointToken=second["CheckpointToken"]
+    )
     ids = [op["Id"] for op in state["Operations"]]
     return {"Status": "SUCCEEDED", "Result": json.dumps({"refused": refused, "ids": ids})}
