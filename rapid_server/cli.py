@@ -191,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         "memory only: the file wins again at its next reload and at a restart",
     )
     serve.add_argument(
+        "--durable-time-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="durable functions: time runs FACTOR times faster for their waits, retry delays and timeouts "
+        "(e.g. 86400: a wait of a day lasts a second); default 1",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -347,6 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
         allow_updates=args.allow_updates,
+        durable_time_scale=args.durable_time_scale,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
     schedules = _schedules_of(definition)

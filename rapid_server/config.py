@@ -194,8 +194,13 @@ class ServerConfig:
     request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
     # `serve --allow-updates`: the control plane may update the configured functions (in memory only).
     allow_updates: bool = False
+    # `serve --durable-time-scale`: durable executions' time (waits, retry delays, timeouts) runs this many
+    # times faster (rapid_server/durable/), so that a week-long wait can be tested in seconds.
+    durable_time_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.durable_time_scale <= 1e9:
+            raise ConfigError(f"--durable-time-scale {self.durable_time_scale:g}: must be more than 0")
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
         if reserved > self.max_concurrency:
             names = ", ".join(

@@ -249,7 +249,12 @@ def _open_durable(state: ServerState, config: ServerConfig, endpoint: list[str])
         return {"AWS_ENDPOINT_URL_LAMBDA": endpoint[0], **credentials}
 
     state.function_environment = durable_environment
-    return DurableService(store, state.functions, report_notice, report_internal_error)
+    scale = config.durable_time_scale
+    if scale != 1:
+        report_notice(
+            f"rapidboot: --durable-time-scale {scale:g}: durable executions' time runs {scale:g}x fast"
+        )
+    return DurableService(store, state.functions, report_notice, report_internal_error, scale)
 
 
 def _open_store(config: ServerConfig) -> FunctionStore:

@@ -57,6 +57,9 @@ class Execution:
     invoking: bool = False  # an invocation runs: its token is the one checkpoints must carry
     driving: bool = False  # a replay loop (`_drive`) owns the execution
     attempts: int = 0
+    # Time, a callback or a chained invoke changed an operation since the running invocation began: the
+    # function may have suspended without acting on it, so it is replayed once more.
+    nudged: bool = False
     timer: asyncio.TimerHandle | None = None
     done: asyncio.Future[None] | None = None
 
@@ -213,8 +216,13 @@ class DurableService:
             if outcome is not None:
                 self._finish(execution, *outcome)
                 return
-            if any(seq > execution.seen for seq in execution.seqs.values()) or self._is_due(execution):
-                continue  # something changed while it ran: replay at once
+            if (
+                execution.nudged
+                or any(seq > execution.seen for seq in execution.seqs.values())
+                or any(op["Status"] == "READY" for op in execution.operations.values())
+                or self._is_due(execution)
+            ):
+                continue  # something changed while it ran, or a step is ready to retry: replay at once
             if execution.attempts:
                 delay_s = execution.attempts / self.scale  # 1 s, then 2 s: as the service backs off
                 await asyncio.sleep(delay_s)
@@ -230,6 +238,7 @@ class DurableService:
         token = _new_token()
         execution.record["_Token"] = token
         execution.seen = execution.seq
+        execution.nudged = False
         event = {
             "DurableExecutionArn": execution.arn,
             "CheckpointToken": token,
@@ -324,6 +333,7 @@ class DurableService:
         changed = ops.due(execution.operations, now)
         if not changed:
             return False
+        execution.nudged = True
         self._commit(execution, [op for op, _ in changed], [event for _, event in changed if event])
         return True
 
@@ -385,6 +395,7 @@ class DurableService:
         now = _now_ms()
         applied = ops.apply(batch, execution.operations, arn.rsplit("/", 1)[-1], now, self.scale)
         due = ops.due(execution.operations, now)
+        execution.nudged = execution.nudged or bool(due)
         changed = applied.changed + [op for op, _ in due]
         events = applied.events + [event for _, event in due if event]
         if applied.completed is not None:
@@ -455,6 +466,7 @@ class DurableService:
                 self._arm(execution)
             return
         event = ops.complete_callback(op, result, error, now)
+        execution.nudged = True
         self._commit(execution, [op], [event])
         self._wake(execution)
 
@@ -494,6 +506,7 @@ class DurableService:
         if not execution.running:
             return
         event = ops.complete_invoke(op, result, error, _now_ms())
+        execution.nudged = True
         self._commit(execution, [op], [event])
         self._wake(execution)
 

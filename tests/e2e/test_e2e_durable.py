@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 CODE = Path(__file__).parent / "functions" / "durable"
 DEADLINE_S = 30.0  # a bound: each execution here ends in a few seconds
+TIME_SCALE = 3600  # the module's server runs durable time an hour a second (--durable-time-scale)
 
 
 def tables() -> dict[str, dict[str, Any]]:
@@ -28,7 +29,7 @@ def tables() -> dict[str, dict[str, Any]]:
             "code": str(CODE),
             "handler": f"app.{handler}",
             "timeout": 30,
-            "durable": {"execution_timeout": 600, "retention_period": 1},
+            "durable": {"execution_timeout": 604_800, "retention_period": 1},
         }
 
     return {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens")}
@@ -38,7 +39,15 @@ def tables() -> dict[str, dict[str, Any]]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
     root = tmp_path_factory.mktemp("durable")
     config = write_tables(root / "rapidboot.toml", tables())
-    with running_server(["--config", str(config), "--state-dir", str(root / "state")], root) as server:
+    args = [
+        "--config",
+        str(config),
+        "--state-dir",
+        str(root / "state"),
+        "--durable-time-scale",
+        str(TIME_SCALE),
+    ]
+    with running_server(args, root) as server:
         yield server
 
 
@@ -104,14 +113,19 @@ def test_steps_complete_in_one_sync_invoke(server: RapidServer, client: Any) -> 
     assert any(line.endswith(arn) for line in server.stderr.lines)  # the ARN is printed for the user
 
 
-def test_a_wait_resumes_the_execution(client: Any, tmp_path: Path) -> None:
+def test_a_wait_resumes_the_execution(server: RapidServer, client: Any, tmp_path: Path) -> None:
+    """An hour's wait, an hour a second (--durable-time-scale, which the server prints)."""
+    assert any("--durable-time-scale 3600" in line for line in server.stderr.lines)
     marker = tmp_path / "marker"
-    arn = start(client, "waits", {"marker": str(marker), "seconds": 1})
+    arn = start(client, "waits", {"marker": str(marker), "seconds": 3600})
     record = ended(client, arn)
     assert record["Status"] == "SUCCEEDED", record
     assert json.loads(record["Result"]) == {"before": 1, "after": 1}
     assert marker.read_text().split() == ["before", "after"]  # the replay did not run `before` again
-    kinds = [event["EventType"] for event in events(client, arn)]
+    history = events(client, arn)
+    (started,) = [event for event in history if event["EventType"] == "WaitStarted"]
+    assert started["WaitStartedDetails"]["Duration"] == 3600
+    kinds = [event["EventType"] for event in history]
     assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded") < kinds.index("ExecutionSucceeded")
 
 
