@@ -53,6 +53,8 @@ class Execution:
     seqs: dict[str, int] = field(default_factory=dict)  # operation id -> sequence of its last change
     seq: int = 0
     seen: int = 0  # the highest sequence the running invocation has been given
+    # Operations changed since the running invocation last saw them (a checkpoint's answer), in order.
+    unseen: dict[str, None] = field(default_factory=dict)
     events: int = 0
     invoking: bool = False  # an invocation runs: its token is the one checkpoints must carry
     driving: bool = False  # a replay loop (`_drive`) owns the execution
@@ -218,7 +220,7 @@ class DurableService:
                 return
             if (
                 execution.nudged
-                or any(seq > execution.seen for seq in execution.seqs.values())
+                or execution.unseen
                 or any(op["Status"] == "READY" for op in execution.operations.values())
                 or self._is_due(execution)
             ):
@@ -238,6 +240,7 @@ class DurableService:
         token = _new_token()
         execution.record["_Token"] = token
         execution.seen = execution.seq
+        execution.unseen.clear()
         execution.nudged = False
         event = {
             "DurableExecutionArn": execution.arn,
@@ -365,6 +368,7 @@ class DurableService:
         for op in changed:
             execution.seq += 1
             execution.seqs[op["Id"]] = execution.seq
+            execution.unseen[op["Id"]] = None
             writes.append((execution.seq, op))
         numbered = []
         for event in events:
@@ -407,11 +411,8 @@ class DurableService:
         self._commit(execution, changed, events, applied.callbacks)
         for op in applied.invokes:
             self._spawn(self._chained_invoke(execution, op))
-        unseen = [
-            ops.rendered(execution.operations[op_id])
-            for op_id, seq in execution.seqs.items()
-            if seq > execution.seen
-        ]
+        unseen = [ops.rendered(execution.operations[op_id]) for op_id in execution.unseen]
+        execution.unseen.clear()
         execution.seen = execution.seq
         return {"CheckpointToken": new_token, "NewExecutionState": {"Operations": unseen}}
 
