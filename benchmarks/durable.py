@@ -12,7 +12,6 @@ almost all of it): the checkpoint latency's p50/p99.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -97,7 +96,9 @@ def run(client: httpx.Client, samples: int, step_counts: list[int]) -> None:
         invoke("plain", steps)
     medians: dict[int, float] = {}
     for steps in step_counts:
-        durable_ms, plain_ms, step_ms = [], [], []
+        durable_ms: list[float] = []
+        plain_ms: list[float] = []
+        step_ms: list[float] = []
         for _ in range(samples):  # interleaved, so machine noise hits both alike
             elapsed, answer = invoke("durable", steps)
             durable_ms.append(elapsed)
@@ -108,7 +109,8 @@ def run(client: httpx.Client, samples: int, step_counts: list[int]) -> None:
             f"{steps:4d} steps: durable {statistics.median(durable_ms):8.1f} ms median, plain "
             f"{statistics.median(plain_ms):6.1f} ms; per step (durable - plain) / steps "
             f"{(statistics.median(durable_ms) - statistics.median(plain_ms)) / steps:.2f} ms; "
-            f"a step's checkpoint p50 {percentile(step_ms, 0.5):.2f} ms, p99 {percentile(step_ms, 0.99):.2f} ms"
+            f"a step's checkpoint p50 {percentile(step_ms, 0.5):.2f} ms, "
+            f"p99 {percentile(step_ms, 0.99):.2f} ms"
         )
     if len(medians) >= 2:
         low, high = min(medians), max(medians)
