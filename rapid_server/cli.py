@@ -259,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='client context as JSON, e.g. \'{"custom": {"k": "v"}}\' (sent base64-encoded, as boto3 does)',
     )
     invoke.add_argument(
+        "--durable-execution-name",
+        default=None,
+        help="a durable function: the execution's name (a name used before is refused)",
+    )
+    invoke.add_argument(
         "--log-type",
         choices=["None", "Tail"],
         default="None",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,23 @@ def test_a_sigkilled_server_resumes_the_execution_from_its_log(tmp_path: Path) -
         assert record["Status"] == "SUCCEEDED", record
         assert any("durable executions resumed" in line for line in second.stderr.lines)
     assert marker.read_text().split() == ["before", "after"]
+
+
+def test_rapidboot_invoke_prints_the_execution_arn(server: RapidServer, client: Any) -> None:
+    """SAM CLI never shows the execution's ARN (aws-sam-cli #9200); `rapidboot invoke` does."""
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        "invoke",
+        "steps",
+        "--endpoint",
+        server.endpoint,
+    ]
+    command += ["--durable-execution-name", "cli-run", "--payload", '{"count": 2}']
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total"] == 1
+    (arn,) = [line.split()[-1] for line in done.stderr.splitlines() if "durable execution" in line]
+    assert arn.endswith("/durable-execution/cli-run/" + arn.rsplit("/", 1)[-1])
+    assert client.get_durable_execution(DurableExecutionArn=arn)["DurableExecutionName"] == "cli-run"
