@@ -7,6 +7,7 @@ GetDurableExecutionHistory) with a deadline, as a client of the service would.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -34,7 +35,10 @@ def tables() -> dict[str, dict[str, Any]]:
             "durable": {"execution_timeout": 604_800, "retention_period": 1},
         }
 
-    return {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens")}
+    functions = {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens", "order")}
+    functions["payment"] = durable("process_payment")
+    functions["price"] = {"code": str(CODE), "handler": "app.lookup_price"}  # a plain function
+    return functions
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +240,42 @@ def test_rapidboot_invoke_prints_the_execution_arn(server: RapidServer, client: 
     (arn,) = [line.split()[-1] for line in done.stderr.splitlines() if "durable execution" in line]
     assert arn.endswith("/durable-execution/cli-run/" + arn.rsplit("/", 1)[-1])
     assert client.get_durable_execution(DurableExecutionArn=arn)["DurableExecutionName"] == "cli-run"
+
+
+def in_memory(handler: str, payload: dict[str, Any]) -> Any:
+    """What AWS's SDK testing package computes for a handler of app.py, in this process, in memory."""
+    from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
+
+    spec = importlib.util.spec_from_file_location("durable_app", CODE / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    with DurableFunctionTestRunner(handler=getattr(app, handler)) as runner:
+        runner.register_durable_function("payment", app.process_payment, execution_timeout=60)
+        runner.register_function("price", app.lookup_price)
+        result = runner.run(input=json.dumps(payload), execution_timeout=DEADLINE_S)
+    assert result.status.value == "SUCCEEDED", result.error
+    return json.loads(result.result)
+
+
+def test_chained_invokes_parallel_and_map_match_the_sdks_in_memory_service(client: Any) -> None:
+    payload = {"sku": "book-1", "items": ["a", "b", "c"]}
+    response = client.invoke(FunctionName="order", Payload=json.dumps(payload).encode())
+    assert response.get("FunctionError") is None, response["Payload"].read()
+    result = json.loads(response["Payload"].read())
+    assert result == {
+        "sku": "book-1",
+        "charged": 25,
+        "checks": ["stock", "fraud"],
+        "labels": ["0:a", "1:b", "2:c"],
+    }
+    assert result == in_memory("order", payload)
+    history = events(client, response["DurableExecutionArn"])
+    invoked = [
+        e["ChainedInvokeStartedDetails"]["FunctionName"]
+        for e in history
+        if e["EventType"] == "ChainedInvokeStarted"
+    ]
+    assert invoked == ["price", "payment"]
+    (payment,) = client.list_durable_executions_by_function(FunctionName="payment")["DurableExecutions"]
+    assert payment["Status"] == "SUCCEEDED"  # the durable target ran as an execution of its own

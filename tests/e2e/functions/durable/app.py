@@ -95,3 +95,35 @@ def tokens(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     ids = [op["Id"] for op in state["Operations"]]
     return {"Status": "SUCCEEDED", "Result": json.dumps({"refused": refused, "ids": ids})}
+
+
+@durable_execution
+def order(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """Chained invokes (a plain function and a durable one), parallel branches and a map: what the SDK's
+    in-memory runner computes for it, the server must too."""
+    price = context.invoke("price", {"sku": event["sku"]}, name="price")
+    payment = context.invoke("payment", {"amount": price["price"]}, name="payment")
+    checks = context.parallel(
+        [
+            lambda child: child.step(lambda _: "stock", name="stock"),
+            lambda child: child.step(lambda _: "fraud", name="fraud"),
+        ],
+        name="checks",
+    )
+    labels = context.map(event["items"], lambda child, item, index, _: f"{index}:{item}", name="labels")
+    return {
+        "sku": event["sku"],
+        "charged": payment["charged"],
+        "checks": checks.get_results(),
+        "labels": labels.get_results(),
+    }
+
+
+def lookup_price(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"price": 25, "sku": event["sku"]}
+
+
+@durable_execution
+def process_payment(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    charged = context.step(lambda _: event["amount"], name="charge")
+    return {"charged": charged}
