@@ -75,10 +75,12 @@ _LIST = re.compile(r"^/2015-03-31/functions/?$")
 
 
 def make_handler(
-    state: ServerState, control: ControlPlane | None = None, durable: DurableService | None = None
+    state: ServerState,
+    control: ControlPlane | None = None,
+    durable: Callable[[], DurableService] | None = None,
 ) -> Handler:
     """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API.
-    `durable`: the durable execution service (durable/), when a function is durable."""
+    `durable`: opens (once) and returns the durable execution service (durable/)."""
 
     async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
@@ -96,7 +98,7 @@ def make_handler(
             if durable is not None and request.path.startswith("/2025-12-01/"):
                 from .durable import routes as durable_routes
 
-                answer = await durable_routes.handle(durable, request, request_id)
+                answer = await durable_routes.handle(durable(), request, request_id)
                 if answer is not None:
                     return answer
                 raise _unknown_operation(request)
@@ -123,7 +125,7 @@ async def _invoke(
     name: str,
     request_id: str,
     streaming: bool = False,
-    durable: DurableService | None = None,
+    durable: Callable[[], DurableService] | None = None,
 ) -> Response | None:
     function, executed_version, invoked_arn = _resolve(state, name, _query_qualifier(request), control)
     invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
@@ -143,7 +145,7 @@ async def _invoke(
         from .durable.routes import invoke as durable_invoke
 
         payload = _accept_payload(request, invocation_type)
-        return await durable_invoke(durable, function, payload, request, request_id, executed_version)
+        return await durable_invoke(durable(), function, payload, request, request_id, executed_version)
     if invocation_type == "Event":  # the log goes to the log only: Tail applies to sync invokes
         if function is not state.functions.get(function.config.name):  # a published version's pool
             raise ServiceError(

@@ -35,6 +35,7 @@ CODE_STORAGE_EXCEEDED = "CodeStorageExceededException"
 MAX_ZIPPED_BYTES = 52_428_800  # "50 MB (zipped, when uploaded through the Lambda API)"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
 TENANCY = "TenancyConfig"  # CreateFunction only
+DURABLE = "DurableConfig"  # CreateFunction only here: a durable function (rapid_server/durable/)
 DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
 _SETTINGS = (
     "Handler",
@@ -55,6 +56,9 @@ _FIELDS = {
     "ephemeral_storage": "EphemeralStorage.Size",
     "runtime": "Runtime",
     "code": "Code",
+    "durable.execution_timeout": "DurableConfig.ExecutionTimeout",
+    "durable.retention_period": "DurableConfig.RetentionPeriodInDays",
+    "durable": "DurableConfig",
 }
 
 
@@ -72,6 +76,9 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
     variables = environment.get("Variables", {}) if isinstance(environment, dict) else environment
     storage = settings.get("EphemeralStorage") or {"Size": 512}
     tenant_isolation = tenancy_setting(settings.get("TenancyConfig"))
+    durable = settings.get(DURABLE)
+    if durable is not None and not isinstance(durable, dict):
+        raise _invalid(f"{DURABLE}: must be an object with ExecutionTimeout and RetentionPeriodInDays")
     try:
         config = validate_function(
             name,
@@ -83,6 +90,7 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
             environment=variables,
             ephemeral_storage=storage.get("Size") if isinstance(storage, dict) else storage,
             runtime="provided" if runtime.startswith("provided") else "python",
+            durable=None if durable is None else _durable_keys(durable),
         )
     except ConfigError as exc:
         message = str(exc)
@@ -90,6 +98,17 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
             message = message.replace(f"{name}.{key}", field, 1)
         raise _invalid(message) from None
     return dataclasses.replace(config, tenant_isolation=True) if tenant_isolation else config
+
+
+def _durable_keys(durable: dict[str, object]) -> dict[str, object]:
+    """A DurableConfig as the toml's `durable` table (KMSKeyArn is accepted and not used: nothing here is
+    encrypted)."""
+    keys: dict[str, object] = {}
+    if "ExecutionTimeout" in durable:
+        keys["execution_timeout"] = durable["ExecutionTimeout"]
+    if "RetentionPeriodInDays" in durable:
+        keys["retention_period"] = durable["RetentionPeriodInDays"]
+    return keys
 
 
 class ControlPlane:
@@ -167,6 +186,8 @@ class ControlPlane:
             settings = {key: body[key] for key in _SETTINGS if key in body}
             if body.get(TENANCY) is not None:  # set at creation only (tenancy.py)
                 settings[TENANCY] = body[TENANCY]
+            if body.get(DURABLE) is not None:
+                settings[DURABLE] = body[DURABLE]
             record = await self._prepare(name, settings, code)
             function = await self._commit(record)
             return name, function, record

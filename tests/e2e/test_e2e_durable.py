@@ -8,10 +8,12 @@ GetDurableExecutionHistory) with a deadline, as a client of the service would.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import signal
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,3 +281,44 @@ def test_chained_invokes_parallel_and_map_match_the_sdks_in_memory_service(clien
     assert invoked == ["price", "payment"]
     (payment,) = client.list_durable_executions_by_function(FunctionName="payment")["DurableExecutions"]
     assert payment["Status"] == "SUCCEEDED"  # the durable target ran as an execution of its own
+
+
+def test_create_function_with_durable_config_runs_executions(tmp_path: Path) -> None:
+    """A durable function created through the API (a server that had none, so it opens the durable
+    service on first need), kept across a restart with its DurableConfig."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as package:
+        package.write(CODE / "app.py", "app.py")
+    args = ["--state-dir", str(tmp_path / "state")]
+    with running_server(args, tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        created = client.create_function(
+            FunctionName="api-steps",
+            Runtime="python3.12",
+            Role="arn:aws:iam::123456789012:role/lambda",
+            Handler="app.steps",
+            Timeout=30,
+            Code={"ZipFile": archive.getvalue()},
+            DurableConfig={"ExecutionTimeout": 3600, "RetentionPeriodInDays": 3},
+        )
+        assert created["DurableConfig"] == {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 3}
+        response = client.invoke(FunctionName="api-steps", Payload=b'{"count": 3}')
+        assert json.loads(response["Payload"].read())["total"] == 3
+        assert response["DurableExecutionArn"]
+        with pytest.raises(
+            client.exceptions.InvalidParameterValueException, match="RetentionPeriodInDays: 91"
+        ):
+            client.create_function(
+                FunctionName="bad",
+                Runtime="python3.12",
+                Role="arn:aws:iam::123456789012:role/lambda",
+                Handler="app.steps",
+                Code={"ZipFile": archive.getvalue()},
+                DurableConfig={"RetentionPeriodInDays": 91},
+            )
+    with running_server(args, tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        configuration = client.get_function(FunctionName="api-steps")["Configuration"]
+        assert configuration["DurableConfig"]["ExecutionTimeout"] == 3600
+        listed = client.list_durable_executions_by_function(FunctionName="api-steps")["DurableExecutions"]
+        assert [execution["Status"] for execution in listed] == ["SUCCEEDED"]
