@@ -287,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.add_argument("--region", default=None, help="(default: $AWS_REGION or us-east-1)")
     schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
     commands.add_parser(
+        "executions",
+        help="durable executions: `rapidboot executions list|get|history|stop` (see its --help)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "callback",
+        help="complete a durable execution's callback: `rapidboot callback succeed|fail|heartbeat ID`",
+        add_help=False,
+    )
+    commands.add_parser(
         "events",
         help="sample events of each source: `rapidboot events generate KIND` (see its --help)",
         add_help=False,
@@ -311,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         from .event_sources.samples import main as events_main
 
         return events_main(arguments[1:], prog="rapidboot events")
+    if arguments[:1] in (["executions"], ["callback"]):
+        # Durable executions from the shell (durable/commands.py): its own parser, as `events`.
+        from .durable.commands import callback_main, executions_main
+
+        if arguments[0] == "executions":
+            return executions_main(arguments[1:])
+        return callback_main(arguments[1:])
     args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":

@@ -322,3 +322,37 @@ def test_create_function_with_durable_config_runs_executions(tmp_path: Path) -> 
         assert configuration["DurableConfig"]["ExecutionTimeout"] == 3600
         listed = client.list_durable_executions_by_function(FunctionName="api-steps")["DurableExecutions"]
         assert [execution["Status"] for execution in listed] == ["SUCCEEDED"]
+
+
+def rapidboot(server: RapidServer, *args: str) -> str:
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        *args[:1],
+        "--endpoint",
+        server.endpoint,
+        *args[1:],
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_cli_lists_shows_and_completes_a_callback(server: RapidServer, client: Any) -> None:
+    arn = start(client, "approval", {"order": 9}, execution_name="cli-approval")
+    event_of(client, arn, "CallbackStarted")
+    history = rapidboot(server, "executions", "history", arn)
+    (line,) = [line for line in history.splitlines() if "CallbackStarted" in line]
+    callback_id = json.loads(line[line.index("{") :])["CallbackId"]
+    assert "approval" in line  # the operation's name
+    rapidboot(server, "callback", "succeed", callback_id, "--result", "ok")
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    shown = json.loads(rapidboot(server, "executions", "get", arn))
+    assert shown["Status"] == "SUCCEEDED" and json.loads(shown["Result"])["approved"] == "ok"
+    listing = rapidboot(server, "executions", "list", "approval", "--status", "SUCCEEDED")
+    assert any(line.startswith("SUCCEEDED") and line.endswith(arn) for line in listing.splitlines())
+    other = start(client, "approval", {"order": 10})
+    event_of(client, other, "CallbackStarted")
+    assert rapidboot(server, "executions", "stop", other).startswith("stopped at ")
+    assert client.get_durable_execution(DurableExecutionArn=other)["Status"] == "STOPPED"
