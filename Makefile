@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo demo-api test fuzz lint typecheck check clean bench bench-quick bench-coldstart
+.PHONY: demo demo-api demo-durable test fuzz lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP)
 
 demo-api: $(STAMP)
 	$(BIN)/python examples/api/demo.py
+
+# The order workflow of examples/durable (AWS's Durable Execution SDK, from the test extra): steps, a day's
+# wait (a second here), an approval given with `rapidboot callback succeed`.
+demo-durable: $(TEST_STAMP)
+	$(BIN)/python examples/durable/demo.py
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
