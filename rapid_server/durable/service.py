@@ -104,6 +104,9 @@ class DurableService:
                 execution.seq = max(execution.seq, seq)
             execution.events = self.store.event_count(execution.arn)
             self._executions[execution.arn] = execution
+            for op in execution.operations.values():  # chained invokes in flight when the server died
+                if op["Type"] == "CHAINED_INVOKE" and op["Status"] == "STARTED":
+                    self._spawn(self._chained_invoke(execution, op))  # again: at least once
             self._spawn(self._drive(execution))
             resumed += 1
         return resumed
@@ -499,11 +502,15 @@ class DurableService:
                 invoked_function_arn=target.arn,
                 trace_id=_trace_id(),
             )
-            answer = await target.invoke(invocation)
-            if answer.function_error:
-                error = _invocation_error(answer.body)
+            try:
+                answer = await target.invoke(invocation)
+            except ServiceError as exc:  # throttled, or the server is stopping
+                error = {"ErrorType": exc.code, "ErrorMessage": exc.message}
             else:
-                result = answer.body.decode("utf-8")
+                if answer.function_error:
+                    error = _invocation_error(answer.body)
+                else:
+                    result = answer.body.decode("utf-8")
         if not execution.running:
             return
         event = ops.complete_invoke(op, result, error, _now_ms())
