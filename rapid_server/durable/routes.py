@@ -21,8 +21,16 @@ from .service import DurableService
 if TYPE_CHECKING:
     from ..function import Function
 
-_ARN = r"(?P<arn>arn:[^/]+/durable-execution/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+)"
-_EXECUTION = re.compile(rf"^/2025-12-01/durable-executions/{_ARN}(?:/(?P<action>[a-z]+))?/?$")
+# Any label, as the path is percent-decoded (an ARN's "/" arrives as "/"): what it may be is for the
+# operation to say (the model's pattern), not the route's.
+_EXECUTION = re.compile(
+    r"^/2025-12-01/durable-executions/(?P<arn>.+?)(?:/(?P<action>checkpoint|state|history|stop|pause|resume))?/?$"
+)
+# botocore's DurableExecutionArn pattern
+_VALID_ARN = re.compile(
+    r"arn:([a-zA-Z0-9-]+):lambda:([a-zA-Z0-9-]+):(\d{12}):function:([a-zA-Z0-9_-]+):(\$LATEST(?:\.PUBLISHED)?|[0-9]+)"
+    r"/durable-execution/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)"
+)
 _CALLBACK = re.compile(
     r"^/2025-12-01/durable-execution-callbacks/(?P<id>.+)/(?P<action>succeed|fail|heartbeat)/?$"
 )
@@ -49,6 +57,13 @@ async def handle(service: DurableService, request: Request, request_id: str) -> 
         route = table.get((request.method, match.groupdict().get("action") or ""))
         if route is None:
             return None
+        arn = match.groupdict().get("arn")
+        if arn is not None and (len(arn) > 1024 or _VALID_ARN.fullmatch(arn) is None):
+            raise ServiceError(
+                400,
+                errors.INVALID_PARAMETER_VALUE,
+                f"DurableExecutionArn: {arn!r} is not a durable execution ARN",
+            )
         answer = route(service, request, {k: v for k, v in match.groupdict().items() if v is not None})
         response = await answer if isinstance(answer, Awaitable) else answer
         response.headers.append(("x-amzn-RequestId", request_id))
