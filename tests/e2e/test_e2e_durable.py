@@ -356,3 +356,22 @@ def test_the_cli_lists_shows_and_completes_a_callback(server: RapidServer, clien
     event_of(client, other, "CallbackStarted")
     assert rapidboot(server, "executions", "stop", other).startswith("stopped at ")
     assert client.get_durable_execution(DurableExecutionArn=other)["Status"] == "STOPPED"
+
+
+def test_a_callback_outlives_a_sigkilled_server(tmp_path: Path) -> None:
+    """Killed while the execution waits for its callback: the restarted server knows the callback id from
+    the log, and completing it there resumes the execution."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "approval", {"order": 3})
+        callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+        first.stop(signal.SIGKILL)
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"after the crash")
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert json.loads(record["Result"]) == {"approved": "after the crash", "order": 3}
