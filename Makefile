@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo demo-api demo-queue bench-sqs test fuzz lint typecheck check clean bench bench-quick bench-coldstart
+.PHONY: demo demo-api demo-queue demo-durable bench-sqs test fuzz lint typecheck check clean bench bench-quick bench-coldstart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ demo-api: $(STAMP)
 # rapidboot polling it, orders sent and taken, one retried through a partial batch response.
 demo-queue: $(TEST_STAMP)
 	$(BIN)/python examples/queue/demo.py
+
+# The order workflow of examples/durable (AWS's Durable Execution SDK, from the test extra): steps, a day's
+# wait (a second here), an approval given with `rapidboot callback succeed`.
+demo-durable: $(TEST_STAMP)
+	$(BIN)/python examples/durable/demo.py
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

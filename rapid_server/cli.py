@@ -199,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         "memory only: the file wins again at its next reload and at a restart",
     )
     serve.add_argument(
+        "--durable-time-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="durable functions: time runs FACTOR times faster for their waits, retry delays and timeouts "
+        "(e.g. 86400: a wait of a day lasts a second); default 1",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -259,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='client context as JSON, e.g. \'{"custom": {"k": "v"}}\' (sent base64-encoded, as boto3 does)',
     )
     invoke.add_argument(
+        "--durable-execution-name",
+        default=None,
+        help="a durable function: the execution's name (a name used before is refused)",
+    )
+    invoke.add_argument(
         "--log-type",
         choices=["None", "Tail"],
         default="None",
@@ -281,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedules.add_argument("--region", default=None, help="(default: $AWS_REGION or us-east-1)")
     schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
+    commands.add_parser(
+        "executions",
+        help="durable executions: `rapidboot executions list|get|history|stop` (see its --help)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "callback",
+        help="complete a durable execution's callback: `rapidboot callback succeed|fail|heartbeat ID`",
+        add_help=False,
+    )
     commands.add_parser(
         "events",
         help="sample events of each source: `rapidboot events generate KIND` (see its --help)",
@@ -306,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         from .event_sources.samples import main as events_main
 
         return events_main(arguments[1:], prog="rapidboot events")
+    if arguments[:1] in (["executions"], ["callback"]):
+        # Durable executions from the shell (durable/commands.py): its own parser, as `events`.
+        from .durable.commands import callback_main, executions_main
+
+        if arguments[0] == "executions":
+            return executions_main(arguments[1:])
+        return callback_main(arguments[1:])
     args = build_parser().parse_args(arguments)
     try:
         if args.command == "serve":
@@ -357,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
         allow_updates=args.allow_updates,
+        durable_time_scale=args.durable_time_scale,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
     schedules = _schedules_of(definition)

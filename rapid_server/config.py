@@ -96,6 +96,7 @@ _FUNCTION_KEYS = frozenset(
         "schedule",
         "snap_start",
         "event_sources",
+        "durable",
     }
 )
 # `[[functions.NAME.event_sources]]`: an SQS queue polled for the function (event_sources/mapping.py); each
@@ -127,6 +128,15 @@ class Destination:
 
     def __str__(self) -> str:
         return f"function:{self.function}" if self.kind == "function" else f"file:{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class DurableConfig:
+    """A durable function's `DurableConfig` (rapid_server/durable/): how long one execution may run, and
+    how many days an ended one is kept."""
+
+    execution_timeout_s: int = 86_400
+    retention_days: int = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +178,9 @@ class FunctionConfig:
     snap_start: bool = False
     # SQS queues polled for this function (event source mappings), from a template or rapidboot.toml.
     event_sources: tuple[SqsSource, ...] = ()
+    # A durable function (`durable = { execution_timeout = ..., retention_period = ... }`): an invoke starts
+    # an execution that the durable service checkpoints and replays (rapid_server/durable/).
+    durable: DurableConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +214,13 @@ class ServerConfig:
     request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
     # `serve --allow-updates`: the control plane may update the configured functions (in memory only).
     allow_updates: bool = False
+    # `serve --durable-time-scale`: durable executions' time (waits, retry delays, timeouts) runs this many
+    # times faster (rapid_server/durable/), so that a week-long wait can be tested in seconds.
+    durable_time_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.durable_time_scale <= 1e9:
+            raise ConfigError(f"--durable-time-scale {self.durable_time_scale:g}: must be more than 0")
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
         if reserved > self.max_concurrency:
             names = ", ".join(
@@ -255,6 +273,7 @@ def validate_function(
     schedule: object = None,
     snap_start: object = False,
     event_sources: object = None,
+    durable: object = None,
     base_dir: Path | None = None,
     flags: bool = False,
 ) -> FunctionConfig:
@@ -321,6 +340,7 @@ def validate_function(
     if snap_start:
         check_snap_start(at("snap_start"), str(runtime), argv, per_environment)
     sources = _event_sources(at, event_sources)
+    durable_config = _durable(at("durable"), durable)
     return FunctionConfig(
         name,
         code_path,
@@ -344,6 +364,7 @@ def validate_function(
         schedule=_schedule(at("schedule"), schedule),
         snap_start=snap_start,  # by name: the fields after `schedule` are not all set from the file
         event_sources=sources,
+        durable=durable_config,
     )
 
 
@@ -484,6 +505,26 @@ def _schedule(where: str, value: object) -> str | None:
     except ExpressionError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return value
+
+
+def _durable(where: str, value: object) -> DurableConfig | None:
+    """`durable = {}` or `{ execution_timeout = S, retention_period = DAYS }`, in the ranges of botocore's
+    DurableConfig (ExecutionTimeout 1-31622400 s, RetentionPeriodInDays 1-90)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DurableConfig()
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: must be a table, e.g. {{ execution_timeout = 3600, retention_period = 7 }}"
+        )
+    unknown = set(value) - {"execution_timeout", "retention_period"}
+    if unknown:
+        allowed = "execution_timeout, retention_period"
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+    timeout = _integer(f"{where}.execution_timeout", value.get("execution_timeout", 86_400), 1, 31_622_400)
+    retention = _integer(f"{where}.retention_period", value.get("retention_period", 14), 1, 90)
+    return DurableConfig(timeout, retention)
 
 
 def _min_event_age() -> float:

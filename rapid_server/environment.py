@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +146,15 @@ def _log_stream_name(version: str) -> str:
     return datetime.now(UTC).strftime("%Y/%m/%d/[") + version + "]" + uuid.uuid4().hex
 
 
+def _no_extra_environment() -> Mapping[str, str]:
+    return {}
+
+
 class Environment:
+    # What the server adds to the process environment (a durable function's endpoint for its SDK's calls:
+    # rapid_server/durable/); set by the Function that creates the environment.
+    extra_environment: Callable[[], Mapping[str, str]] = staticmethod(_no_extra_environment)
+
     def __init__(
         self,
         config: FunctionConfig,
@@ -909,6 +917,7 @@ class Environment:
             runtime_api,
             self.initialization_type,
             self._limits.scratch,
+            self.extra_environment(),
         )
 
     def _runtime_command(self) -> tuple[str, ...]:
@@ -1182,6 +1191,7 @@ def process_environment(
     runtime_api: str,
     initialization_type: str,
     scratch: Path,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Reference section 4. The server's own environment is not inherited, as on Lambda, except what a
     local function needs to find programs and to reach AWS with the developer's credentials."""
@@ -1239,6 +1249,7 @@ def process_environment(
         env[OPT_DIR_VARIABLE] = str(opt)  # where our bootstrap finds <opt>/python (on Lambda: /opt)
     else:
         env["PATH"] = path
+    env.update(extra or {})  # what the server adds (a durable function's endpoint: rapid_server/durable/)
     env.update(config.environment)
     return env
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import PreparedFunction
@@ -65,6 +65,8 @@ class Function:
         self.config = config
         self._peers = peers
         self.package = package
+        # What the server adds to its environments' process environment (ServerState.function_environment).
+        self.extra_environment: Callable[[], Mapping[str, str]] = dict
         self.arn = arn
         self._region = region
         self._sink = sink
@@ -268,7 +270,13 @@ class Function:
 
             self._limits.template_scratch.mkdir(mode=0o1777, parents=True, exist_ok=True)
             environ = process_environment(
-                self.config, self.package, self._region, "", SNAP_START, self._limits.template_scratch
+                self.config,
+                self.package,
+                self._region,
+                "",
+                SNAP_START,
+                self._limits.template_scratch,
+                self.extra_environment(),
             )
             template = Template(
                 bootstrap_command(self.config.handler),
@@ -319,6 +327,7 @@ class Function:
             template,
         )
         environment.on_exit = self._exited
+        environment.extra_environment = self.extra_environment
         return environment
 
     def _exited(self, environment: Environment) -> None:

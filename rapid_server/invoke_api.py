@@ -17,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import orjson
@@ -33,6 +34,9 @@ from .function import Function
 from .http import ConnectionPolicy, Handler, Request, Response
 from .response_stream import ResponseStream
 from .server_state import ServerState
+
+if TYPE_CHECKING:
+    from .durable.service import DurableService
 
 MAX_SYNC_PAYLOAD_BYTES = 6_291_456
 MAX_CLIENT_CONTEXT_BYTES = 3583
@@ -70,8 +74,13 @@ _INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>.*)/response-strea
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
 
 
-def make_handler(state: ServerState, control: ControlPlane | None = None) -> Handler:
-    """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API."""
+def make_handler(
+    state: ServerState,
+    control: ControlPlane | None = None,
+    durable: Callable[[], DurableService] | None = None,
+) -> Handler:
+    """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API.
+    `durable`: opens (once) and returns the durable execution service (durable/)."""
 
     async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
@@ -80,12 +89,19 @@ def make_handler(state: ServerState, control: ControlPlane | None = None) -> Han
             if match is not None:
                 if request.method != "POST":
                     raise _unknown_operation(request)
-                return await _invoke(state, control, request, match["name"], request_id)
+                return await _invoke(state, control, request, match["name"], request_id, durable=durable)
             match = _INVOKE_STREAM.match(request.path)
             if match is not None:
                 if request.method != "POST":
                     raise _unknown_operation(request)
                 return await _invoke(state, control, request, match["name"], request_id, streaming=True)
+            if durable is not None and request.path.startswith("/2025-12-01/"):
+                from .durable import routes as durable_routes
+
+                answer = await durable_routes.handle(durable(), request, request_id)
+                if answer is not None:
+                    return answer
+                raise _unknown_operation(request)
             if control is not None and routes.is_control_path(request.path):
                 response = await routes.handle(control, request, request_id)
                 if response is not None:
@@ -109,6 +125,7 @@ async def _invoke(
     name: str,
     request_id: str,
     streaming: bool = False,
+    durable: Callable[[], DurableService] | None = None,
 ) -> Response | None:
     function, executed_version, invoked_arn = _resolve(state, name, _query_qualifier(request), control)
     invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
@@ -124,6 +141,11 @@ async def _invoke(
         raise ServiceError(
             400, errors.INVALID_PARAMETER_VALUE, f"X-Amz-Log-Type: {log_type!r} is not one of None, Tail"
         )
+    if durable is not None and function.config.durable is not None and invocation_type != "DryRun":
+        from .durable.routes import invoke as durable_invoke
+
+        payload = _accept_payload(request, invocation_type)
+        return await durable_invoke(durable(), function, payload, request, request_id, executed_version)
     if invocation_type == "Event":  # the log goes to the log only: Tail applies to sync invokes
         if function is not state.functions.get(function.config.name):  # a published version's pool
             raise ServiceError(
@@ -180,6 +202,18 @@ async def _invoke(
     if log_result is not None:
         headers.append(("X-Amz-Log-Result", log_result))
     return Response(200, result.body, headers)
+
+
+def _accept_payload(request: Request, invocation_type: str) -> bytes:
+    """The payload of an invoke that starts a durable execution, within its invocation type's limit."""
+    limit = MAX_EVENT_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
+    if request.too_large or request.body_size > limit:
+        raise ServiceError(
+            413,
+            errors.REQUEST_TOO_LARGE,
+            f"Request must be smaller than {limit} bytes for the Invoke operation",
+        )
+    return _validated_payload(request.body)
 
 
 def _accept_event(state: ServerState, function: Function, request: Request, request_id: str) -> Response:

@@ -30,6 +30,8 @@ def invoke(args: argparse.Namespace) -> int:
     headers = {"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type}
     if args.client_context is not None:
         headers["X-Amz-Client-Context"] = base64.b64encode(args.client_context.encode()).decode()
+    if getattr(args, "durable_execution_name", None):
+        headers["X-Amz-Durable-Execution-Name"] = args.durable_execution_name
     timeout = httpx.Timeout(10, read=args.read_timeout)
     try:
         if args.stream:
@@ -40,6 +42,10 @@ def invoke(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"rapidboot: cannot invoke {args.name} at {args.endpoint}: {exc}", file=sys.stderr)
         return 2
+    if "X-Amz-Durable-Execution-Arn" in response.headers:  # SAM CLI never shows it (aws-sam-cli #9200)
+        print(
+            f"rapidboot: durable execution {response.headers['X-Amz-Durable-Execution-Arn']}", file=sys.stderr
+        )
     if response.status_code == 202:  # queued: there is no response, only the invocation's request id
         print(response.headers.get("x-amzn-RequestId", ""), flush=True)
         return 0

@@ -31,6 +31,7 @@ from .server_state import ServerState
 if TYPE_CHECKING:
     from .config import DefinitionSource
     from .definitions.template import TemplateDefinition
+    from .durable.service import DurableService
     from .event_sources.manager import EventSources
     from .event_sources.schedules import Schedule, Scheduler
     from .http_triggers.listener import HttpTriggerOptions
@@ -74,11 +75,12 @@ async def serve(
     state.template = template
     dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
     state.dispatcher = dispatcher
+    durable = DurableOpener(state, config)
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     await control.versions.start()  # published versions: pools of their own
     listener = await start_listener(
-        invoke_api.make_handler(state, control),
+        invoke_api.make_handler(state, control, durable),
         config.host,
         config.port,
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
@@ -88,6 +90,9 @@ async def serve(
         policy=invoke_api.connection_policy(config, report_notice),
     )
     url = f"http://{config.host}:{bound_port(listener)}"
+    durable.endpoint = f"http://{_local(config.host)}:{bound_port(listener)}"
+    if durable.wanted_at_start:
+        durable()  # resumes what the log holds RUNNING
     # -- HTTP triggers: one more listener, only when the template has HTTP events or function URLs
     api_listener = None
     if http_triggers is not None and http_triggers.routes:
@@ -143,6 +148,8 @@ async def serve(
         if state.event_sources is not None:
             state.event_sources.stop()  # no new batch; one in flight ends with its function, not deleted
         dispatcher.begin_stop()  # events in flight go back to the queue as their environments stop
+        if durable.service is not None:
+            await durable.service.stop()  # replays end here; the log has every execution for the next start
         # Invokes in flight get the grace period to finish, then their callers get the shutting-down
         # error; runtimes get SIGTERM, then every process of every environment is killed (removed
         # functions' too, if still finishing an invoke).
@@ -216,6 +223,69 @@ def _follow_routes(state: ServerState, options: HttpTriggerOptions) -> Callable[
             report_notice("rapidboot: the template now has HTTP triggers: restart the server to serve them")
 
     return follow
+
+
+def _local(host: str) -> str:
+    """Where a local process reaches a listener bound to `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+class DurableOpener:
+    """The durable execution service, opened on first need: at start when a configured function is durable
+    or the log has executions (to resume them), else at the first durable invoke or API call (a durable
+    function created through the control plane). Lazy: a server with neither never loads it.
+
+    A durable function's environments get `AWS_ENDPOINT_URL_LAMBDA` (boto3's per-service endpoint
+    variable), so the SDK's own client reaches this server, and dummy credentials when the server has none
+    (its requests are signed; the signature is not checked). Other functions get neither."""
+
+    def __init__(self, state: ServerState, config: ServerConfig):
+        self._state = state
+        self._config = config
+        self.endpoint = f"http://{_local(config.host)}:{config.port}"  # the Invoke API; set once bound
+        self.service: DurableService | None = None
+        self._credentials: dict[str, str] = {}
+        if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+            self._credentials = {"AWS_ACCESS_KEY_ID": "rapidboot", "AWS_SECRET_ACCESS_KEY": "rapidboot"}
+        state.function_environment = self._environment
+
+    def _environment(self, function: FunctionConfig) -> dict[str, str]:
+        if function.durable is None:
+            return {}
+        return {"AWS_ENDPOINT_URL_LAMBDA": self.endpoint, **self._credentials}
+
+    @property
+    def wanted_at_start(self) -> bool:
+        from .durable.store import DATABASE_NAME  # a module of constants and sqlite3 only
+
+        durable_functions = any(f.durable is not None for f in self._state.config.functions.values())
+        return durable_functions or (self._config.state_dir / "durable" / DATABASE_NAME).exists()
+
+    def __call__(self) -> DurableService:
+        if self.service is None:
+            from .durable.service import DurableService
+            from .durable.store import DurableStore
+
+            directory = self._config.state_dir / "durable"
+            try:
+                store = DurableStore(directory)
+            except (sqlite3.Error, OSError) as exc:
+                raise ConfigError(
+                    f"--state-dir {self._config.state_dir}: cannot open the durable executions' log: {exc}"
+                ) from None
+            scale = self._config.durable_time_scale
+            if scale != 1:
+                report_notice(
+                    f"rapidboot: --durable-time-scale {scale:g}: durable executions' waits, retry delays "
+                    f"and timeouts run {scale:g}x fast"
+                )
+            self.service = DurableService(
+                store, self._state.functions, report_notice, report_internal_error, scale
+            )
+            resumed = self.service.resume()
+            if resumed:
+                report_notice(f"rapidboot: durable executions resumed from --state-dir: {resumed}")
+        return self.service
 
 
 def _open_store(config: ServerConfig) -> FunctionStore:

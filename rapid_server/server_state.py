@@ -101,6 +101,9 @@ class ServerState:
         # while its function exists.
         self.event_sources: EventSources | None = None
         self.open_event_sources: Callable[[], EventSources] | None = None
+        # What the server adds to a function's process environment (set by the server: a durable
+        # function's SDK is pointed at this server, rapid_server/durable/).
+        self.function_environment: Callable[[FunctionConfig], Mapping[str, str]] = lambda config: {}
 
     async def apply(
         self,
@@ -180,7 +183,7 @@ class ServerState:
     def new_function(self, config: FunctionConfig, package: PreparedFunction, arn: str) -> Function:
         """A pool of environments; outside `functions` for a published version (control_plane/versions.py),
         which shares its function's concurrency (the limiter counts by `config.name`)."""
-        return Function(
+        function = Function(
             config,
             arn,
             self.config.region,
@@ -191,6 +194,8 @@ class ServerState:
             package,
             self._peers,
         )
+        function.extra_environment = lambda: self.function_environment(config)
+        return function
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"

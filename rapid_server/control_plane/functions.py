@@ -36,6 +36,7 @@ from .store import FunctionStore, StagedCode, StoredFunction
 RESOURCE_CONFLICT = "ResourceConflictException"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
 TENANCY = "TenancyConfig"  # CreateFunction only
+DURABLE = "DurableConfig"  # CreateFunction only here: a durable function (rapid_server/durable/)
 DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
 _SETTINGS = (
     "Handler",
@@ -62,6 +63,9 @@ _FIELDS = {
     "maximum_event_age": "MaximumEventAgeInSeconds",
     "on_success": "DestinationConfig.OnSuccess.Destination",
     "on_failure": "DestinationConfig.OnFailure.Destination",
+    "durable.execution_timeout": "DurableConfig.ExecutionTimeout",
+    "durable.retention_period": "DurableConfig.RetentionPeriodInDays",
+    "durable": "DurableConfig",
 }
 
 
@@ -79,6 +83,9 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
     variables = environment.get("Variables", {}) if isinstance(environment, dict) else environment
     storage = settings.get("EphemeralStorage") or {"Size": 512}
     tenant_isolation = tenancy_setting(settings.get("TenancyConfig"))
+    durable = settings.get(DURABLE)
+    if durable is not None and not isinstance(durable, dict):
+        raise _invalid(f"{DURABLE}: must be an object with ExecutionTimeout and RetentionPeriodInDays")
     try:
         config = validate_function(
             name,
@@ -91,6 +98,7 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
             ephemeral_storage=storage.get("Size") if isinstance(storage, dict) else storage,
             runtime="provided" if runtime.startswith("provided") else "python",
             **config_arguments(settings),  # layers, reserved concurrency, event invoke config (settings.py)
+            durable=None if durable is None else _durable_keys(durable),
         )
     except ConfigError as exc:
         message = str(exc)
@@ -98,6 +106,17 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
             message = message.replace(f"{name}.{key}", field, 1)
         raise _invalid(message) from None
     return dataclasses.replace(config, tenant_isolation=True) if tenant_isolation else config
+
+
+def _durable_keys(durable: dict[str, object]) -> dict[str, object]:
+    """A DurableConfig as the toml's `durable` table (KMSKeyArn is accepted and not used: nothing here is
+    encrypted)."""
+    keys: dict[str, object] = {}
+    if "ExecutionTimeout" in durable:
+        keys["execution_timeout"] = durable["ExecutionTimeout"]
+    if "RetentionPeriodInDays" in durable:
+        keys["retention_period"] = durable["RetentionPeriodInDays"]
+    return keys
 
 
 class ControlPlane:
@@ -186,6 +205,8 @@ class ControlPlane:
             if body.get(TENANCY) is not None:  # set at creation only (tenancy.py)
                 settings[TENANCY] = body[TENANCY]
             settings.update(request_settings(self, body, creating=True))
+            if body.get(DURABLE) is not None:
+                settings[DURABLE] = body[DURABLE]
             record = await self._prepare(name, settings, code)
             function = await self._commit(record)
             return name, function, record

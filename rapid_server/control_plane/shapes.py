@@ -67,6 +67,11 @@ def configuration(
             body["Layers"] = layers
     if config.tenant_isolation:
         body["TenancyConfig"] = {"TenantIsolationMode": "PER_TENANT"}
+    if config.durable is not None:
+        body["DurableConfig"] = {
+            "ExecutionTimeout": config.durable.execution_timeout_s,
+            "RetentionPeriodInDays": config.durable.retention_days,
+        }
     body.update(status)
     return body
 

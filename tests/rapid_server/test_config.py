@@ -238,8 +238,8 @@ def test_unknown_key_is_named_with_the_allowed_ones(project: Path) -> None:
     assert "functions.myfn:" in message
     assert "unknown key(s) memroy, timeout_s" in message
     assert (
-        "allowed: code, command, environment, ephemeral_storage, event_sources, handler, idle_timeout, "
-        "layers, maximum_event_age, maximum_retry_attempts, memory, on_failure, on_success, "
+        "allowed: code, command, durable, environment, ephemeral_storage, event_sources, handler, "
+        "idle_timeout, layers, maximum_event_age, maximum_retry_attempts, memory, on_failure, on_success, "
         "provisioned_concurrency, reserved_concurrency, retry_base_delay, runtime, schedule, snap_start, "
         "timeout"
     ) in message

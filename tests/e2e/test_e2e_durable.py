@@ -1,0 +1,377 @@
+"""Durable functions end to end (issue 20): handlers written with AWS's Durable Execution SDK, unchanged,
+run by the real server; the tests drive and inspect them with boto3's durable execution operations.
+
+No sleep is a synchronisation here: a test polls the execution's status or history (GetDurableExecution,
+GetDurableExecutionHistory) with a deadline, as a client of the service would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_harness import RapidServer, lambda_client, running_server, supervised, wait_until, write_tables
+
+pytestmark = pytest.mark.e2e
+
+CODE = Path(__file__).parent / "functions" / "durable"
+DEADLINE_S = 30.0  # a bound: each execution here ends in a few seconds
+TIME_SCALE = 3600  # the module's server runs durable time an hour a second (--durable-time-scale)
+
+
+def tables() -> dict[str, dict[str, Any]]:
+    def durable(handler: str) -> dict[str, Any]:
+        return {
+            "code": str(CODE),
+            "handler": f"app.{handler}",
+            "timeout": 30,
+            "durable": {"execution_timeout": 604_800, "retention_period": 1},
+        }
+
+    functions = {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens", "order")}
+    functions["payment"] = durable("process_payment")
+    functions["price"] = {"code": str(CODE), "handler": "app.lookup_price"}  # a plain function
+    return functions
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RapidServer]:
+    root = tmp_path_factory.mktemp("durable")
+    config = write_tables(root / "rapidboot.toml", tables())
+    args = [
+        "--config",
+        str(config),
+        "--state-dir",
+        str(root / "state"),
+        "--durable-time-scale",
+        str(TIME_SCALE),
+    ]
+    with running_server(args, root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(server: RapidServer) -> Any:
+    return lambda_client(server.endpoint)
+
+
+def start(client: Any, name: str, payload: dict[str, Any], execution_name: str | None = None) -> str:
+    """An Event invoke: 202 once the execution is committed, with its ARN."""
+    extra = {"DurableExecutionName": execution_name} if execution_name else {}
+    response = client.invoke(
+        FunctionName=name, InvocationType="Event", Payload=json.dumps(payload).encode(), **extra
+    )
+    assert response["StatusCode"] == 202
+    arn: str = response["DurableExecutionArn"]
+    assert f":function:{name}:$LATEST/durable-execution/" in arn
+    return arn
+
+
+def ended(client: Any, arn: str) -> dict[str, Any]:
+    """The execution once it is no longer RUNNING (polled, bounded)."""
+    record: dict[str, Any] = {}
+
+    def done() -> bool:
+        record.update(client.get_durable_execution(DurableExecutionArn=arn))
+        return bool(record["Status"] != "RUNNING")
+
+    assert wait_until(done, DEADLINE_S, interval=0.1), f"{arn} still RUNNING after {DEADLINE_S} s"
+    return record
+
+
+def events(client: Any, arn: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    return found
+
+
+def event_of(client: Any, arn: str, kind: str) -> dict[str, Any]:
+    """The first history event of `kind` (polled, bounded)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [event for event in events(client, arn) if event["EventType"] == kind]
+        return bool(found)
+
+    assert wait_until(seen, DEADLINE_S, interval=0.1), f"no {kind} in {arn}: {events(client, arn)}"
+    return found[0]
+
+
+def test_steps_complete_in_one_sync_invoke(server: RapidServer, client: Any) -> None:
+    response = client.invoke(FunctionName="steps", Payload=json.dumps({"count": 5}).encode())
+    assert response.get("FunctionError") is None
+    result = json.loads(response["Payload"].read())
+    assert result["total"] == 0 + 1 + 2 + 3 + 4
+    assert result["endpoint"] == server.endpoint  # the SDK's boto3 client was pointed here
+    arn = response["DurableExecutionArn"]
+    record = client.get_durable_execution(DurableExecutionArn=arn)
+    assert record["Status"] == "SUCCEEDED"
+    assert json.loads(record["Result"]) == result
+    kinds = [event["EventType"] for event in events(client, arn)]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded"
+    assert kinds.count("StepSucceeded") == 5
+    assert any(line.endswith(arn) for line in server.stderr.lines)  # the ARN is printed for the user
+
+
+def test_a_wait_resumes_the_execution(server: RapidServer, client: Any, tmp_path: Path) -> None:
+    """An hour's wait, an hour a second (--durable-time-scale, which the server prints)."""
+    assert any("--durable-time-scale 3600" in line for line in server.stderr.lines)
+    marker = tmp_path / "marker"
+    arn = start(client, "waits", {"marker": str(marker), "seconds": 3600})
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"before": 1, "after": 1}
+    assert marker.read_text().split() == ["before", "after"]  # the replay did not run `before` again
+    history = events(client, arn)
+    (started,) = [event for event in history if event["EventType"] == "WaitStarted"]
+    assert started["WaitStartedDetails"]["Duration"] == 3600
+    kinds = [event["EventType"] for event in history]
+    assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded") < kinds.index("ExecutionSucceeded")
+
+
+def test_a_callback_completed_with_boto3_resumes_it(client: Any) -> None:
+    arn = start(client, "approval", {"order": 42})
+    callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    # The SDK hands the handler the result as sent (its default serdes passes callback results through).
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"approved by Ada")
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"approved": "approved by Ada", "order": 42}
+    with pytest.raises(client.exceptions.CallbackTimeoutException):  # closed: a second answer is refused
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'"again"')
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.send_durable_execution_callback_failure(CallbackId="abcd", Error={"ErrorMessage": "no"})
+
+
+def test_a_failing_step_is_retried_until_it_succeeds(client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    arn = start(client, "flaky", {"marker": str(marker), "fail": 2})
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"runs": 3}
+    history = events(client, arn)
+    failed = [event for event in history if event["EventType"] == "StepFailed"]
+    assert [event["StepFailedDetails"]["RetryDetails"]["CurrentAttempt"] for event in failed] == [1, 2]
+    assert [event["EventType"] for event in history].count("StepSucceeded") == 1
+
+
+def test_a_step_out_of_attempts_fails_the_execution(client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    payload = {"marker": str(marker), "fail": 9, "max_attempts": 2}
+    response = client.invoke(FunctionName="flaky", Payload=json.dumps(payload).encode())
+    assert response["FunctionError"] == "Unhandled"
+    assert "attempt 2 failed" in json.loads(response["Payload"].read())["errorMessage"]
+    record = client.get_durable_execution(DurableExecutionArn=response["DurableExecutionArn"])
+    assert record["Status"] == "FAILED"
+    assert marker.read_text().split() == ["attempt", "attempt"]
+
+
+def test_a_duplicate_execution_name_is_refused(client: Any, tmp_path: Path) -> None:
+    payload = {"marker": str(tmp_path / "marker")}
+    arn = start(client, "approval", payload, execution_name="order-7")
+    with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException):
+        start(client, "approval", payload, execution_name="order-7")
+    listed = client.list_durable_executions_by_function(
+        FunctionName="approval", DurableExecutionName="order-7"
+    )
+    assert [execution["DurableExecutionArn"] for execution in listed["DurableExecutions"]] == [arn]
+    stopped = client.stop_durable_execution(DurableExecutionArn=arn, Error={"ErrorMessage": "cancelled"})
+    assert stopped["StopTimestamp"]
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
+
+
+def test_a_used_or_unknown_checkpoint_token_is_refused(client: Any) -> None:
+    response = client.invoke(FunctionName="tokens", Payload=b"{}")
+    assert response.get("FunctionError") is None
+    result = json.loads(response["Payload"].read())
+    assert result["refused"]["reused"].startswith("Invalid checkpoint token")  # the SDK's retryable prefix
+    assert result["refused"]["unknown"].startswith("Invalid checkpoint token")
+    assert "one" in result["ids"]  # the checkpoint with the first token was kept
+    with pytest.raises(client.exceptions.InvalidParameterValueException):  # no invocation runs now
+        client.checkpoint_durable_execution(
+            DurableExecutionArn=response["DurableExecutionArn"],
+            CheckpointToken="bm90LWEtdG9rZW4=",
+            Updates=[],
+        )
+
+
+def test_a_sigkilled_server_resumes_the_execution_from_its_log(tmp_path: Path) -> None:
+    """Killed after the first step's checkpoint, during the wait: the restarted server fires the wait and
+    replays; the step the log holds as done does not run again."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    marker = tmp_path / "marker"
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "waits", {"marker": str(marker), "seconds": 2})
+        event_of(client, arn, "WaitStarted")
+        first.stop(signal.SIGKILL)
+    assert marker.read_text().split() == ["before"]
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert any("durable executions resumed" in line for line in second.stderr.lines)
+    assert marker.read_text().split() == ["before", "after"]
+
+
+def test_rapidboot_invoke_prints_the_execution_arn(server: RapidServer, client: Any) -> None:
+    """SAM CLI never shows the execution's ARN (aws-sam-cli #9200); `rapidboot invoke` does."""
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        "invoke",
+        "steps",
+        "--endpoint",
+        server.endpoint,
+    ]
+    command += ["--durable-execution-name", "cli-run", "--payload", '{"count": 2}']
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total"] == 1
+    (arn,) = [line.split()[-1] for line in done.stderr.splitlines() if "durable execution" in line]
+    assert arn.endswith("/durable-execution/cli-run/" + arn.rsplit("/", 1)[-1])
+    assert client.get_durable_execution(DurableExecutionArn=arn)["DurableExecutionName"] == "cli-run"
+
+
+def in_memory(handler: str, payload: dict[str, Any]) -> Any:
+    """What AWS's SDK testing package computes for a handler of app.py, in this process, in memory."""
+    from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
+
+    spec = importlib.util.spec_from_file_location("durable_app", CODE / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    with DurableFunctionTestRunner(handler=getattr(app, handler)) as runner:
+        runner.register_durable_function("payment", app.process_payment, execution_timeout=60)
+        runner.register_function("price", app.lookup_price)
+        result = runner.run(input=json.dumps(payload), execution_timeout=DEADLINE_S)
+    assert result.status.value == "SUCCEEDED", result.error
+    return json.loads(result.result)
+
+
+def test_chained_invokes_parallel_and_map_match_the_sdks_in_memory_service(client: Any) -> None:
+    payload = {"sku": "book-1", "items": ["a", "b", "c"]}
+    response = client.invoke(FunctionName="order", Payload=json.dumps(payload).encode())
+    assert response.get("FunctionError") is None, response["Payload"].read()
+    result = json.loads(response["Payload"].read())
+    assert result == {
+        "sku": "book-1",
+        "charged": 25,
+        "checks": ["stock", "fraud"],
+        "labels": ["0:a", "1:b", "2:c"],
+    }
+    assert result == in_memory("order", payload)
+    history = events(client, response["DurableExecutionArn"])
+    invoked = [
+        e["ChainedInvokeStartedDetails"]["FunctionName"]
+        for e in history
+        if e["EventType"] == "ChainedInvokeStarted"
+    ]
+    assert invoked == ["price", "payment"]
+    (payment,) = client.list_durable_executions_by_function(FunctionName="payment")["DurableExecutions"]
+    assert payment["Status"] == "SUCCEEDED"  # the durable target ran as an execution of its own
+
+
+def test_create_function_with_durable_config_runs_executions(tmp_path: Path) -> None:
+    """A durable function created through the API (a server that had none, so it opens the durable
+    service on first need), kept across a restart with its DurableConfig."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as package:
+        package.write(CODE / "app.py", "app.py")
+    args = ["--state-dir", str(tmp_path / "state")]
+    with running_server(args, tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        created = client.create_function(
+            FunctionName="api-steps",
+            Runtime="python3.12",
+            Role="arn:aws:iam::123456789012:role/lambda",
+            Handler="app.steps",
+            Timeout=30,
+            Code={"ZipFile": archive.getvalue()},
+            DurableConfig={"ExecutionTimeout": 3600, "RetentionPeriodInDays": 3},
+        )
+        assert created["DurableConfig"] == {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 3}
+        response = client.invoke(FunctionName="api-steps", Payload=b'{"count": 3}')
+        assert json.loads(response["Payload"].read())["total"] == 3
+        assert response["DurableExecutionArn"]
+        with pytest.raises(
+            client.exceptions.InvalidParameterValueException, match="RetentionPeriodInDays: 91"
+        ):
+            client.create_function(
+                FunctionName="bad",
+                Runtime="python3.12",
+                Role="arn:aws:iam::123456789012:role/lambda",
+                Handler="app.steps",
+                Code={"ZipFile": archive.getvalue()},
+                DurableConfig={"RetentionPeriodInDays": 91},
+            )
+    with running_server(args, tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        configuration = client.get_function(FunctionName="api-steps")["Configuration"]
+        assert configuration["DurableConfig"]["ExecutionTimeout"] == 3600
+        listed = client.list_durable_executions_by_function(FunctionName="api-steps")["DurableExecutions"]
+        assert [execution["Status"] for execution in listed] == ["SUCCEEDED"]
+
+
+def rapidboot(server: RapidServer, *args: str) -> str:
+    command = [
+        sys.executable,
+        "-m",
+        "rapidboot.rapid_server",
+        *args[:1],
+        "--endpoint",
+        server.endpoint,
+        *args[1:],
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_cli_lists_shows_and_completes_a_callback(server: RapidServer, client: Any) -> None:
+    arn = start(client, "approval", {"order": 9}, execution_name="cli-approval")
+    event_of(client, arn, "CallbackStarted")
+    history = rapidboot(server, "executions", "history", arn)
+    (line,) = [line for line in history.splitlines() if "CallbackStarted" in line]
+    callback_id = json.loads(line[line.index("{") :])["CallbackId"]
+    assert "approval" in line  # the operation's name
+    rapidboot(server, "callback", "succeed", callback_id, "--result", "ok")
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    shown = json.loads(rapidboot(server, "executions", "get", arn))
+    assert shown["Status"] == "SUCCEEDED" and json.loads(shown["Result"])["approved"] == "ok"
+    listing = rapidboot(server, "executions", "list", "approval", "--status", "SUCCEEDED")
+    assert any(line.startswith("SUCCEEDED") and line.endswith(arn) for line in listing.splitlines())
+    other = start(client, "approval", {"order": 10})
+    event_of(client, other, "CallbackStarted")
+    assert rapidboot(server, "executions", "stop", other).startswith("stopped at ")
+    assert client.get_durable_execution(DurableExecutionArn=other)["Status"] == "STOPPED"
+
+
+def test_a_callback_outlives_a_sigkilled_server(tmp_path: Path) -> None:
+    """Killed while the execution waits for its callback: the restarted server knows the callback id from
+    the log, and completing it there resumes the execution."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "approval", {"order": 3})
+        callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+        first.stop(signal.SIGKILL)
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"after the crash")
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert json.loads(record["Result"]) == {"approved": "after the crash", "order": 3}
