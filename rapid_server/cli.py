@@ -191,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         "memory only: the file wins again at its next reload and at a restart",
     )
     serve.add_argument(
+        "--console",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the web console at /_rapidboot/ on the Invoke API's address; GET /metrics is served either "
+        "way (default: on)",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -347,6 +354,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout,
         request_head_timeout_s=args.request_head_timeout,
         allow_updates=args.allow_updates,
+        console=args.console,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
     schedules = _schedules_of(definition)

@@ -181,6 +181,8 @@ class ServerConfig:
     request_head_timeout_s: float = DEFAULT_REQUEST_HEAD_TIMEOUT_S
     # `serve --allow-updates`: the control plane may update the configured functions (in memory only).
     allow_updates: bool = False
+    # The web console at /_rapidboot/ (observability/console.py); off with `serve --no-console`.
+    console: bool = True
 
     def __post_init__(self) -> None:
         reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())

@@ -31,6 +31,8 @@ from .environment import Invocation
 from .errors import ServiceError
 from .function import Function
 from .http import ConnectionPolicy, Handler, Request, Response
+from .observability import routes as observability
+from .observability.console import Console
 from .response_stream import ResponseStream
 from .server_state import ServerState
 
@@ -70,8 +72,11 @@ _INVOKE_STREAM = re.compile(r"^/2021-11-15/functions/(?P<name>.*)/response-strea
 _LIST = re.compile(r"^/2015-03-31/functions/?$")
 
 
-def make_handler(state: ServerState, control: ControlPlane | None = None) -> Handler:
-    """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API."""
+def make_handler(
+    state: ServerState, control: ControlPlane | None = None, console: Console | None = None
+) -> Handler:
+    """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API.
+    `console`: the web console's (observability/); `GET /metrics` is served either way."""
 
     async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
@@ -95,6 +100,10 @@ def make_handler(state: ServerState, control: ControlPlane | None = None) -> Han
                 if request.method != "GET":
                     raise _unknown_operation(request)
                 return _list_functions(state, request_id)
+            elif observability.is_observability_path(request.path):
+                answer = observability.handle(state, console, request)
+                if answer is not observability.NOT_OURS:
+                    return answer  # None: the console's feed, answered on the connection
             raise _unknown_operation(request)
         except ServiceError as error:
             return rendering.service_error(error, request_id)
