@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     commands.add_parser(
+        "top",
+        help="live per-function metrics of a running server, refreshed in place (see `rapidboot top --help`)",
+        add_help=False,
+    )
+    commands.add_parser(
         "bench",
         help="measure rapidboot against its peers on this machine (see `rapidboot bench --help`)",
         add_help=False,
@@ -300,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         return bench_main(arguments[1:], prog="rapidboot bench")
+    if arguments[:1] == ["top"]:
+        from .observability.top import main as top_main  # an HTTP client and the metrics' parser
+
+        return top_main(arguments[1:], prog="rapidboot top")
     if arguments[:1] == ["events"]:
         # Its own parser: its modules (uuid, hashlib, urllib) cost ~9 ms that no other command should pay.
         from .event_sources.samples import main as events_main
