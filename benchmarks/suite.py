@@ -20,7 +20,10 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - layers: layer merge the first time and cached (layers_merge.py);
 - http: HTTP trigger request -> function -> response against an Invoke API call, 1 KB (http_triggers.py);
 - deploy: CreateFunction with a 1 MB zip -> first answer, against unzip + first invoke of the same function
-  configured in a rapidboot.toml (deploy.py).
+  configured in a rapidboot.toml (deploy.py);
+- metrics: the per-invoke cost of Lambda's metrics with nothing scraping: the recording call in process
+  (against prometheus-client's), and warm invokes with it against the same server with it stubbed
+  (metrics_cost.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from rapidboot.benchmarks import (
     http_triggers,
     layers_merge,
     memory,
+    metrics_cost,
     report,
     throughput,
     warm_invoke,
@@ -62,6 +66,7 @@ BENCHMARKS = (
     "http",
     "reload",
     "deploy",
+    "metrics",
 )
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
@@ -89,6 +94,8 @@ class Plan:
     reload_samples: int = 30
     reload_restarts: int = 5
     deploy_samples: int = 20
+    metrics_samples: int = 2000
+    metrics_record_samples: int = 30
 
 
 FULL = Plan()
@@ -104,6 +111,8 @@ QUICK = Plan(
     reload_samples=10,
     reload_restarts=2,
     deploy_samples=6,
+    metrics_samples=400,
+    metrics_record_samples=10,
 )
 
 
@@ -395,6 +404,42 @@ def run_deploy(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> l
     return [Row("deploy", "deploy.create", label, "ms", entries, note=f"goal: at most {deploy.GOAL}x")]
 
 
+def run_metrics(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("metrics", plan.metrics_record_samples * 3 + plan.metrics_samples * 2)
+    directory = scratch / "metrics"
+    directory.mkdir()
+    cost = metrics_cost.measure(directory, plan.metrics_samples, plan.metrics_record_samples, tick)
+    record = [
+        Entry("rapidboot (plain counters, console on)", OURS, cost.record_us),
+        Entry("rapidboot --no-console", REFERENCE, cost.record_without_console_us),
+    ]
+    if cost.prometheus_client_us:
+        record.append(Entry("prometheus-client Counter + Histogram", PEER, cost.prometheus_client_us))
+    warm = [
+        Entry("rapidboot", OURS, cost.warm_ms),
+        Entry("rapidboot, metrics stubbed", PEER, cost.warm_stubbed_ms),
+    ]
+    params = {"client": RAW_CLIENT}
+    return [
+        Row(
+            "metrics",
+            "metrics.record",
+            "metrics: recording one invoke, in process",
+            "us",
+            record,
+            note="goal: under 5 us",
+        ),
+        Row(
+            "metrics",
+            "metrics.warm",
+            "warm invoke 1 KB, metrics recorded vs stubbed, nobody scraping",
+            "ms",
+            warm,
+            params=params,
+        ),
+    ]
+
+
 def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
     if not values:
         return list(BENCHMARKS)
@@ -471,6 +516,7 @@ def run(
                 "http": http_triggers.run_http,  # vs the Invoke API (benchmarks/http_triggers.py)
                 "reload": run_reload,
                 "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
+                "metrics": run_metrics,  # per-invoke cost of the metrics (benchmarks/metrics_cost.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

@@ -78,6 +78,9 @@ class Invocation(NamedTuple):
     log_tail: bytes
 
 
+_new_invocation = Invocation._make
+
+
 class FunctionFigures:
     """One function's figures since the server started. Counters and histograms as Prometheus has them:
     the bucket counts here are per bucket (not cumulative), the last one past the largest bound."""
@@ -173,20 +176,22 @@ class Metrics:
         tail = self._tails.pop(request_id, None)
         self.sequence += 1
         self.recent.append(
-            Invocation(
-                self.sequence,
-                now,
-                name,
-                request_id,
-                duration_ms,
-                environment.config.memory_mb,
-                max_memory_used_mb,
-                init_duration_ms,
-                error,
-                status,
-                error_type,
-                environment.pid,
-                bytes(tail) if tail else b"",
+            _new_invocation(  # the tuple's own constructor: half the cost of the NamedTuple's __new__
+                (
+                    self.sequence,
+                    now,
+                    name,
+                    request_id,
+                    duration_ms,
+                    environment.config.memory_mb,
+                    max_memory_used_mb,
+                    init_duration_ms,
+                    error,
+                    status,
+                    error_type,
+                    environment.pid,
+                    bytes(tail) if tail else b"",
+                )
             )
         )
 
