@@ -47,7 +47,7 @@ class Console:
             "now": time.time(),
             "region": self._state.config.region,
             "functions": self.functions(),
-            "invocations": [_invocation(record) for record in metrics.recent if record.sequence > since],
+            "invocations": [_invocation(record) for record in metrics.recent if record[0] > since],
             "series": {name: list(f.series) for name, f in metrics.functions.items() if f.series},
         }
 
@@ -121,7 +121,7 @@ class Console:
                 "sequence": latest,
                 "now": time.time(),
                 "functions": functions,
-                "invocations": [_invocation(r) for r in metrics.recent if r.sequence > since],
+                "invocations": [_invocation(r) for r in metrics.recent if r[0] > since],
                 "series": series,
             }
             if not connection.write_chunk(b"event: update\ndata: " + orjson.dumps(update) + b"\n\n"):
@@ -150,19 +150,34 @@ class Console:
 
 
 def _invocation(record: Invocation) -> dict[str, Any]:
+    (
+        sequence,
+        ended,
+        function,
+        request_id,
+        duration_ms,
+        memory_mb,
+        used_mb,
+        init_ms,
+        error,
+        status,
+        error_type,
+        pid,
+        tail,
+    ) = record
     return {
-        "sequence": record.sequence,
-        "time": record.time,
-        "function": record.function,
-        "requestId": record.request_id,
-        "durationMs": round(record.duration_ms, 2),
-        "billedDurationMs": billed_ms(record.duration_ms),
-        "memorySizeMb": record.memory_size_mb,
-        "maxMemoryUsedMb": record.max_memory_used_mb,
-        "initDurationMs": round(record.init_duration_ms, 2) if record.init_duration_ms is not None else None,
-        "error": record.error,
-        "status": record.status,
-        "errorType": record.error_type,
-        "pid": record.pid,
-        "logTail": record.log_tail.decode("utf-8", errors="replace"),
+        "sequence": sequence,
+        "time": ended,
+        "function": function,
+        "requestId": request_id,
+        "durationMs": round(duration_ms, 2),
+        "billedDurationMs": billed_ms(duration_ms),
+        "memorySizeMb": memory_mb,
+        "maxMemoryUsedMb": used_mb,
+        "initDurationMs": round(init_ms, 2) if init_ms is not None else None,
+        "error": error,
+        "status": status,
+        "errorType": error_type,
+        "pid": pid,
+        "logTail": tail.decode("utf-8", errors="replace"),
     }

@@ -33,8 +33,8 @@ def test_an_invoke_adds_to_its_function_figures_and_bucket() -> None:
     assert figures.duration_buckets[DURATION_BOUNDS_S.index(0.001)] == 1
     assert figures.duration_buckets[-1] == 1
     assert figures.duration_sum_s == pytest.approx(2000.0013)
-    assert [r.request_id for r in metrics.recent] == ["a", "b", "c"]
-    assert [r.sequence for r in metrics.recent] == [1, 2, 3]
+    assert [r[3] for r in metrics.recent] == ["a", "b", "c"]
+    assert [r[0] for r in metrics.recent] == [1, 2, 3]
 
 
 def test_the_console_keeps_bounded_invokes_and_output_tails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,12 +43,12 @@ def test_the_console_keeps_bounded_invokes_and_output_tails(monkeypatch: pytest.
     for n in range(metrics_module.RECENT_INVOCATIONS + 50):
         invoke(metrics, f"r{n}", 1.0)
     assert len(metrics.recent) == metrics_module.RECENT_INVOCATIONS
-    assert metrics.recent[0].request_id == "r50"
+    assert metrics.recent[0][3] == "r50"
     line = b"x" * 1000
     for _ in range(20):
         metrics.output("noisy", line)
     invoke(metrics, "noisy", 1.0)
-    tail = metrics.recent[-1].log_tail
+    tail = metrics.recent[-1][-1]
     assert metrics_module.TAIL_BYTES <= len(tail) <= 2 * metrics_module.TAIL_BYTES
     assert tail.endswith(line + b"\n")
     for n in range(10):  # output of invokes that never report: at most _PENDING_TAILS kept
