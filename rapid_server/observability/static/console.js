@@ -3,7 +3,7 @@
 "use strict";
 
 const MAX_ROWS = 200; // the server keeps the last 200 invokes too
-const CHART_SECONDS = 300;
+const CHART_SECONDS = 300; // at most: the chart spans what it has, from 1 minute to 5
 let sequence = 0;
 const series = new Map(); // function -> Map(second -> [second, invokes, errors, sumMs, maxMs, concurrency])
 
@@ -111,7 +111,10 @@ function drawChart(now) {
   const height = 220;
   const pad = { left: 44, right: 36, top: 10, bottom: 22 };
   const end = Math.floor(now);
-  const start = end - CHART_SECONDS;
+  let oldest = end;
+  for (const points of series.values()) for (const second of points.keys()) oldest = Math.min(oldest, second);
+  const span = Math.min(CHART_SECONDS, Math.max(60, Math.ceil((end - oldest + 1) / 30) * 30));
+  const start = end - span;
   const duration = new Map(); // second -> [sumMs, invokes]
   const concurrency = new Map(); // second -> summed max concurrency
   for (const points of series.values()) {
@@ -126,24 +129,24 @@ function drawChart(now) {
     }
   }
   const means = [...duration].filter(([, d]) => d[1] > 0).map(([s, d]) => [s, d[0] / d[1]]);
-  const maxMs = Math.max(1, ...means.map(([, v]) => v));
-  const maxConcurrency = Math.max(1, ...concurrency.values());
-  const x = (second) => pad.left + ((second - start) / CHART_SECONDS) * (width - pad.left - pad.right);
+  const maxMs = nice(Math.max(1, ...means.map(([, v]) => v)));
+  const maxConcurrency = Math.ceil(Math.max(1, ...concurrency.values()) / 4) * 4; // whole ticks
+  const x = (second) => pad.left + ((second - start) / span) * (width - pad.left - pad.right);
   const y = (value, max) => height - pad.bottom - (value / max) * (height - pad.top - pad.bottom);
   const parts = [];
   for (let i = 0; i <= 4; i++) {
     const value = (maxMs * i) / 4;
     const py = y(value, maxMs);
     parts.push(`<line x1="${pad.left}" x2="${width - pad.right}" y1="${py}" y2="${py}" stroke="#eef0f5"/>`);
-    parts.push(`<text x="${pad.left - 4}" y="${py + 4}" font-size="10" text-anchor="end" fill="#2f6fdf">${value.toFixed(value < 10 ? 1 : 0)}</text>`);
-    const c = (maxConcurrency * i) / 4;
-    parts.push(`<text x="${width - pad.right + 4}" y="${py + 4}" font-size="10" fill="#e07a10">${Number.isInteger(c) ? c : c.toFixed(1)}</text>`);
+    parts.push(`<text x="${pad.left - 4}" y="${py + 4}" font-size="10" text-anchor="end" fill="#2f6fdf">${Number(value.toPrecision(3))}</text>`);
+    parts.push(`<text x="${width - pad.right + 4}" y="${py + 4}" font-size="10" fill="#e07a10">${(maxConcurrency * i) / 4}</text>`);
   }
-  for (let minute = 0; minute <= CHART_SECONDS / 60; minute++) {
-    const px = x(start + minute * 60);
-    parts.push(`<text x="${px}" y="${height - 6}" font-size="10" text-anchor="middle" fill="#6b7385">-${CHART_SECONDS / 60 - minute} min</text>`);
+  const step = span <= 120 ? 15 : 60;
+  for (let ago = 0; ago <= span; ago += step) {
+    const label = ago === 0 ? "now" : step < 60 ? `-${ago} s` : `-${ago / 60} min`;
+    parts.push(`<text x="${x(end - ago)}" y="${height - 6}" font-size="10" text-anchor="middle" fill="#6b7385">${label}</text>`);
   }
-  const bar = Math.max(1, (width - pad.left - pad.right) / CHART_SECONDS);
+  const bar = Math.max(1, (width - pad.left - pad.right) / span);
   for (const [second, value] of concurrency) {
     if (value <= 0) continue;
     const py = y(value, maxConcurrency);
@@ -156,6 +159,12 @@ function drawChart(now) {
     for (const [s, v] of means) parts.push(`<circle cx="${x(s)}" cy="${y(v, maxMs)}" r="2" fill="#2f6fdf"/>`);
   }
   svg.innerHTML = parts.join("");
+}
+
+function nice(value) {
+  // The chart's top: 1, 2, 2.5 or 5 times a power of ten, at or above `value`.
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((top) => top >= value);
 }
 
 function apply(update, fresh) {
