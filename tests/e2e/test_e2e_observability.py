@@ -9,6 +9,7 @@ Each test owns its functions on the module's server, so the counts it checks are
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -243,6 +244,25 @@ def test_no_console_leaves_metrics_on(tmp_path: Path) -> None:
             assert response.status_code == 404, path
             assert response.headers["x-amzn-errortype"] == "UnknownOperationException"
         assert value(scrape(server), "lambda_invocations_total", function="echo") == 1
+
+
+def test_an_open_feed_ends_with_the_server(tmp_path: Path) -> None:
+    """A console left open in a browser neither holds the server up at its stop nor is cut mid-stream:
+    its feed ends as a chunked body ends, and the server exits 0 (the harness checks both)."""
+    config = write_tables(tmp_path / "rapidboot.toml", {"echo": basic("echo")})
+    with running_server(["--config", str(config)], tmp_path) as server:
+        feed = socket.create_connection((server.host, server.port), timeout=TIMEOUT_S)
+        feed.sendall(b"GET /_rapidboot/api/events HTTP/1.1\r\nHost: test\r\n\r\n")
+        received = b""
+        while b"rapidboot console feed" not in received:
+            received += feed.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Transfer-Encoding: chunked\r\n" in received
+    # Stopped (SIGTERM) with the feed open: the rest of the stream, then the end of the connection.
+    while chunk := feed.recv(4096):
+        received += chunk
+    feed.close()
+    assert received.endswith(b"0\r\n\r\n")
 
 
 CHROMIUM = find_chromium()
