@@ -22,7 +22,10 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - deploy: CreateFunction with a 1 MB zip -> first answer, against unzip + first invoke of the same function
   configured in a rapidboot.toml (deploy.py);
 - extensions: warm invokes with one extension subscribed to every telemetry stream against none, and the
-  cold start with one external extension (extensions.py).
+  cold start with one external extension (extensions.py);
+- metrics: the per-invoke cost of Lambda's metrics with nothing scraping: the recording call in process
+  (against prometheus-client's), and warm invokes with it against the same server with it stubbed
+  (metrics_cost.py).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from rapidboot.benchmarks import (
     http_triggers,
     layers_merge,
     memory,
+    metrics_cost,
     report,
     snapstart,
     throughput,
@@ -68,6 +72,7 @@ BENCHMARKS = (
     "deploy",
     "snapstart",
     "extensions",
+    "metrics",
 )
 # Which client each kind of row uses: latency rows must time the server, not a client heavier than it.
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
@@ -100,6 +105,8 @@ class Plan:
     snap_scale_rounds: int = 2
     extension_samples: int = 1000
     extension_cold: int = 10
+    metrics_samples: int = 2000
+    metrics_record_samples: int = 30
 
 
 FULL = Plan()
@@ -120,6 +127,8 @@ QUICK = Plan(
     snap_scale_rounds=1,
     extension_samples=300,
     extension_cold=3,
+    metrics_samples=400,
+    metrics_record_samples=10,
 )
 
 
@@ -483,6 +492,42 @@ def run_snapstart(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -
     return rows
 
 
+def run_metrics(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
+    tick = progress.benchmark("metrics", plan.metrics_record_samples * 3 + plan.metrics_samples * 2)
+    directory = scratch / "metrics"
+    directory.mkdir()
+    cost = metrics_cost.measure(directory, plan.metrics_samples, plan.metrics_record_samples, tick)
+    record = [
+        Entry("rapidboot (plain counters, console on)", OURS, cost.record_us),
+        Entry("rapidboot --no-console", REFERENCE, cost.record_without_console_us),
+    ]
+    if cost.prometheus_client_us:
+        record.append(Entry("prometheus-client Counter + Histogram", PEER, cost.prometheus_client_us))
+    warm = [
+        Entry("rapidboot", OURS, cost.warm_ms),
+        Entry("rapidboot, metrics stubbed", PEER, cost.warm_stubbed_ms),
+    ]
+    params = {"client": RAW_CLIENT}
+    return [
+        Row(
+            "metrics",
+            "metrics.record",
+            "metrics: recording one invoke, in process",
+            "us",
+            record,
+            note="goal: under 5 us",
+        ),
+        Row(
+            "metrics",
+            "metrics.warm",
+            "warm invoke 1 KB, metrics recorded vs stubbed, nobody scraping",
+            "ms",
+            warm,
+            params=params,
+        ),
+    ]
+
+
 def parse_only(values: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
     if not values:
         return list(BENCHMARKS)
@@ -561,6 +606,7 @@ def run(
                 "deploy": run_deploy,  # CreateFunction vs a configured function (benchmarks/deploy.py)
                 "snapstart": run_snapstart,
                 "extensions": extensions.run_extensions,  # with one extension vs none (extensions.py)
+                "metrics": run_metrics,  # per-invoke cost of the metrics (benchmarks/metrics_cost.py)
             }[name]
             rows = runner(peers, plan, scratch, progress)
         results.rows += rows

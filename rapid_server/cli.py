@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 86400: a wait of a day lasts a second); default 1",
     )
     serve.add_argument(
+        "--console",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the web console at /_rapidboot/ on the Invoke API's address; GET /metrics is served either "
+        "way (default: on)",
+    )
+    serve.add_argument(
         "--memory-enforcement",
         choices=["auto", "cgroup", "rss"],
         default="auto",
@@ -219,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "layers",
         help="merge layers as Lambda does, or explain a merge (see `rapidboot layers --help`)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "top",
+        help="live per-function metrics of a running server, refreshed in place (see `rapidboot top --help`)",
         add_help=False,
     )
     commands.add_parser(
@@ -324,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         return bench_main(arguments[1:], prog="rapidboot bench")
+    if arguments[:1] == ["top"]:
+        from .observability.top import main as top_main  # an HTTP client and the metrics' parser
+
+        return top_main(arguments[1:], prog="rapidboot top")
     if arguments[:1] == ["events"]:
         # Its own parser: its modules (uuid, hashlib, urllib) cost ~9 ms that no other command should pay.
         from .event_sources.samples import main as events_main
@@ -388,6 +404,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_head_timeout_s=args.request_head_timeout,
         allow_updates=args.allow_updates,
         durable_time_scale=args.durable_time_scale,
+        console=args.console,
     )
     watch = args.watch if args.watch is not None else definition.template is not None
     schedules = _schedules_of(definition)

@@ -29,6 +29,7 @@ class ConcurrencyLimiter:
         self._unreserved_in_use = 0
         self._in_use: dict[str, int] = dict.fromkeys(reserved, 0)
         self.total_in_use = 0  # every function's together
+        self.throttles: dict[str, int] = {}  # invokes refused, by function: Lambda's `Throttles` metric
 
     def reconfigure(self, reserved: Mapping[str, int | None]) -> None:
         """A reload's new set of functions and reservations (already checked against the account by
@@ -54,8 +55,10 @@ class ConcurrencyLimiter:
         limit = self._reserved.get(function)
         if limit is not None:
             if self._in_use[function] >= limit:
+                self.throttles[function] = self.throttles.get(function, 0) + 1
                 raise throttled(RESERVED_LIMIT)
         elif self._unreserved_in_use >= self._unreserved_capacity:
+            self.throttles[function] = self.throttles.get(function, 0) + 1
             raise throttled(ACCOUNT_LIMIT)
         else:
             self._unreserved_in_use += 1

@@ -217,6 +217,8 @@ class ServerConfig:
     # `serve --durable-time-scale`: durable executions' time (waits, retry delays, timeouts) runs this many
     # times faster (rapid_server/durable/), so that a week-long wait can be tested in seconds.
     durable_time_scale: float = 1.0
+    # The web console at /_rapidboot/ (observability/console.py); off with `serve --no-console`.
+    console: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.durable_time_scale <= 1e9:

@@ -101,6 +101,8 @@ class Dispatcher:
         caller be told 202."""
         self._queue.enqueue(event, self._clock())
         self._wake.set()
+        if self._sink.observer is not None:
+            self._sink.observer.async_received(event.function)
 
     def begin_stop(self) -> None:
         """Stop taking events. Those in flight finish as the functions stop; they go back to the queue."""
@@ -178,6 +180,8 @@ class Dispatcher:
             invoked_function_arn=function.arn,
             trace_id=event.trace_id,
         )
+        if self._sink.observer is not None:
+            self._sink.observer.async_attempted(config.name, max(0.0, self._clock() - event.enqueued_at))
         try:
             result = await function.invoke(invocation)
         except ServiceError as error:
@@ -206,7 +210,10 @@ class Dispatcher:
         """Deliver the record (if a destination is configured) and drop the event from the queue."""
         config = function.config
         destination = config.on_success if outcome.condition == SUCCESS else config.on_failure
+        observer = self._sink.observer
         if outcome.condition != SUCCESS:
+            if observer is not None:
+                observer.async_dropped(config.name)
             self._sink.platform(
                 rendering.async_failed_line(
                     config.name, event.request_id, outcome.condition, outcome.invoke_count
@@ -220,12 +227,16 @@ class Dispatcher:
             follow_up = follow_up_event(destination, record, str(uuid.uuid4()), event.trace_id)
             self._queue.complete(event.id, follow_up, self._clock())
             self._wake.set()
+            if observer is not None:  # an Event invoke of the destination function
+                observer.async_received(follow_up.function)
             return
         assert destination.path is not None
         try:
             append_record(destination.path, record)
         except OSError as exc:
             # The service drops a record it cannot deliver (metric DestinationDeliveryFailures).
+            if observer is not None:
+                observer.destination_failed(config.name)
             self._sink.platform(
                 rendering.destination_failed_line(config.name, event.request_id, str(destination), exc)
             )

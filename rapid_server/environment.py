@@ -233,6 +233,16 @@ class Environment:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def age_s(self) -> float:
+        """Since its runtime was spawned (the console's environments)."""
+        return time.perf_counter() - self._spawned_at if self._spawned_at else 0.0
+
+    @property
+    def max_memory_used_mb(self) -> int:
+        """The peak so far, as its next REPORT's `Max Memory Used`."""
+        return self._peak_mb()
+
     # Platform side ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -1128,6 +1138,7 @@ class Environment:
             ),
             request_id=request_id,
         )
+        self._observe(request_id, 0.0, None, outcome)
 
     def _log_invoke(self, request_id: str, duration_ms: float, outcome: _Outcome) -> None:
         init_ms = restore_ms = None
@@ -1159,6 +1170,22 @@ class Environment:
                 self.config.memory_mb,
                 self._peak_mb(),
                 init_ms,
+            )
+        self._observe(request_id, duration_ms, init_ms, outcome)
+
+    def _observe(self, request_id: str, duration_ms: float, init_ms: float | None, outcome: _Outcome) -> None:
+        """Lambda's metrics of this invoke (observability/metrics.py), from its REPORT's figures."""
+        observer = self._sink.observer
+        if observer is not None:
+            observer.invoked(
+                self,
+                request_id,
+                duration_ms,
+                self._peak_mb(),
+                init_ms,
+                outcome.result.function_error,
+                outcome.status,
+                outcome.error_type,
             )
 
     # Memory and output -----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from .environment import Invocation
 from .errors import ServiceError
 from .function import Function
 from .http import ConnectionPolicy, Handler, Request, Response
+from .observability import routes as observability
+from .observability.console import Console
 from .response_stream import ResponseStream
 from .server_state import ServerState
 
@@ -78,9 +80,11 @@ def make_handler(
     state: ServerState,
     control: ControlPlane | None = None,
     durable: Callable[[], DurableService] | None = None,
+    console: Console | None = None,
 ) -> Handler:
     """`control`: the control plane's function operations (control_plane/routes.py), the rest of the API.
-    `durable`: opens (once) and returns the durable execution service (durable/)."""
+    `durable`: opens (once) and returns the durable execution service (durable/). `console`: the web
+    console's (observability/); `GET /metrics` is served either way."""
 
     async def handle(request: Request) -> Response | None:
         request_id = _new_request_id()
@@ -111,6 +115,10 @@ def make_handler(
                 if request.method != "GET":
                     raise _unknown_operation(request)
                 return _list_functions(state, request_id)
+            elif observability.is_observability_path(request.path):
+                answer = observability.handle(state, console, request)
+                if answer is not observability.NOT_OURS:
+                    return answer  # None: the console's feed, answered on the connection
             raise _unknown_operation(request)
         except ServiceError as error:
             return rendering.service_error(error, request_id)

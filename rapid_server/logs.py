@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from .observability.metrics import Metrics
 
 TAIL_BYTES = 4096  # X-Amz-Log-Result: the last 4 KB of the invoke's log (reference section 2)
 _CONTINUATION = b"\n    "  # on a terminal, what a `\r` inside a record becomes
@@ -27,7 +30,7 @@ class LogSink:
     own: ~5% of the server's CPU at 8 concurrent clients. A stream given explicitly (tests) is written at
     once, as is every line outside a running loop."""
 
-    __slots__ = ("_batched", "_pending", "_stream", "_tails", "_terminal")
+    __slots__ = ("_batched", "_pending", "_stream", "_tails", "_terminal", "observer")
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
@@ -39,6 +42,9 @@ class LogSink:
         self._pending: list[bytes] = []
         # Invokes whose log is also kept for their caller (`X-Amz-Log-Type: Tail`), by request id.
         self._tails: dict[str, bytearray] = {}
+        # Lambda's metrics (observability/metrics.py): told of each invoke's REPORT figures by the
+        # environment, and here of its output lines while the console keeps them. Set by ServerState.
+        self.observer: Metrics | None = None
 
     def platform(self, *lines: str, request_id: str | None = None) -> None:
         """Platform lines; those of one invoke (START, END, REPORT, its timeout) name its request id, so
@@ -51,6 +57,9 @@ class LogSink:
     def function_output(self, function: str, request_id: str | None, line: bytes) -> None:
         if request_id is not None and self._tails:
             self._keep(request_id, line + b"\n")  # as the function wrote it, as Lambda's log has it
+        observer = self.observer
+        if observer is not None and observer.keep_recent and request_id is not None:
+            observer.output(request_id, line)
         prefix = f"[{function} {request_id or 'init'}] ".encode()
         if self._terminal and b"\r" in line:
             line = line.rstrip(b"\r").replace(b"\r", _CONTINUATION)

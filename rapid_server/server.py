@@ -79,8 +79,13 @@ async def serve(
     # Provisioned concurrency is ready before the server says it is.
     await asyncio.gather(*(function.start() for function in state.functions.values()))
     await control.versions.start()  # published versions: pools of their own
+    console = None
+    if config.console:
+        from .observability.console import Console
+
+        console = Console(state)
     listener = await start_listener(
-        invoke_api.make_handler(state, control, durable),
+        invoke_api.make_handler(state, control, durable, console),
         config.host,
         config.port,
         invoke_api.MAX_SYNC_PAYLOAD_BYTES,
@@ -141,6 +146,8 @@ async def serve(
             flush=True,
         )
         listener.close()
+        if console is not None:
+            console.close()  # its feeds are streams that never end by themselves
         if stop_schedules is not None:
             stop_schedules()
         if api_listener is not None:

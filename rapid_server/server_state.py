@@ -21,6 +21,7 @@ from .dispatcher import Dispatcher
 from .function import Function
 from .limits import LimitsFactory
 from .logs import LogSink
+from .observability.metrics import Metrics
 from .peers import PeerCheck
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class ServerState:
         self.limiter = ConcurrencyLimiter(
             config.max_concurrency, {name: f.reserved_concurrency for name, f in config.functions.items()}
         )
+        # Lambda's metrics (GET /metrics) and, with the console, its recent invokes: told by the sink.
+        self.metrics = Metrics(self.limiter.in_use, keep_recent=config.console)
+        sink.observer = self.metrics
         # Changed in place by `apply`: the Invoke API and the dispatcher hold this very mapping.
         self.functions: dict[str, Function] = {
             name: self._function(function_config, _prepare(function_config, config.state_dir))

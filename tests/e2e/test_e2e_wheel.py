@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_harness import RapidServer, server_environment, supervised
 
@@ -142,7 +143,8 @@ def test_the_wheel_holds_every_module_and_the_bootstrap(installed: Installed) ->
         names = set(wheel.namelist())
         bootstrap_mode = wheel.getinfo("rapidboot/bootstrap").external_attr >> 16
     tracked = _checked(["git", "ls-files", "--", *FOLDERS], cwd=REPO).split()
-    missing = [name for name in tracked if name.endswith(".py") and f"rapidboot/{name}" not in names]
+    shipped = [name for name in tracked if name.endswith(".py") or "/static/" in name]  # the console's page
+    missing = [name for name in shipped if f"rapidboot/{name}" not in names]
     assert missing == [], f"not in the wheel (a sub-package missing from pyproject.toml?): {missing}"
     assert bootstrap_mode & stat.S_IXUSR
     assert {name.split("/")[0] for name in names} == {
@@ -209,6 +211,11 @@ def test_serve_and_invoke_a_function_with_modules_named_like_ours(
         # The server found the wheel's bootstrap (not `python -m`), and runs it with the venv's Python.
         (runtime,) = server.runtime_processes("hello")
         assert runtime.cmdline == f"{installed.python} {installed.package / 'bootstrap'} app.handler"
+        # The web console's static files are the wheel's package data.
+        page = httpx.get(f"{server.endpoint}/_rapidboot/console.js")
+        assert page.status_code == 200, page.text
+        static = REPO / "rapid_server" / "observability" / "static"
+        assert page.content == (static / "console.js").read_bytes()
 
 
 ENTRYPOINTS = {
