@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 import time
@@ -281,7 +282,24 @@ def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) 
         rates = [Entry(name, role(name), level.rates) for name, level in by_name.items()]
         latencies = [Entry(name, role(name), level.latencies_ms) for name, level in by_name.items()]
         errors = sum(level.errors for level in by_name.values())
-        note = f"{errors} invokes failed" if errors else ""
+        notes = [f"{errors} invokes failed"] if errors else []
+        for name, level in by_name.items():
+            # Issue 18's target: beside the figure, the machine's CPU bound: all cores divided by what one
+            # invoke costs (server + runtime + client) on the warm path, i.e. as measured with one client;
+            # the CPU per invoke at this level shows what concurrency itself costs.
+            server_us, client_us, own_bound = level.cpu_bound()
+            one = levels[1][name] if 1 in levels else level
+            one_server_us, one_client_us, bound = one.cpu_bound()
+            rate = summarize(level.rates).median
+            scaling = ""
+            if clients != 1 and 1 in levels:
+                scaling = f", {rate / summarize(levels[1][name].rates).median:.2f} x 1 client"
+            notes.append(
+                f"{name}: {rate:.0f}/s is {rate / bound:.2f} of the CPU bound {os.cpu_count()} cores / "
+                f"{one_server_us + one_client_us:.0f} us = {bound:.0f}/s{scaling}; CPU per invoke here "
+                f"{server_us:.0f} us server + runtime, {client_us:.0f} us client ({own_bound:.0f}/s)"
+            )
+        note = "; ".join(notes)
         rows.append(
             Row(
                 "throughput",

@@ -138,7 +138,8 @@ def test_dockerfile_names_real_files(dockerfile: Path) -> None:
         folder = package.removeprefix("rapidboot").lstrip(".").replace(".", "/")
         if folder:
             init = f"{folder}/__init__.py"
-            assert image.context_path(f"/var/rapidboot/{init}") == REPO / init, f"{dockerfile.name}: {package}"
+            where = f"{dockerfile.name}: {package}"
+            assert image.context_path(f"/var/rapidboot/{init}") == REPO / init, where
     assert ["pip", "install", "--no-cache-dir", "--root-user-action=ignore", "/var/rapidboot"] in image.runs
     # ENTRYPOINT: our bootstrap, executable, run directly (its `#!` finds python3).
     assert len(image.entrypoint) == 1
