@@ -214,22 +214,22 @@ def _is_bootstrap(pid: int) -> bool:
         return b"bootstrap" in f.read()
 
 
-def invoke(side: Side, count: int) -> list[float]:
+def invoke(side: Side, count: int, payload: bytes = PAYLOAD) -> list[float]:
     path = invoke_path("echo")
     timings = []
     for _ in range(count):
         started = time.perf_counter()
-        status, _, body = side.client.post(path, PAYLOAD)
+        status, _, body = side.client.post(path, payload)
         timings.append((time.perf_counter() - started) * 1000)
-        if status != 200 or len(body) < len(PAYLOAD) - 8:
+        if status != 200 or len(body) < len(payload) - 8:
             raise SystemExit(f"{side.name}: unexpected answer {status} {bytes(body[:200])!r}")
     return timings
 
 
-def batch(side: Side, count: int) -> None:
+def batch(side: Side, count: int, payload: bytes) -> None:
     server0, runtime0 = cpu_ns(side.server.pid), cpu_ns(side.runtime_pid)
     client0 = time.thread_time_ns()
-    timings = invoke(side, count)
+    timings = invoke(side, count, payload)
     client1 = time.thread_time_ns()
     server1, runtime1 = cpu_ns(side.server.pid), cpu_ns(side.runtime_pid)
     side.latency_ms.append(percentile(timings, 0.5))
@@ -247,8 +247,10 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH of a source tree")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch", type=int, default=500, help="invokes per batch")
+    parser.add_argument("--payload-bytes", type=int, default=len(PAYLOAD), help="the event's size (JSON)")
     parser.add_argument("--relay-floor", action="store_true", help="add the bare relay (the server's floor)")
     args = parser.parse_args()
+    payload = b'{"data": "' + b"x" * max(0, args.payload_bytes - 12) + b'"}'
     with tempfile.TemporaryDirectory(prefix="ab-cpu-") as tmp:
         sides: list[Side] = []
         try:
@@ -261,7 +263,7 @@ def main() -> None:
                 side.stat_start = cpu_seconds(side.server.pid) + cpu_seconds(side.runtime_pid)
             for _ in range(args.batches):
                 for side in sides:
-                    batch(side, args.batch)
+                    batch(side, args.batch, payload)
             for side in sides:
                 spent = cpu_seconds(side.server.pid) + cpu_seconds(side.runtime_pid) - side.stat_start
                 side.stat_us = spent / (args.batches * args.batch) * 1e6
@@ -272,7 +274,7 @@ def main() -> None:
                 side.server.wait(timeout=15)
                 if side.helper is not None:
                     side.helper.wait(timeout=15)
-    print(f"{args.batches} batches x {args.batch} warm 1 KB invokes each, interleaved; medians of batches")
+    print(f"{args.batches} batches x {args.batch} warm {len(payload)} B invokes, interleaved; batch medians")
     print("CPU per invoke: schedstat per batch (median); server+runtime also from /proc/PID/stat over all")
     head = f"{'':6} {'p50 ms':>8} {'server us':>10} {'runtime us':>11} {'client us':>10} {'total us':>9}"
     print(head + f" {'srv+rt (stat)':>14}")

@@ -260,7 +260,17 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
             entries = [Entry(t.name, t.role, timings[t.name]) for t in connected]
             params = {"percentiles": True, "payload_bytes": len(payload), "client": RAW_CLIENT}
             key = f"warm.{size.replace(' ', '')}"
-            rows.append(Row("warm", key, f"warm invoke, {size} event", "ms", entries, params=params))
+            rows.append(
+                Row(
+                    "warm",
+                    key,
+                    f"warm invoke, {size} event",
+                    "ms",
+                    entries,
+                    params=params,
+                    note=_targets(entries),
+                )
+            )
             if peers.rie is not None:
                 on_emulator = [
                     Entry(e.name, OURS if e.name == "rie+rapidboot" else e.role, e.samples)
@@ -270,6 +280,21 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
                 label = f"warm invoke, {size} event, the runtimes alone on AWS's emulator"
                 rows.append(Row("warm", f"{key}.rie", label, "ms", on_emulator, params=params))
     return rows
+
+
+def _targets(entries: list[Entry]) -> str:
+    """Issue 18's targets for a warm row: our p50 and p99 as multiples of the floor's (the same bytes through
+    two bare-socket round trips, the same run), and our p50 against AWS's emulator with awslambdaric."""
+    by_name = {entry.name: entry for entry in entries if entry.samples}
+    ours, floor = by_name.get("rapidboot"), by_name.get(FLOOR)
+    if ours is None or floor is None:
+        return ""
+    o, f = ours.summary, floor.summary
+    parts = [f"p50 {o.median / f.median:.2f} x the floor", f"p99 {o.p99 / f.p99:.2f} x the floor's p99"]
+    emulator = by_name.get("rie+awslambdaric")
+    if emulator is not None:
+        parts.append(f"p50 {o.median / emulator.summary.median:.2f} x AWS's emulator + awslambdaric")
+    return ", ".join(parts)
 
 
 def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
