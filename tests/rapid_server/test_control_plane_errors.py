@@ -119,7 +119,7 @@ def test_conflicts_not_found_and_read_only(run: Callable[[Scenario], None]) -> N
         await refused(control.create(create_body()), conflict, "made")
         await refused(
             control.update("made", {"MemorySize": 256, "RevisionId": "stale"}, code=False),
-            conflict,
+            "PreconditionFailedException",
             "RevisionId",
         )
         await refused(control.update("configured", {"MemorySize": 256}, code=False), conflict, "read-only")
