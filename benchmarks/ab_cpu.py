@@ -290,10 +290,17 @@ def main() -> None:
     trees = [side for side in sides if side.helper is None]
     if len(trees) == 2:
         a, b = trees
+
+        # The median of each round's own ratio (B's batch over the A batch beside it): a drift in the
+        # machine's load between rounds cancels out, where a ratio of the two medians keeps it.
+        def paired(first: list[float], second: list[float]) -> float:
+            return median([y / x for x, y in zip(first, second, strict=True)])
+
         print(
-            f"ratio {b.name}/{a.name}: p50 {median(b.latency_ms) / median(a.latency_ms):.3f}, "
-            f"server CPU {median(b.server_us) / median(a.server_us):.3f}, "
-            f"runtime CPU {median(b.runtime_us) / median(a.runtime_us):.3f}"
+            f"ratio {b.name}/{a.name}, median of the rounds' own ratios: "
+            f"p50 {paired(a.latency_ms, b.latency_ms):.3f}, "
+            f"server CPU {paired(a.server_us, b.server_us):.3f}, "
+            f"runtime CPU {paired(a.runtime_us, b.runtime_us):.3f}"
         )
 
 
