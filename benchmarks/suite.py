@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 import time
@@ -284,7 +285,17 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
             entries = [Entry(t.name, t.role, timings[t.name]) for t in connected]
             params = {"percentiles": True, "payload_bytes": len(payload), "client": RAW_CLIENT}
             key = f"warm.{size.replace(' ', '')}"
-            rows.append(Row("warm", key, f"warm invoke, {size} event", "ms", entries, params=params))
+            rows.append(
+                Row(
+                    "warm",
+                    key,
+                    f"warm invoke, {size} event",
+                    "ms",
+                    entries,
+                    params=params,
+                    note=_targets(entries),
+                )
+            )
             if peers.rie is not None:
                 on_emulator = [
                     Entry(e.name, OURS if e.name == "rie+rapidboot" else e.role, e.samples)
@@ -294,6 +305,21 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
                 label = f"warm invoke, {size} event, the runtimes alone on AWS's emulator"
                 rows.append(Row("warm", f"{key}.rie", label, "ms", on_emulator, params=params))
     return rows
+
+
+def _targets(entries: list[Entry]) -> str:
+    """Issue 18's targets for a warm row: our p50 and p99 as multiples of the floor's (the same bytes through
+    two bare-socket round trips, the same run), and our p50 against AWS's emulator with awslambdaric."""
+    by_name = {entry.name: entry for entry in entries if entry.samples}
+    ours, floor = by_name.get("rapidboot"), by_name.get(FLOOR)
+    if ours is None or floor is None:
+        return ""
+    o, f = ours.summary, floor.summary
+    parts = [f"p50 {o.median / f.median:.2f} x the floor", f"p99 {o.p99 / f.p99:.2f} x the floor's p99"]
+    emulator = by_name.get("rie+awslambdaric")
+    if emulator is not None:
+        parts.append(f"p50 {o.median / emulator.summary.median:.2f} x AWS's emulator + awslambdaric")
+    return ", ".join(parts)
 
 
 def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> list[Row]:
@@ -306,7 +332,24 @@ def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) 
         rates = [Entry(name, role(name), level.rates) for name, level in by_name.items()]
         latencies = [Entry(name, role(name), level.latencies_ms) for name, level in by_name.items()]
         errors = sum(level.errors for level in by_name.values())
-        note = f"{errors} invokes failed" if errors else ""
+        notes = [f"{errors} invokes failed"] if errors else []
+        for name, level in by_name.items():
+            # Issue 18's target: beside the figure, the machine's CPU bound: all cores divided by what one
+            # invoke costs (server + runtime + client) on the warm path, i.e. as measured with one client;
+            # the CPU per invoke at this level shows what concurrency itself costs.
+            server_us, client_us, own_bound = level.cpu_bound()
+            one = levels[1][name] if 1 in levels else level
+            one_server_us, one_client_us, bound = one.cpu_bound()
+            rate = summarize(level.rates).median
+            scaling = ""
+            if clients != 1 and 1 in levels:
+                scaling = f", {rate / summarize(levels[1][name].rates).median:.2f} x 1 client"
+            notes.append(
+                f"{name}: {rate:.0f}/s is {rate / bound:.2f} of the CPU bound {os.cpu_count()} cores / "
+                f"{one_server_us + one_client_us:.0f} us = {bound:.0f}/s{scaling}; CPU per invoke here "
+                f"{server_us:.0f} us server + runtime, {client_us:.0f} us client ({own_bound:.0f}/s)"
+            )
+        note = "; ".join(notes)
         rows.append(
             Row(
                 "throughput",

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httptools
@@ -25,9 +25,10 @@ import uvloop
 from rapidboot.benchmarks.coldstart import HANDLERS
 from rapidboot.benchmarks.local_server import Function, start_server, stop_server, write_config
 from rapidboot.benchmarks.peers import Peers, discover, write_handlers
-from rapidboot.benchmarks.stats import summarize
+from rapidboot.benchmarks.stats import percentile, summarize
 
 Tick = Callable[[str], None]
+_TICKS = os.sysconf("SC_CLK_TCK")
 PAYLOAD = b'{"data": "' + b"x" * 1012 + b'"}'
 
 
@@ -114,11 +115,46 @@ async def scale_out(host: str, port: int, name: str, count: int) -> float:
 
 @dataclass(slots=True)
 class Level:
-    """One runtime at one number of clients: invokes per second per round, and every invoke's latency."""
+    """One runtime at one number of clients: invokes per second per round, every invoke's latency, and
+    the CPU time per invoke of each round (server with its runtimes, and this client)."""
 
     rates: list[float]
     latencies_ms: list[float]
     errors: int = 0
+    server_cpu_us: list[float] = field(default_factory=list)
+    client_cpu_us: list[float] = field(default_factory=list)
+
+    def cpu_bound(self) -> tuple[float, float, float]:
+        """(server + runtimes us, client us, invokes/s): the machine's CPU bound on throughput, all cores
+        divided by the CPU one invoke costs end to end (median round)."""
+        server = percentile(self.server_cpu_us, 0.5)
+        client = percentile(self.client_cpu_us, 0.5)
+        return server, client, (os.cpu_count() or 1) * 1e6 / (server + client)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU time (utime + stime, /proc/PID/stat) of a process, its reaped children (cutime + cstime), and its
+    live descendants: the server, the runtimes it runs, and those it has ended."""
+    total = 0.0
+    pending = [pid]
+    first = True
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    pending += [int(child) for child in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        # Fields 14-17 of proc(5), counted after "pid (comm)": utime, stime, cutime, cstime.
+        ticks = int(fields[11]) + int(fields[12])
+        if first:
+            ticks += int(fields[13]) + int(fields[14])
+            first = False
+        total += ticks / _TICKS
+    return total
 
 
 def server_config(peers: Peers, directory: Path) -> Path:
@@ -141,8 +177,11 @@ def load_levels(
             for _ in range(rounds):
                 for name in names:
                     tick(f"{name}, {level} clients")
+                    server_s, client_s = tree_cpu_s(server.pid), time.process_time()
                     elapsed, latencies, errors = uvloop.run(load(host, port, name, level, invokes))
                     entry = results[level][name]
+                    entry.server_cpu_us.append((tree_cpu_s(server.pid) - server_s) / invokes * 1e6)
+                    entry.client_cpu_us.append((time.process_time() - client_s) / invokes * 1e6)
                     entry.rates.append(invokes / elapsed)
                     entry.latencies_ms += [value / 1000 for value in latencies]
                     entry.errors += errors
@@ -185,10 +224,12 @@ def main() -> int:
         for level, by_name in load_levels(config, names, levels, args.invokes, 1).items():
             for name, result in by_name.items():
                 latency = summarize(result.latencies_ms)
+                server_us, client_us, bound = result.cpu_bound()
                 print(
                     f"  {level:3d} clients  {name:13} {result.rates[0]:7.0f} invokes/s  "
                     f"p50 {latency.median * 1000:6.0f} us  p99 {latency.p99 * 1000:7.0f} us  "
-                    f"errors {result.errors}"
+                    f"errors {result.errors}  CPU/invoke {server_us:.0f}+{client_us:.0f} us, "
+                    f"bound {bound:.0f}/s ({result.rates[0] / bound:.2f} of it)"
                 )
         times = scale_out_rounds(config, names, args.scale_out, args.rounds)
         print(

@@ -1,0 +1,41 @@
+"""Issue 18's targets in the bench report: the warm rows' multiples of the floor and of AWS's emulator, and
+the CPU bound printed beside the throughput figures (computed from CPU time per invoke)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rapidboot.benchmarks import suite
+from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Entry
+from rapidboot.benchmarks.throughput import Level, tree_cpu_s
+
+
+def test_warm_targets_name_the_floor_and_the_emulator() -> None:
+    entries = [
+        Entry("rapidboot", OURS, [0.3, 0.3, 0.6]),
+        Entry("rie+awslambdaric", PEER, [0.6, 0.6, 0.9]),
+        Entry(FLOOR, REFERENCE, [0.1, 0.1, 0.2]),
+    ]
+    assert suite._targets(entries) == (
+        "p50 3.00 x the floor, p99 3.00 x the floor's p99, p50 0.50 x AWS's emulator + awslambdaric"
+    )
+
+
+def test_warm_targets_need_the_floor() -> None:
+    assert suite._targets([Entry("rapidboot", OURS, [0.3])]) == ""
+
+
+def test_cpu_bound_is_all_cores_over_the_cpu_of_one_invoke() -> None:
+    level = Level([1000.0], [1.0], server_cpu_us=[350.0, 400.0, 450.0], client_cpu_us=[50.0, 50.0, 50.0])
+    server_us, client_us, bound = level.cpu_bound()
+    assert (server_us, client_us) == (400.0, 50.0)
+    assert bound == (os.cpu_count() or 1) * 1e6 / 450.0
+
+
+def test_tree_cpu_counts_this_process() -> None:
+    before = tree_cpu_s(os.getpid())
+    spent = time.process_time() + 0.03
+    while time.process_time() < spent:  # 30 ms of CPU: more than /proc's 10 ms ticks, however loaded
+        pass
+    assert tree_cpu_s(os.getpid()) >= before + 0.02
