@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rapidboot.layers.cache import LayerCache
 from rapidboot.layers.function import directory_size
 
 from .. import errors
-from ..config import ConfigError, FunctionConfig, validate_function
+from ..config import ConfigError, FunctionConfig, validate_function, with_snap_start
 from ..errors import ServiceError
 from ..function import Function
 from ..server_state import ServerState
@@ -46,7 +46,9 @@ _SETTINGS = (
     "Timeout",
     "Environment",
     "EphemeralStorage",
+    "SnapStart",
 )
+SNAP_START_APPLY_ON = ("PublishedVersions", "None")  # botocore's SnapStartApplyOn
 # validate_function's keys, as the API names them (its messages start "NAME.key: ...").
 _FIELDS = {
     "memory": "MemorySize",
@@ -69,9 +71,24 @@ def _invalid(message: str) -> ServiceError:
     return ServiceError(400, errors.INVALID_PARAMETER_VALUE, message)
 
 
-def function_config(name: str, settings: dict[str, object], code: Path) -> FunctionConfig:
+def snap_start_apply_on(settings: Mapping[str, object]) -> str:
+    """`SnapStart.ApplyOn` ("None" when not set), or an InvalidParameterValueException naming it."""
+    value = settings.get("SnapStart")
+    if value is None:
+        return "None"
+    apply_on = value.get("ApplyOn") if isinstance(value, dict) else None
+    if apply_on not in SNAP_START_APPLY_ON:
+        raise _invalid(f"SnapStart.ApplyOn: {apply_on!r} is not one of {', '.join(SNAP_START_APPLY_ON)}")
+    return str(apply_on)
+
+
+def function_config(
+    name: str, settings: dict[str, object], code: Path, published: bool = False
+) -> FunctionConfig:
     """The API's settings as our FunctionConfig, checked by the same `validate_function` as the TOML file;
-    a problem is an InvalidParameterValueException naming the API's field."""
+    a problem is an InvalidParameterValueException naming the API's field. `published`: a version's
+    config, where `SnapStart: {ApplyOn: PublishedVersions}` takes effect (as on Lambda, never on
+    $LATEST: PublishVersion makes the snapshot, here the template process)."""
     runtime = settings.get("Runtime", "python3.12")
     if not isinstance(runtime, str) or not runtime.startswith(("python3", "provided")):
         raise _invalid(f"Runtime: {runtime!r} is not served here (python3.x, provided.al2023, provided.al2)")
@@ -97,6 +114,13 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
         for key, field in _FIELDS.items():
             message = message.replace(f"{name}.{key}", field, 1)
         raise _invalid(message) from None
+    if snap_start_apply_on(settings) == "PublishedVersions":
+        try:  # checked at every change, applied to versions only
+            snap_config = with_snap_start(config, "SnapStart")
+        except ConfigError as exc:
+            raise _invalid(f"{exc} (Runtime {runtime})".replace(f"functions.{name}: ", "")) from None
+        if published:
+            config = snap_config
     return dataclasses.replace(config, tenant_isolation=True) if tenant_isolation else config
 
 

@@ -349,7 +349,7 @@ class Versions:
         record = version.function
         number = str(version.number)
         config = dataclasses.replace(
-            function_config(record.name, record.settings, record.code_path),
+            function_config(record.name, record.settings, record.code_path, published=True),
             version=number,
             provisioned_concurrency=self.provisioned.count_for(record.name, number),
         )
