@@ -78,7 +78,7 @@ def test_snap_start_applies_to_published_versions(tmp_path: Path) -> None:
                 Code={"ZipFile": package()},
                 SnapStart=SNAP,
             )
-        with pytest.raises(invalid, match="SnapStart.ApplyOn"):
+        with pytest.raises(invalid, match=r"SnapStart\.ApplyOn"):
             client.update_function_configuration(FunctionName="snappy", SnapStart={"ApplyOn": "Always"})
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.get_function(FunctionName="native")
