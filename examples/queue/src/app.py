@@ -1,6 +1,6 @@
-"""`handler` takes orders from the `orders` queue. An order it cannot take yet (its `quantity` is not a number) is
-reported in `batchItemFailures`: only that message stays on the queue, and comes back after the queue's
-visibility timeout; the others of the batch are deleted. The second time, it is taken as one item.
+"""`handler` takes orders from the `orders` queue. An order it cannot take yet (its `quantity` is not a
+number) is reported in `batchItemFailures`: only that message stays on the queue, and comes back after the
+queue's visibility timeout; the others of the batch are deleted. The second time, it is taken as one item.
 `summary` runs on a schedule (an EventBridge Scheduler event, invoked asynchronously)."""
 
 import json
