@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import sys
 import threading
@@ -31,7 +32,7 @@ from . import code_limits
 from .layers import Layers, LayerStore
 from .overlay import Overlay
 from .settings import config_arguments, request_settings
-from .store import FunctionStore, StagedCode, StoredFunction
+from .store import FunctionStore, StoredFunction
 
 RESOURCE_CONFLICT = "ResourceConflictException"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
@@ -319,18 +320,23 @@ class ControlPlane:
         else:
             zipped = code_limits.zip_bytes(code.get("ZipFile"), "Code.ZipFile", operation)
             code_limits.check_storage(self, len(zipped))
-            staged = await asyncio.to_thread(self.store.stage_code, zipped)
-            try:
-                # The extraction need not wait for the package to be durable (fsync: milliseconds, and
-                # the bulk of a CreateFunction on a busy disk): both run at once, from two names.
-                checked = self._check_package(name, settings, staged.reading)
-                await asyncio.gather(asyncio.to_thread(self._settle, staged), checked)
-            except BaseException:
-                self.store.discard_code(staged)  # a refused package leaves nothing behind
-                raise
-            finally:
-                staged.reading.unlink(missing_ok=True)
-            return _record(name, settings, staged.path, staged.sha256, len(zipped))
+            digest = hashlib.sha256(zipped).hexdigest()
+            path = self.store.code_dir / f"{digest}.zip"
+            # Extracted from the decoded bytes while the same bytes are written and made durable (fsync:
+            # milliseconds, the bulk of a CreateFunction on a busy disk), each on a thread of its own;
+            # both done before the row (the commit) may name the file.
+            stored, checked = await asyncio.gather(
+                asyncio.to_thread(self._store_code, zipped, digest),
+                self._check_package(name, settings, path, zipped, digest),
+                return_exceptions=True,
+            )
+            for outcome in (checked, stored):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(stored, BaseException) and stored[2]:
+                        path.unlink(missing_ok=True)  # a refused package leaves nothing behind
+                    raise outcome
+            assert not isinstance(stored, BaseException)
+            return _record(name, settings, path, stored[1], len(zipped))
         try:
             await self._check_package(name, settings, path)
         except BaseException:
@@ -339,18 +345,35 @@ class ControlPlane:
             raise
         return _record(name, settings, path, sha, size)
 
-    def _settle(self, staged: StagedCode) -> None:
-        """Make the package durable, then hash it under its stored name for the layer cache, which keys a
-        zip by its digest and remembers it by path: `apply` then finds the extracted tree without reading
-        the zip again (a 1 MB SHA-256 off the answer's path)."""
-        self.store.settle_code(staged)
-        LayerCache(self.state.config.state_dir / "layers").zip_digest(staged.path)
+    def _store_code(self, zipped: bytes, digest: str) -> tuple[Path, str, bool]:
+        """Make the package durable (FunctionStore.put_code), then tell the layer cache its digest, which
+        keys a zip by content and remembers it by path: `apply` then finds the extracted tree without
+        reading the zip again."""
+        stored = self.store.put_code(zipped)
+        LayerCache(self.state.config.state_dir / "layers").remember_digest(stored[0], digest)
+        return stored
 
-    async def _check_package(self, name: str, settings: dict[str, object], path: Path) -> None:
-        config = function_config(name, settings, path)  # the settings, before the extraction
+    async def _check_package(
+        self,
+        name: str,
+        settings: dict[str, object],
+        path: Path,
+        zipped: bytes | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Extract (into the layer cache) and check the package and layers against the limits; `zipped`:
+        the package's bytes, when `path` is a zip still being written."""
+        # The settings, before the extraction; with `zipped`, against the store's directory: the file
+        # `path` names may not be written yet (validate_function wants an existing code path).
+        config = function_config(name, settings, path if zipped is None else self.store.code_dir)
         try:
             await asyncio.to_thread(
-                prepare_function, path, config.layers, self.state.config.state_dir / "layers"
+                prepare_function,
+                path,
+                config.layers,
+                self.state.config.state_dir / "layers",
+                zipped=zipped,
+                zipped_digest=digest,
             )
         except LayerError as exc:
             names = {f"code '{path}'": "Code.ZipFile"}
