@@ -471,6 +471,19 @@ def get_event_invoke_config(control: ControlPlane, raw_name: str, qualifier: str
     return body
 
 
+async def forget_qualified(control: ControlPlane, name: str, qualifier: str) -> None:
+    """A deleted version's or alias's event invoke config goes with it: an alias made again under the
+    same name starts with none."""
+    stored = control.store.get(name)
+    if stored is None or _stored_config(stored.settings, qualifier) is None:
+        return
+
+    def change(current: StoredFunction) -> dict[str, object]:
+        return _with_config(current.settings, qualifier, None)
+
+    await control.change_settings(name, change)
+
+
 def list_event_invoke_configs(
     control: ControlPlane, raw_name: str, query: Mapping[str, list[str]]
 ) -> dict[str, object]:

@@ -317,6 +317,7 @@ class Versions:
             del self._records[name][qualifier]
             self.provisioned.forget(name, qualifier)
             self._close(name, qualifier)
+            await settings.forget_qualified(self.control, name, qualifier)
 
     def forget(self, name: str) -> None:
         """DeleteFunction without a Qualifier: its versions and aliases go with it."""

@@ -193,6 +193,12 @@ def test_each_qualifier_has_its_own_event_invoke_config(tmp_path: Path) -> None:
         assert marks(out, "orphan") == []
         server.wait_for_line(lambda line: "flaky:doomed" in line and "no longer exists" in line)
 
+        # A deleted alias's config goes with it: made again, the alias has none.
+        client.delete_alias(FunctionName="flaky", Name="live")
+        client.create_alias(FunctionName="flaky", Name="live", FunctionVersion="1")
+        with pytest.raises(missing):
+            client.get_function_event_invoke_config(FunctionName="flaky", Qualifier="live")
+
 
 def test_an_event_invoke_of_a_tenant_isolated_function_runs_as_its_tenant(tmp_path: Path) -> None:
     out = tmp_path / "out"
