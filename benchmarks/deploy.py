@@ -4,7 +4,8 @@ the same function configured in a rapidboot.toml plus the unzip a developer does
 One server serves both sides, in the same run, samples interleaved: N functions configured in its
 rapidboot.toml (each unzipped, timed, before the server starts) and the control plane for the creates.
 - API: from sending `POST /2015-03-31/functions` (the base64 zip prepared beforehand, as boto3 would) to
-  the first invoke's answer: decode, hash, store (fsync), extract, commit (SQLite, fsync), then a cold start;
+  the first invoke's answer: decode, hash, store (fsync) while extracting from memory, commit (SQLite,
+  fsync), then a cold start;
 - TOML: the unzip (zipfile.extractall into a fresh directory) plus the function's first invoke (a cold start).
 The zip is a trivial handler and 1 MB of random bytes (stored, as random bytes do not compress). Goal: the
 API no more than 1.2x the TOML side (issue 15).

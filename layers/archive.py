@@ -9,6 +9,7 @@ members are symlinks whose content is the target, and anything else (devices, FI
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import zipfile
@@ -56,10 +57,14 @@ class Source:
 
     path: Path
     label: str
+    # A zip already in memory (a CreateFunction's decoded ZipFile): read from here, not from `path`,
+    # which may not be written yet; `digest` is its SHA-256 (hex), the cache key the file will have.
+    data: bytes | None = None
+    digest: str | None = None
 
     @property
     def kind(self) -> Literal["zip", "dir"]:
-        return "dir" if self.path.is_dir() else "zip"
+        return "zip" if self.data is not None or not self.path.is_dir() else "dir"
 
 
 def safe_parts(name: str, label: str) -> tuple[str, ...]:
@@ -83,6 +88,8 @@ def safe_parts(name: str, label: str) -> tuple[str, ...]:
 
 def members(source: Source) -> Iterator[Member]:
     """The members of a zip file or a directory, in the order they are to be applied."""
+    if source.data is not None:
+        return _zip_members(source)
     if source.path.is_dir():
         return _directory_members(source)
     if not source.path.exists():
@@ -92,7 +99,7 @@ def members(source: Source) -> Iterator[Member]:
 
 def _zip_members(source: Source) -> Iterator[Member]:
     try:
-        archive = zipfile.ZipFile(source.path)
+        archive = zipfile.ZipFile(io.BytesIO(source.data) if source.data is not None else source.path)
     except zipfile.BadZipFile as error:
         raise LayerError(f"{source.label}: not a zip file or a directory ({error})") from None
     except (OSError, EOFError, ValueError) as error:

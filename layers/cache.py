@@ -85,7 +85,10 @@ class LayerCache:
     def key(self, sources: Sequence[Source]) -> str:
         digest = hashlib.sha256(FORMAT)
         for source in sources:
-            if source.path.is_dir():
+            if source.data is not None:  # the same key as the zip file of these bytes
+                known = source.digest or hashlib.sha256(source.data).hexdigest()
+                digest.update(b"\0zip\0" + known.encode())
+            elif source.path.is_dir():
                 digest.update(b"\0dir\0" + directory_fingerprint(source.path).encode())
             elif source.path.is_file():
                 digest.update(b"\0zip\0" + self.zip_digest(source.path).encode())
@@ -116,6 +119,17 @@ class LayerCache:
             raise LayerError(f"'{path}': cannot read it ({error.strerror})") from None
         _write_atomically(memo, f"{signature}\n{digest.hexdigest()}\n")
         return digest.hexdigest()
+
+    def remember_digest(self, path: Path, digest: str) -> None:
+        """Record `digest` (hex SHA-256) as the zip file's, for its stat() signature now, so that the next
+        `zip_digest` of it reads nothing: for a file whose bytes were just hashed in memory."""
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            raise LayerError(f"'{path}': cannot read it ({error.strerror})") from None
+        signature = f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+        memo = self.directory / "digests" / hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()
+        _write_atomically(memo, f"{signature}\n{digest}\n")
 
     # -- internals -------------------------------------------------------------------------------------
 

@@ -37,17 +37,28 @@ class PreparedFunction:
 
 
 def prepare_function(
-    code: Path, layers: Sequence[Path], cache_dir: Path, limits: Limits | None = None
+    code: Path,
+    layers: Sequence[Path],
+    cache_dir: Path,
+    limits: Limits | None = None,
+    zipped: bytes | None = None,
+    zipped_digest: str | None = None,
 ) -> PreparedFunction:
     """`code` is a directory (used in place, so edits show up in the next environment) or a zip file
-    (extracted into the cache, like a layer). `layers` are zips or directories, merged in order."""
+    (extracted into the cache, like a layer). `layers` are zips or directories, merged in order.
+    `zipped`: the bytes of the zip `code` names, already in memory (and `zipped_digest` their SHA-256, hex):
+    extracted from memory, while the file may still be being written; cached under the file's key."""
     limits = limits if limits is not None else Limits()
     limits.check_layer_count(layers)
     budget = Budget(limits)
     cache = LayerCache(cache_dir)
     code = Path(code)
     reused = True
-    if code.is_dir():
+    if zipped is not None:
+        source = Source(code, f"code '{code}'", data=zipped, digest=zipped_digest)
+        extracted = cache.tree([source], budget)
+        task_root, reused = extracted.root, extracted.reused
+    elif code.is_dir():
         task_root = Path(os.path.abspath(code))
         budget.charge_tree(directory_size(task_root), f"code '{code}'")
     elif code.exists():

@@ -16,6 +16,10 @@ Leases: each server holds an exclusive `flock` on `holders/<holder>.lock` for it
 drops that lock when the process dies however it dies, so "the holder is gone" is exactly "its lock file
 can be locked". `recover()` returns such holders' claimed rows to the queue; they are delivered again.
 Several servers may share a state dir: a live server's leases are never taken.
+
+Schema versions: 1 had no qualifier or tenant; 2 adds them (an Event invoke of `name:3`, `name:alias`, or a
+tenant-isolated function's). A version 1 database is migrated in place when opened (`ALTER TABLE ... ADD
+COLUMN`, in the same transaction as the version bump): its queued events keep running, as $LATEST's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_NAME = "queue.sqlite3"
 
 _SCHEMA = """
@@ -44,13 +48,23 @@ CREATE TABLE events (
     attempts       INTEGER NOT NULL DEFAULT 0,   -- times the function ran (approximateInvokeCount)
     throttles      INTEGER NOT NULL DEFAULT 0,   -- consecutive throttles, for the backoff
     last_response  BLOB,            -- the last attempt's response or error body, for the failure record
-    lease_holder   TEXT             -- NULL: queued, else the server that is running it
+    lease_holder   TEXT,            -- NULL: queued, else the server that is running it
+    qualifier      TEXT NOT NULL DEFAULT '',  -- '' ($LATEST), a version ("3") or an alias, as invoked
+    tenant_id      TEXT             -- the tenant of a tenant-isolated function's invoke
 );
 CREATE INDEX events_due ON events (function, due_at, id) WHERE lease_holder IS NULL;
 """
+# From each older version to the next, run in the opening transaction.
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE events ADD COLUMN qualifier TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN tenant_id TEXT",
+    ),
+}
 
 _COLUMNS = (
-    "id, request_id, function, payload, trace_id, enqueued_at, due_at, attempts, throttles, last_response"
+    "id, request_id, function, payload, trace_id, enqueued_at, due_at, attempts, throttles, last_response,"
+    " qualifier, tenant_id"
 )
 
 
@@ -70,16 +84,21 @@ class QueuedEvent:
     attempts: int
     throttles: int
     last_response: bytes | None
+    qualifier: str = ""
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """What enqueue needs: also a `function:` destination's record, queued when an event completes."""
+    """What enqueue needs: also a `function:` destination's record, queued when an event completes.
+    `qualifier`: the version or alias invoked ("": $LATEST); an alias is resolved when the event runs."""
 
     request_id: str
     function: str
     payload: bytes
     trace_id: str
+    qualifier: str = ""
+    tenant_id: str | None = None
 
 
 class AsyncQueue:
@@ -106,6 +125,12 @@ class AsyncQueue:
         with self._transaction():  # IMMEDIATE: two servers starting at once do not both create it
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
             if version == SCHEMA_VERSION:
+                return
+            if version in _MIGRATIONS:
+                for older in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[older]:
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             if version != 0:
                 raise QueueError(
@@ -136,9 +161,18 @@ class AsyncQueue:
 
     def _insert(self, event: NewEvent, now: float) -> None:
         self._db.execute(
-            "INSERT INTO events (request_id, function, payload, trace_id, enqueued_at, due_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (event.request_id, event.function, event.payload, event.trace_id, now, now),
+            "INSERT INTO events (request_id, function, payload, trace_id, enqueued_at, due_at, qualifier,"
+            " tenant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.request_id,
+                event.function,
+                event.payload,
+                event.trace_id,
+                now,
+                now,
+                event.qualifier,
+                event.tenant_id,
+            ),
         )
 
     def claim_due(self, function: str, now: float, limit: int) -> list[QueuedEvent]:

@@ -39,16 +39,22 @@ class Outcome:
 
 
 def build_record(
-    event: QueuedEvent, function_arn: str, outcome: Outcome, now: datetime | None = None
+    event: QueuedEvent,
+    invoked_arn: str,
+    outcome: Outcome,
+    now: datetime | None = None,
+    executed_version: str = LATEST,
 ) -> bytes:
-    """The destination record, as JSON bytes."""
+    """The destination record, as JSON bytes. `invoked_arn`: the function's ARN, or the version's or
+    alias's the event was invoked by (then `executed_version` is the version that ran)."""
+    function_arn = invoked_arn if event.qualifier else f"{invoked_arn}:{LATEST}"
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     record: dict[str, Any] = {
         "version": RECORD_VERSION,
         "timestamp": stamp,
         "requestContext": {
             "requestId": event.request_id,
-            "functionArn": f"{function_arn}:{LATEST}",
+            "functionArn": function_arn,
             "condition": outcome.condition,
             "approximateInvokeCount": outcome.invoke_count,
         },
@@ -58,9 +64,9 @@ def build_record(
         # Never ran (throttled until the event expired, or reserved concurrency 0): there is no response to
         # report. The service's record for this case is undocumented; we report the throttle's status and
         # no payload.
-        record["responseContext"] = {"statusCode": 429, "executedVersion": LATEST}
+        record["responseContext"] = {"statusCode": 429, "executedVersion": executed_version}
         return orjson.dumps(record)
-    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": LATEST}
+    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": executed_version}
     if outcome.function_error:
         response_context["functionError"] = "Unhandled"
     record["responseContext"] = response_context

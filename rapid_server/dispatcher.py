@@ -19,6 +19,12 @@ Each event runs through `Function.invoke`, the path sync invokes take: the same 
 concurrency limits. Every attempt carries the request id the 202 returned, as on Lambda, so a function
 sees the same `aws_request_id` on a retry.
 
+An event of a version or an alias (`name:3`, `name:live`, `Qualifier=`) carries its qualifier in the queue
+and runs in that version's pool, with that qualifier's event invoke config; an alias picks its weighted
+version when the event runs, as the service resolves it per invoke. One whose version or alias is gone
+by then cannot run: it fails at once (no retries: the resource will not come back by itself) with a
+platform line, and goes to the on-failure destination of the unqualified function.
+
 At most `ASYNC_POLLERS_PER_FUNCTION` events of one function are in flight at once (its reserved
 concurrency, when set lower): the service's pollers also ramp up gradually, and locally the machine's
 CPUs, not the account limit, bound what parallel environments can achieve.
@@ -31,6 +37,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from . import rendering
 from .async_queue import AsyncQueue, NewEvent, QueuedEvent
@@ -54,6 +61,29 @@ THROTTLE_BACKOFF_FIRST_S = 1.0
 THROTTLE_BACKOFF_MAX_S = 300.0
 THROTTLE_BACKOFF_FLOOR_S = 0.01
 SERVICE_RETRY_BASE_DELAY_S = 60.0
+LATEST = "$LATEST"
+
+
+@dataclass(frozen=True, slots=True)
+class EventTarget:
+    """Where one queued event runs: the pool, the settings its retries and destinations follow, the ARN
+    it was invoked by (the runtime's `invoked_function_arn`) and the version that runs."""
+
+    function: Function
+    config: FunctionConfig
+    invoked_arn: str
+    executed_version: str
+
+
+# ($LATEST's Function, the event's qualifier) -> its target, None if that version or alias is gone.
+Resolver = Callable[[Function, str], "EventTarget | None"]
+
+
+def latest_only(function: Function, qualifier: str) -> EventTarget | None:
+    """The resolver of a server with no published versions."""
+    if qualifier in ("", LATEST):
+        return EventTarget(function, function.config, function.arn, LATEST)
+    return None
 
 
 def function_error_delay(config: FunctionConfig, attempts: int) -> float:
@@ -76,8 +106,10 @@ class Dispatcher:
         sink: LogSink,
         on_error: Callable[[BaseException], None],
         clock: Callable[[], float] = time.time,
+        resolve: Resolver = latest_only,
     ):
         self._queue = queue
+        self._resolve = resolve
         self._functions = functions
         self._sink = sink
         self._on_error = on_error
@@ -163,27 +195,37 @@ class Dispatcher:
 
     # One attempt ------------------------------------------------------------------------------------------
 
-    async def _attempt(self, function: Function, event: QueuedEvent) -> None:
-        config = function.config
+    async def _attempt(self, latest: Function, event: QueuedEvent) -> None:
+        target = self._resolve(latest, event.qualifier)
+        if target is None:  # its version or alias was deleted after the 202
+            self._sink.platform(
+                rendering.async_target_gone_line(latest.config.name, event.request_id, event.qualifier)
+            )
+            qualified = f"{latest.arn}:{event.qualifier}"
+            gone = EventTarget(latest, latest.config, qualified, event.qualifier)
+            self._finish(gone, event, Outcome(RETRIES_EXHAUSTED, event.attempts, None, False))
+            return
+        config = target.config
         if self._clock() - event.enqueued_at >= config.maximum_event_age_s:
             # Only a function error's body is ever kept (a success finishes the event at once).
             error = event.last_response
             outcome = Outcome(EVENT_AGE_EXCEEDED, event.attempts, error, error is not None)
-            self._finish(function, event, outcome)
+            self._finish(target, event, outcome)
             return
-        if config.reserved_concurrency == 0:
-            self._finish(function, event, Outcome(RETRIES_EXHAUSTED, event.attempts, None, False))
+        if latest.config.reserved_concurrency == 0:  # the function's, shared by its versions
+            self._finish(target, event, Outcome(RETRIES_EXHAUSTED, event.attempts, None, False))
             return
         invocation = Invocation(
             request_id=event.request_id,
             payload=event.payload,
-            invoked_function_arn=function.arn,
+            invoked_function_arn=target.invoked_arn,
             trace_id=event.trace_id,
+            tenant_id=event.tenant_id,
         )
         if self._sink.observer is not None:
             self._sink.observer.async_attempted(config.name, max(0.0, self._clock() - event.enqueued_at))
         try:
-            result = await function.invoke(invocation)
+            result = await target.function.invoke(invocation)
         except ServiceError as error:
             if self._stopping:
                 self._queue.release(event.id)
@@ -199,16 +241,16 @@ class Dispatcher:
             return
         attempts = event.attempts + 1
         if not result.function_error:
-            self._finish(function, event, Outcome(SUCCESS, attempts, result.body, False))
+            self._finish(target, event, Outcome(SUCCESS, attempts, result.body, False))
         elif attempts > config.maximum_retry_attempts:
-            self._finish(function, event, Outcome(RETRIES_EXHAUSTED, attempts, result.body, True))
+            self._finish(target, event, Outcome(RETRIES_EXHAUSTED, attempts, result.body, True))
         else:
             due = self._clock() + function_error_delay(config, attempts)
             self._queue.retry_at(event.id, due, attempts, 0, result.body)
 
-    def _finish(self, function: Function, event: QueuedEvent, outcome: Outcome) -> None:
+    def _finish(self, target: EventTarget, event: QueuedEvent, outcome: Outcome) -> None:
         """Deliver the record (if a destination is configured) and drop the event from the queue."""
-        config = function.config
+        config = target.config
         destination = config.on_success if outcome.condition == SUCCESS else config.on_failure
         observer = self._sink.observer
         if outcome.condition != SUCCESS:
@@ -222,7 +264,7 @@ class Dispatcher:
         if destination is None:
             self._queue.complete(event.id)
             return
-        record = build_record(event, function.arn, outcome)
+        record = build_record(event, target.invoked_arn, outcome, executed_version=target.executed_version)
         if destination.kind == "function":
             follow_up = follow_up_event(destination, record, str(uuid.uuid4()), event.trace_id)
             self._queue.complete(event.id, follow_up, self._clock())

@@ -155,14 +155,10 @@ async def _invoke(
         payload = _accept_payload(request, invocation_type)
         return await durable_invoke(durable(), function, payload, request, request_id, executed_version)
     if invocation_type == "Event":  # the log goes to the log only: Tail applies to sync invokes
-        if function is not state.functions.get(function.config.name):  # a published version's pool
-            raise ServiceError(
-                400,
-                errors.INVALID_PARAMETER_VALUE,
-                "X-Amz-Invocation-Type: Event invokes of a version or an alias are not served by rapidboot "
-                "yet; invoke it with RequestResponse, or invoke the unqualified function",
-            )
-        return _accept_event(state, function, request, request_id)
+        # The version or alias as invoked: an alias's weighted pick is made again when the event runs.
+        unqualified = state.function_arn(function.config.name)
+        qualifier = invoked_arn[len(unqualified) + 1 :] if invoked_arn != unqualified else ""
+        return _accept_event(state, function, request, request_id, "" if qualifier == LATEST else qualifier)
     if request.too_large:
         raise ServiceError(
             413,
@@ -224,7 +220,9 @@ def _accept_payload(request: Request, invocation_type: str) -> bytes:
     return _validated_payload(request.body)
 
 
-def _accept_event(state: ServerState, function: Function, request: Request, request_id: str) -> Response:
+def _accept_event(
+    state: ServerState, function: Function, request: Request, request_id: str, qualifier: str
+) -> Response:
     """Queue an Event invoke; 202 only once it is committed to the durable queue (dispatcher.py)."""
     declared = request.headers.get("content-length", "")
     size = int(declared) if request.too_large and declared.isdigit() else request.body_size
@@ -238,19 +236,14 @@ def _accept_event(state: ServerState, function: Function, request: Request, requ
     payload = _validated_payload(request.body)
     if state.dispatcher is None:
         raise ServiceError(500, errors.SERVICE_EXCEPTION, "Event invokes are not being accepted")
-    if function.config.tenant_isolation:
-        raise ServiceError(
-            400,
-            errors.INVALID_PARAMETER_VALUE,
-            f"X-Amz-Invocation-Type: Event invokes of a function with tenant isolation "
-            f"({function.config.name}) are not supported by this server yet; invoke it with RequestResponse",
-        )
-    tenancy.tenant_id(function.config, request.headers.get(tenancy.HEADER))
+    tenant_id = tenancy.tenant_id(function.config, request.headers.get(tenancy.HEADER))
     try:
         trace_id = _traced(state, function, request, event=True)
     except _Dropped:
         return Response(202, b"", [("x-amzn-RequestId", request_id)])  # accepted, and dropped, as Lambda does
-    state.dispatcher.accept(NewEvent(request_id, function.config.name, payload, trace_id))
+    state.dispatcher.accept(
+        NewEvent(request_id, function.config.name, payload, trace_id, qualifier, tenant_id)
+    )
     return Response(202, b"", [("x-amzn-RequestId", request_id)])
 
 

@@ -195,6 +195,13 @@ def async_failed_line(function: str, request_id: str, condition: str, invoke_cou
     return f"rapidboot: {function}: event {request_id} failed: {condition} after {invoke_count} invoke(s)"
 
 
+def async_target_gone_line(function: str, request_id: str, qualifier: str) -> str:
+    return (
+        f"rapidboot: {function}: event {request_id} cannot run: {function}:{qualifier} (a version or an "
+        "alias) no longer exists (ResourceNotFoundException)"
+    )
+
+
 def destination_failed_line(function: str, request_id: str, destination: str, error: OSError) -> str:
     return (
         f"rapidboot: {function}: event {request_id}: cannot deliver the record to {destination}: "

@@ -73,7 +73,13 @@ async def serve(
     state = ServerState(config, LogSink(), report_internal_error, limits, peers)
     control = ControlPlane(state, store)
     state.template = template
-    dispatcher = Dispatcher(_open_queue(config), state.functions, state.sink, report_internal_error)
+    dispatcher = Dispatcher(
+        _open_queue(config),
+        state.functions,
+        state.sink,
+        report_internal_error,
+        resolve=control.versions.event_target,  # versions' and aliases' events run in their pools
+    )
     state.dispatcher = dispatcher
     durable = DurableOpener(state, config)
     # Provisioned concurrency is ready before the server says it is.

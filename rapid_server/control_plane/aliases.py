@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import ServiceError
+from . import settings
 from .functions import _invalid
 from .version_store import StoredAlias
 from .versions import LATEST, RESOURCE_CONFLICT, not_found, page_size, split_qualifier
@@ -184,6 +185,7 @@ class Aliases:
             del self._by_function[name][alias]
             self.versions.provisioned.forget(name, alias)
             await self.versions.provisioned.rebalance(name)
+            await settings.forget_qualified(self.versions.control, name, alias)
 
     def forget(self, name: str) -> None:
         self._by_function.pop(name, None)

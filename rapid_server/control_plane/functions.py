@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from rapidboot.layers.cache import LayerCache
 from rapidboot.layers.function import directory_size
 
 from .. import errors
-from ..config import ConfigError, FunctionConfig, validate_function
+from ..config import ConfigError, FunctionConfig, validate_function, with_snap_start
 from ..errors import ServiceError
 from ..function import Function
 from ..server_state import ServerState
@@ -31,7 +32,7 @@ from . import code_limits
 from .layers import Layers, LayerStore
 from .overlay import Overlay
 from .settings import config_arguments, request_settings
-from .store import FunctionStore, StagedCode, StoredFunction
+from .store import FunctionStore, StoredFunction
 
 RESOURCE_CONFLICT = "ResourceConflictException"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
@@ -47,7 +48,9 @@ _SETTINGS = (
     "Timeout",
     "Environment",
     "EphemeralStorage",
+    "SnapStart",
 )
+SNAP_START_APPLY_ON = ("PublishedVersions", "None")  # botocore's SnapStartApplyOn
 # validate_function's keys, as the API names them (its messages start "NAME.key: ...").
 _FIELDS = {
     "memory": "MemorySize",
@@ -73,9 +76,24 @@ def _invalid(message: str) -> ServiceError:
     return ServiceError(400, errors.INVALID_PARAMETER_VALUE, message)
 
 
-def function_config(name: str, settings: dict[str, object], code: Path) -> FunctionConfig:
+def snap_start_apply_on(settings: Mapping[str, object]) -> str:
+    """`SnapStart.ApplyOn` ("None" when not set), or an InvalidParameterValueException naming it."""
+    value = settings.get("SnapStart")
+    if value is None:
+        return "None"
+    apply_on = value.get("ApplyOn") if isinstance(value, dict) else None
+    if apply_on not in SNAP_START_APPLY_ON:
+        raise _invalid(f"SnapStart.ApplyOn: {apply_on!r} is not one of {', '.join(SNAP_START_APPLY_ON)}")
+    return str(apply_on)
+
+
+def function_config(
+    name: str, settings: dict[str, object], code: Path, published: bool = False
+) -> FunctionConfig:
     """The API's settings as our FunctionConfig, checked by the same `validate_function` as the TOML file;
-    a problem is an InvalidParameterValueException naming the API's field."""
+    a problem is an InvalidParameterValueException naming the API's field. `published`: a version's
+    config, where `SnapStart: {ApplyOn: PublishedVersions}` takes effect (as on Lambda, never on
+    $LATEST: PublishVersion makes the snapshot, here the template process)."""
     runtime = settings.get("Runtime", "python3.12")
     if not isinstance(runtime, str) or not runtime.startswith(("python3", "provided")):
         raise _invalid(f"Runtime: {runtime!r} is not served here (python3.x, provided.al2023, provided.al2)")
@@ -105,6 +123,13 @@ def function_config(name: str, settings: dict[str, object], code: Path) -> Funct
         for key, field in _FIELDS.items():
             message = message.replace(f"{name}.{key}", field, 1)
         raise _invalid(message) from None
+    if snap_start_apply_on(settings) == "PublishedVersions":
+        try:  # checked at every change, applied to versions only
+            snap_config = with_snap_start(config, "SnapStart")
+        except ConfigError as exc:
+            raise _invalid(f"{exc} (Runtime {runtime})".replace(f"functions.{name}: ", "")) from None
+        if published:
+            config = snap_config
     return dataclasses.replace(config, tenant_isolation=True) if tenant_isolation else config
 
 
@@ -316,18 +341,23 @@ class ControlPlane:
         else:
             zipped = code_limits.zip_bytes(code.get("ZipFile"), "Code.ZipFile", operation)
             code_limits.check_storage(self, len(zipped))
-            staged = await asyncio.to_thread(self.store.stage_code, zipped)
-            try:
-                # The extraction need not wait for the package to be durable (fsync: milliseconds, and
-                # the bulk of a CreateFunction on a busy disk): both run at once, from two names.
-                checked = self._check_package(name, settings, staged.reading)
-                await asyncio.gather(asyncio.to_thread(self._settle, staged), checked)
-            except BaseException:
-                self.store.discard_code(staged)  # a refused package leaves nothing behind
-                raise
-            finally:
-                staged.reading.unlink(missing_ok=True)
-            return _record(name, settings, staged.path, staged.sha256, len(zipped))
+            digest = hashlib.sha256(zipped).hexdigest()
+            path = self.store.code_dir / f"{digest}.zip"
+            # Extracted from the decoded bytes while the same bytes are written and made durable (fsync:
+            # milliseconds, the bulk of a CreateFunction on a busy disk), each on a thread of its own;
+            # both done before the row (the commit) may name the file.
+            stored, checked = await asyncio.gather(
+                asyncio.to_thread(self._store_code, zipped, digest),
+                self._check_package(name, settings, path, zipped, digest),
+                return_exceptions=True,
+            )
+            for outcome in (checked, stored):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(stored, BaseException) and stored[2]:
+                        path.unlink(missing_ok=True)  # a refused package leaves nothing behind
+                    raise outcome
+            assert not isinstance(stored, BaseException)
+            return _record(name, settings, path, stored[1], len(zipped))
         try:
             await self._check_package(name, settings, path)
         except BaseException:
@@ -336,18 +366,35 @@ class ControlPlane:
             raise
         return _record(name, settings, path, sha, size)
 
-    def _settle(self, staged: StagedCode) -> None:
-        """Make the package durable, then hash it under its stored name for the layer cache, which keys a
-        zip by its digest and remembers it by path: `apply` then finds the extracted tree without reading
-        the zip again (a 1 MB SHA-256 off the answer's path)."""
-        self.store.settle_code(staged)
-        LayerCache(self.state.config.state_dir / "layers").zip_digest(staged.path)
+    def _store_code(self, zipped: bytes, digest: str) -> tuple[Path, str, bool]:
+        """Make the package durable (FunctionStore.put_code), then tell the layer cache its digest, which
+        keys a zip by content and remembers it by path: `apply` then finds the extracted tree without
+        reading the zip again."""
+        stored = self.store.put_code(zipped)
+        LayerCache(self.state.config.state_dir / "layers").remember_digest(stored[0], digest)
+        return stored
 
-    async def _check_package(self, name: str, settings: dict[str, object], path: Path) -> None:
-        config = function_config(name, settings, path)  # the settings, before the extraction
+    async def _check_package(
+        self,
+        name: str,
+        settings: dict[str, object],
+        path: Path,
+        zipped: bytes | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Extract (into the layer cache) and check the package and layers against the limits; `zipped`:
+        the package's bytes, when `path` is a zip still being written."""
+        # The settings, before the extraction; with `zipped`, against the store's directory: the file
+        # `path` names may not be written yet (validate_function wants an existing code path).
+        config = function_config(name, settings, path if zipped is None else self.store.code_dir)
         try:
             await asyncio.to_thread(
-                prepare_function, path, config.layers, self.state.config.state_dir / "layers"
+                prepare_function,
+                path,
+                config.layers,
+                self.state.config.state_dir / "layers",
+                zipped=zipped,
+                zipped_digest=digest,
             )
         except LayerError as exc:
             names = {f"code '{path}'": "Code.ZipFile"}

@@ -12,6 +12,7 @@ and configuration are unchanged).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from ..config import DEFAULT_RETRY_BASE_DELAY_S
 from ..errors import ServiceError
 
 if TYPE_CHECKING:
+    from ..config import FunctionConfig
     from ..function import Function
     from .functions import ControlPlane
     from .store import StoredFunction
@@ -261,8 +263,12 @@ def _current_tags(settings: Mapping[str, object]) -> dict[str, str]:
 # -- event invoke config ----------------------------------------------------------------------------------
 
 
-def _unqualified(raw_name: str, qualifier: str | None) -> str:
-    """Event invoke configs of $LATEST only: versions and aliases are not served by this module."""
+QUALIFIED_CONFIGS = "QualifiedEventInvokeConfigs"  # a version's or alias's, by qualifier
+
+
+def _qualified(control: ControlPlane, raw_name: str, qualifier: str | None) -> tuple[str, str]:
+    """The function's name and the qualifier whose event invoke config is meant ("" for $LATEST, which
+    the unqualified function's is): a published version or an alias of it, else a 404."""
     qualifiers = {qualifier} if qualifier else set()
     name = raw_name
     if ":function:" in raw_name or raw_name.startswith("function:"):
@@ -273,33 +279,105 @@ def _unqualified(raw_name: str, qualifier: str | None) -> str:
     elif ":" in raw_name:
         name, extra = raw_name.split(":", 1)
         qualifiers.add(extra)
-    if qualifiers - {LATEST}:
+    if len(qualifiers) > 1:
+        found = sorted(qualifiers)
         raise _invalid(
-            f"Qualifier: {', '.join(sorted(qualifiers))}: only $LATEST has an event invoke config here"
+            f"The derived qualifier from the function name ({found[0]}) does not match the specified "
+            f"qualifier ({found[1]})."
         )
-    return name
+    function, _ = control.find(name)
+    found_qualifier = next(iter(qualifiers), LATEST)
+    if found_qualifier == LATEST:
+        return name, ""
+    versions = control.versions
+    alias = versions.aliases.get_or_none(name, found_qualifier)
+    if not versions.exists(name, found_qualifier) and alias is None:
+        raise ServiceError(
+            404, errors.RESOURCE_NOT_FOUND, f"Function not found: {function.arn}:{found_qualifier}"
+        )
+    return name, found_qualifier
+
+
+def _stored_config(settings: Mapping[str, object], qualifier: str) -> dict[str, Any] | None:
+    if not qualifier:
+        config = settings.get("EventInvokeConfig")
+    else:
+        configs = settings.get(QUALIFIED_CONFIGS)
+        config = configs.get(qualifier) if isinstance(configs, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def _with_config(
+    settings: Mapping[str, object], qualifier: str, config: dict[str, object] | None
+) -> dict[str, object]:
+    """`settings` with the qualifier's event invoke config set (None: removed)."""
+    if not qualifier:
+        changed = {key: value for key, value in settings.items() if key != "EventInvokeConfig"}
+        if config is not None:
+            changed["EventInvokeConfig"] = config
+        return changed
+    configs = settings.get(QUALIFIED_CONFIGS)
+    others = {q: c for q, c in (configs.items() if isinstance(configs, dict) else ()) if q != qualifier}
+    if config is not None:
+        others[qualifier] = config
+    changed = {key: value for key, value in settings.items() if key != QUALIFIED_CONFIGS}
+    if others:
+        changed[QUALIFIED_CONFIGS] = others
+    return changed
+
+
+def qualified_event_config(
+    settings: Mapping[str, object], qualifier: str, config: FunctionConfig
+) -> FunctionConfig:
+    """The settings an Event invoke of `name:qualifier` retries and delivers by: that version's or alias's
+    event invoke config, or the service's defaults when it has none (a version does not inherit the
+    config of the $LATEST it was published from)."""
+    from pathlib import Path
+
+    from ..config import EVENT_AGE_MAX_S, RETRY_ATTEMPTS_MAX, Destination
+
+    stored = _stored_config(settings, qualifier) or {}
+    destinations: dict[str, Destination | None] = {"OnSuccess": None, "OnFailure": None}
+    for key, entry in (stored.get("DestinationConfig") or {}).items():
+        target = entry.get("Destination") if isinstance(entry, dict) else None
+        if not target:
+            continue
+        local = _local_destination(target)
+        kind, _, where = local.partition(":")
+        destinations[key] = (
+            Destination("file", path=Path(where))
+            if kind == "file"
+            else Destination("function", function=where)
+        )
+    return dataclasses.replace(
+        config,
+        maximum_retry_attempts=stored.get("MaximumRetryAttempts", RETRY_ATTEMPTS_MAX),
+        maximum_event_age_s=float(stored.get("MaximumEventAgeInSeconds", EVENT_AGE_MAX_S)),
+        on_success=destinations["OnSuccess"],
+        on_failure=destinations["OnFailure"],
+    )
 
 
 async def put_event_invoke_config(
     control: ControlPlane, raw_name: str, qualifier: str | None, body: Mapping[str, object], replace: bool
 ) -> dict[str, object]:
     """PutFunctionEventInvokeConfig (`replace`: what is not given goes back to the default) and
-    UpdateFunctionEventInvokeConfig (what is not given is kept)."""
-    name = _unqualified(raw_name, qualifier)
+    UpdateFunctionEventInvokeConfig (what is not given is kept), of $LATEST, a version or an alias."""
+    name, found = _qualified(control, raw_name, qualifier)
     given = _event_invoke_fields(control, body)
 
     def change(current: StoredFunction) -> dict[str, object]:
-        previous = current.settings.get("EventInvokeConfig")
-        config: dict[str, object] = {} if replace or not isinstance(previous, dict) else dict(previous)
+        previous = _stored_config(current.settings, found)
+        config: dict[str, object] = {} if replace or previous is None else dict(previous)
         destinations = dict(config.get("DestinationConfig") or {})  # type: ignore[call-overload]
         destinations.update(given.pop("DestinationConfig", {}))
         config.update(given)
         config["DestinationConfig"] = destinations
         config["LastModified"] = time.time()
-        return {**current.settings, "EventInvokeConfig": config}
+        return _with_config(current.settings, found, config)
 
     await control.change_settings(name, change)
-    return get_event_invoke_config(control, name, None)
+    return get_event_invoke_config(control, name, found or None)
 
 
 def _event_invoke_fields(control: ControlPlane, body: Mapping[str, object]) -> dict[str, object]:
@@ -371,18 +449,17 @@ def _local_destination(target: str) -> str:
 
 
 def get_event_invoke_config(control: ControlPlane, raw_name: str, qualifier: str | None) -> dict[str, object]:
-    name = _unqualified(raw_name, qualifier)
+    name, found = _qualified(control, raw_name, qualifier)
     function, stored = control.find(name)
-    config = stored.settings.get("EventInvokeConfig") if stored is not None else None
-    if not isinstance(config, dict):
+    config = _stored_config(stored.settings, found) if stored is not None else None
+    arn = f"{function.arn}:{found or LATEST}"
+    if config is None:
         raise ServiceError(
-            404,
-            errors.RESOURCE_NOT_FOUND,
-            f"The function {function.arn}:{LATEST} doesn't have an EventInvokeConfig",
+            404, errors.RESOURCE_NOT_FOUND, f"The function {arn} doesn't have an EventInvokeConfig"
         )
     body: dict[str, object] = {
         "LastModified": config["LastModified"],
-        "FunctionArn": f"{function.arn}:{LATEST}",
+        "FunctionArn": arn,
         "DestinationConfig": {
             "OnSuccess": config["DestinationConfig"].get("OnSuccess", {}),
             "OnFailure": config["DestinationConfig"].get("OnFailure", {}),
@@ -394,6 +471,19 @@ def get_event_invoke_config(control: ControlPlane, raw_name: str, qualifier: str
     return body
 
 
+async def forget_qualified(control: ControlPlane, name: str, qualifier: str) -> None:
+    """A deleted version's or alias's event invoke config goes with it: an alias made again under the
+    same name starts with none."""
+    stored = control.store.get(name)
+    if stored is None or _stored_config(stored.settings, qualifier) is None:
+        return
+
+    def change(current: StoredFunction) -> dict[str, object]:
+        return _with_config(current.settings, qualifier, None)
+
+    await control.change_settings(name, change)
+
+
 def list_event_invoke_configs(
     control: ControlPlane, raw_name: str, query: Mapping[str, list[str]]
 ) -> dict[str, object]:
@@ -401,22 +491,27 @@ def list_event_invoke_configs(
     max_items = values[-1] if values else None
     if max_items is not None and (not max_items.isdigit() or not 1 <= int(max_items) <= 50):
         raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-50")
-    name = _unqualified(raw_name, None)
-    try:
-        configs = [get_event_invoke_config(control, name, None)]
-    except ServiceError as error:
-        if error.status != 404 or control.state.functions.get(name) is None:
-            raise
-        configs = []
-    return {"FunctionEventInvokeConfigs": configs}
+    name, found = _qualified(control, raw_name, None)
+    if found:
+        raise _invalid(f"FunctionName: {raw_name!r}: the configs are listed for the unqualified function")
+    _, stored = control.find(name)
+    settings = stored.settings if stored is not None else {}
+    configured = settings.get(QUALIFIED_CONFIGS)
+    qualifiers = ["", *sorted(configured if isinstance(configured, dict) else ())]
+    configs = [
+        get_event_invoke_config(control, name, qualifier or None)
+        for qualifier in qualifiers
+        if _stored_config(settings, qualifier) is not None
+    ]
+    return {"FunctionEventInvokeConfigs": configs[: int(max_items or 50)]}
 
 
 async def delete_event_invoke_config(control: ControlPlane, raw_name: str, qualifier: str | None) -> None:
-    name = _unqualified(raw_name, qualifier)
-    get_event_invoke_config(control, name, None)  # 404 when there is none
+    name, found = _qualified(control, raw_name, qualifier)
+    get_event_invoke_config(control, name, found or None)  # 404 when there is none
 
     def change(current: StoredFunction) -> dict[str, object]:
-        return {key: value for key, value in current.settings.items() if key != "EventInvokeConfig"}
+        return _with_config(current.settings, found, None)
 
     await control.change_settings(name, change)
 

@@ -72,6 +72,14 @@ def configuration(
             "ExecutionTimeout": config.durable.execution_timeout_s,
             "RetentionPeriodInDays": config.durable.retention_days,
         }
+    # SnapStartResponse: what was asked (ApplyOn) and whether this version runs from a snapshot (On only
+    # for a published version, or a configured function with snap_start = true).
+    asked = stored.settings.get("SnapStart") if stored is not None else None
+    apply_on = asked.get("ApplyOn", "None") if isinstance(asked, dict) else "None"
+    body["SnapStart"] = {
+        "ApplyOn": "PublishedVersions" if config.snap_start else apply_on,
+        "OptimizationStatus": "On" if config.snap_start else "Off",
+    }
     body.update(status)
     return body
 

@@ -42,16 +42,6 @@ CREATE TABLE IF NOT EXISTS recursion (
 
 
 @dataclass(frozen=True, slots=True)
-class StagedCode:
-    """A zip on its way into the store (`stage_code`, then `settle_code`)."""
-
-    path: Path  # its content-addressed name, once settled
-    sha256: str  # CodeSha256
-    staging: Path | None  # written, not yet durable nor named; None when the store already had it
-    reading: Path  # a second name of the same bytes, to extract from while it settles (the caller unlinks)
-
-
-@dataclass(frozen=True, slots=True)
 class StoredFunction:
     name: str
     settings: dict[str, object]
@@ -97,44 +87,6 @@ class FunctionStore:
                 Path(staging).unlink(missing_ok=True)
                 raise
         return path, base64.b64encode(digest.digest()).decode(), fresh
-
-    def stage_code(self, zipped: bytes) -> StagedCode:
-        """`put_code` in two steps, so the package can be extracted while it is made durable: write it
-        (no fsync yet) and give it a second name to read from."""
-        digest = hashlib.sha256(zipped)
-        path = self.code_dir / f"{digest.hexdigest()}.zip"
-        sha = base64.b64encode(digest.digest()).decode()
-        staging = None
-        if not path.exists():
-            fd, name = tempfile.mkstemp(dir=self.code_dir, suffix=".partial")
-            staging = Path(name)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(zipped)
-            except BaseException:
-                staging.unlink(missing_ok=True)
-                raise
-        reading = self.code_dir / f".{os.urandom(8).hex()}.reading"
-        os.link(staging if staging is not None else path, reading)
-        return StagedCode(path, sha, staging, reading)
-
-    def settle_code(self, staged: StagedCode) -> None:
-        """fsync, rename into place, fsync the directory: only then may a row name it."""
-        if staged.staging is None:
-            return
-        fd = os.open(staged.staging, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(staged.staging, staged.path)
-        _fsync_directory(self.code_dir)
-
-    def discard_code(self, staged: StagedCode) -> None:
-        """A refused package: remove what this staging added (nothing, when the store already had it)."""
-        if staged.staging is not None:
-            staged.staging.unlink(missing_ok=True)
-            staged.path.unlink(missing_ok=True)
 
     def all(self) -> list[StoredFunction]:
         rows = self._db.execute(

@@ -25,9 +25,10 @@ from rapidboot.layers import LayerError, prepare_function
 
 from .. import errors
 from ..config import ConfigError
+from ..dispatcher import EventTarget, latest_only
 from ..errors import ServiceError
 from ..function import Function
-from . import shapes
+from . import settings, shapes
 from .functions import _invalid, function_config
 from .version_store import StoredVersion, VersionStore
 
@@ -136,6 +137,21 @@ class Versions:
         alias_arn = f"{self.state.function_arn(name)}:{qualifier}"
         pool = self.state.functions.get(name) if version == LATEST else self._pools.get((name, version))
         return Target(pool, version, alias_arn) if pool is not None else None
+
+    def event_target(self, latest: Function, qualifier: str) -> EventTarget | None:
+        """Where a queued Event invoke of `name:qualifier` runs (dispatcher.py), resolved when it runs: an
+        alias picks its version then. None if the version or alias is gone."""
+        if qualifier in ("", LATEST):
+            return latest_only(latest, "")
+        name = latest.config.name
+        target = self.resolve(name, qualifier)
+        if target is None:
+            return None
+        stored = self.control.store.get(name)
+        config = settings.qualified_event_config(
+            stored.settings if stored is not None else {}, qualifier, target.function.config
+        )
+        return EventTarget(target.function, config, target.invoked_arn, target.executed_version)
 
     # -- reads
 
@@ -301,6 +317,7 @@ class Versions:
             del self._records[name][qualifier]
             self.provisioned.forget(name, qualifier)
             self._close(name, qualifier)
+            await settings.forget_qualified(self.control, name, qualifier)
 
     def forget(self, name: str) -> None:
         """DeleteFunction without a Qualifier: its versions and aliases go with it."""
@@ -333,7 +350,7 @@ class Versions:
         record = version.function
         number = str(version.number)
         config = dataclasses.replace(
-            function_config(record.name, record.settings, record.code_path),
+            function_config(record.name, record.settings, record.code_path, published=True),
             version=number,
             provisioned_concurrency=self.provisioned.count_for(record.name, number),
         )

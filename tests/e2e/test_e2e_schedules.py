@@ -271,3 +271,28 @@ def test_a_changed_toml_schedule_is_followed_by_watch(tmp_path: Path) -> None:
         assert line == "rapidboot: schedule ticker-schedule: rate(7 days) invokes ticker", (
             server.output_tail()
         )
+
+
+def test_the_queue_example_has_a_schedule_listed_by_rapidboot_schedules() -> None:
+    """examples/queue's template (issue 16: an SQS function and a schedule): its summary every minute, and
+    the demo's override to a one-time firing."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "queue"
+    listed = subprocess.run(
+        [*RAPIDBOOT, "schedules", "--count", "2"], cwd=example, capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "SummaryFunctionSummary -> summary: rate(1 minute)"
+    first, second = (datetime.strptime(line.strip(), "%Y-%m-%dT%H:%M:%SZ") for line in lines[1:3])
+    assert second - first == timedelta(minutes=1)
+    once = subprocess.run(
+        [*RAPIDBOOT, "schedules", "--parameter-overrides", "SummarySchedule=at(2030-01-01T00:00:00)"],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert once.stdout.splitlines()[:2] == [
+        "SummaryFunctionSummary -> summary: at(2030-01-01T00:00:00)",
+        "  2030-01-01T00:00:00Z",
+    ], once.stderr

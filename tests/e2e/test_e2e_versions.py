@@ -292,8 +292,9 @@ def test_refusals_name_the_problem_and_change_nothing(tmp_path: Path) -> None:
             404,
             "ResourceNotFoundException",
         )
-        assert error_code(client.invoke, FunctionName="strict:1", InvocationType="Event")[1] == (
-            "InvalidParameterValueException"
+        assert error_code(client.invoke, FunctionName="strict:9", InvocationType="Event")[:2] == (
+            404,
+            "ResourceNotFoundException",
         )
         # PublishVersion's preconditions
         status, code, message = error_code(

@@ -52,6 +52,42 @@ def test_schema_is_versioned_and_wal(queue: AsyncQueue, tmp_path: Path) -> None:
     db.close()
 
 
+# The version 1 schema exactly as rapidboot wrote it before qualifiers and tenants were queued.
+_SCHEMA_V1 = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, function TEXT NOT NULL,
+    payload BLOB NOT NULL, trace_id TEXT NOT NULL, enqueued_at REAL NOT NULL, due_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, throttles INTEGER NOT NULL DEFAULT 0, last_response BLOB,
+    lease_holder TEXT
+);
+CREATE INDEX events_due ON events (function, due_at, id) WHERE lease_holder IS NULL;
+INSERT INTO events (request_id, function, payload, trace_id, enqueued_at, due_at, attempts)
+    VALUES ('old-1', 'f', CAST('{"kept": true}' AS BLOB), 'Root=1-old', 1.0, 1.0, 1);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_queue_is_migrated_in_place_and_keeps_its_events(tmp_path: Path) -> None:
+    (tmp_path / "async").mkdir()
+    old = sqlite3.connect(tmp_path / "async" / DATABASE_NAME)
+    old.executescript(_SCHEMA_V1)
+    old.close()
+    queue = AsyncQueue(tmp_path / "async")
+    try:
+        queue.enqueue(NewEvent("new-1", "f", b"{}", "t", qualifier="live", tenant_id="blue"), now=2.0)
+        claimed = queue.claim_due("f", now=3.0, limit=10)
+    finally:
+        queue.close()
+    assert [(e.request_id, e.payload, e.attempts, e.qualifier, e.tenant_id) for e in claimed] == [
+        ("old-1", b'{"kept": true}', 1, "", None),  # a queued $LATEST event, as before
+        ("new-1", b"{}", 0, "live", "blue"),
+    ]
+    db = sqlite3.connect(tmp_path / "async" / DATABASE_NAME)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+    db.close()
+    AsyncQueue(tmp_path / "async").close()  # opening a migrated queue again changes nothing
+
+
 def test_reopening_keeps_events(tmp_path: Path) -> None:
     first = AsyncQueue(tmp_path / "async")
     first.enqueue(new("a"), now=1.0)

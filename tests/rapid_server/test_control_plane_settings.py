@@ -160,8 +160,10 @@ def test_refused_settings_change_nothing(run: Callable[[Scenario], None], tmp_pa
         await refused(
             settings.put_event_invoke_config(control, "made", None, retries, replace=True), INVALID, "0-2"
         )
-        await refused(
-            settings.put_event_invoke_config(control, "made", "1", {}, replace=True), INVALID, "Qualifier"
+        await refused(  # a version that was never published
+            settings.put_event_invoke_config(control, "made", "1", {}, replace=True),
+            "ResourceNotFoundException",
+            "function:made:1",
         )
         await refused(
             settings.put_concurrency(control, "configured", {"ReservedConcurrentExecutions": 1}),
