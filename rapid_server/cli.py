@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
     commands.add_parser(
         "executions",
-        help="durable executions: `rapidboot executions list|get|history|stop` (see its --help)",
+        help="durable executions: `rapidboot executions list|get|...|pause|resume|delete` (see its --help)",
         add_help=False,
     )
     commands.add_parser(

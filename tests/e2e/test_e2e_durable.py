@@ -375,3 +375,59 @@ def test_a_callback_outlives_a_sigkilled_server(tmp_path: Path) -> None:
         record = ended(client, arn)
         assert record["Status"] == "SUCCEEDED", record
         assert json.loads(record["Result"]) == {"approved": "after the crash", "order": 3}
+
+
+def status_is(client: Any, arn: str, wanted: str) -> None:
+    def seen() -> bool:
+        return bool(client.get_durable_execution(DurableExecutionArn=arn)["Status"] == wanted)
+
+    shown = client.get_durable_execution
+    assert wait_until(seen, DEADLINE_S, interval=0.05), shown(DurableExecutionArn=arn)["Status"]
+
+
+def test_a_paused_execution_is_not_replayed_until_resumed_and_an_ended_one_is_deleted(
+    client: Any, tmp_path: Path
+) -> None:
+    """PauseDurableExecution: its wait still ends while it is paused, but the function is not invoked
+    again until ResumeDurableExecution. DeleteDurableExecution removes only an ended execution."""
+    marker = tmp_path / "marker"
+    arn = start(client, "waits", {"marker": str(marker), "seconds": 7200})
+    event_of(client, arn, "WaitStarted")
+    client.pause_durable_execution(DurableExecutionArn=arn, Reason="inspect it")
+    status_is(client, arn, "PAUSED")
+    event_of(client, arn, "WaitSucceeded")  # time goes on while it is paused (two hours, two seconds)
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+    assert marker.read_text().split() == ["before"]  # not replayed
+    with pytest.raises(client.exceptions.ResourceConflictException):  # it has not ended
+        client.delete_durable_execution(DurableExecutionArn=arn)
+    client.resume_durable_execution(DurableExecutionArn=arn, Reason="carry on")
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert marker.read_text().split() == ["before", "after"]
+    kinds = [event["EventType"] for event in events(client, arn)]
+    assert kinds.index("ExecutionPaused") < kinds.index("WaitSucceeded") < kinds.index("ExecutionResumed")
+    paused = event_of(client, arn, "ExecutionPaused")["ExecutionPausedDetails"]
+    assert paused["Reason"]["Payload"] == "inspect it"
+    with pytest.raises(client.exceptions.ResourceConflictException):  # only a paused one resumes
+        client.resume_durable_execution(DurableExecutionArn=arn)
+    deleted = client.delete_durable_execution(DurableExecutionArn=arn)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 202 and deleted["DeletionRequestTimestamp"]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn)
+    listed = client.list_durable_executions_by_function(FunctionName="waits")["DurableExecutions"]
+    assert arn not in [execution["DurableExecutionArn"] for execution in listed]
+
+
+def test_the_cli_pauses_resumes_and_deletes(server: RapidServer, client: Any) -> None:
+    arn = start(client, "approval", {"order": 11})
+    callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+    assert rapidboot(server, "executions", "pause", arn, "--reason", "hold").startswith("paused: ")
+    status_is(client, arn, "PAUSED")
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"yes")
+    event_of(client, arn, "CallbackSucceeded")
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+    assert rapidboot(server, "executions", "resume", arn).startswith("resumed: ")
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    assert rapidboot(server, "executions", "delete", arn).startswith("deleted at ")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn)
