@@ -267,11 +267,17 @@ class DurableService:
                 "NextMarker": "",
             },
         }
+        # The invocations before this one: 0 for the first, then each replay's number. The service's own
+        # REPORT line shows nothing durable; ours ends with the execution and the replay, as two more
+        # tab-separated `Key: value` fields (the SDK's context says it too: `context.is_replaying()`).
+        replay = int(execution.record.get("_Invocations", 0))
+        execution.record["_Invocations"] = replay + 1
         invocation = Invocation(
             request_id=str(uuid.uuid4()),
             payload=orjson.dumps(event),
             invoked_function_arn=execution.record["FunctionArn"],
             trace_id=_trace_id(),
+            report_fields=f"\tDurable Execution: {execution.arn}\tReplay: {replay}",
         )
         try:
             result = await function.invoke(invocation)

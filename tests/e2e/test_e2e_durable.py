@@ -137,6 +137,29 @@ def test_a_wait_resumes_the_execution(server: RapidServer, client: Any, tmp_path
     assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded") < kinds.index("ExecutionSucceeded")
 
 
+def test_each_replay_shows_in_the_context_and_the_report_line(
+    server: RapidServer, client: Any, tmp_path: Path
+) -> None:
+    """A replay is a normal invoke: the SDK's context says it replays (from the operations the event
+    carries), and the REPORT line ends with the execution's ARN and the replay's number."""
+    replays = tmp_path / "replays"
+    payload = {"marker": str(tmp_path / "marker"), "seconds": 3600, "replays": str(replays)}
+    arn = start(client, "waits", payload)
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    assert replays.read_text().split() == ["False", "True"]  # the first invocation, then the replay
+    wanted = [f"Durable Execution: {arn}\tReplay: {n}" for n in (0, 1)]
+
+    def reported() -> bool:
+        return len(server.lines_mentioning(f"Durable Execution: {arn}\t")) == 2
+
+    assert wait_until(reported, DEADLINE_S, interval=0.05), server.lines_mentioning(arn)
+    reports = server.lines_mentioning(f"Durable Execution: {arn}\t")
+    assert all(line.startswith("REPORT RequestId: ") for line in reports)
+    assert sorted(line[line.index("\tDurable Execution: ") + 1 :] for line in reports) == wanted
+    fields = dict(field.split(": ", 1) for field in reports[0].split("\t"))  # still `Key: value` fields
+    assert fields["Durable Execution"] == arn and fields["Memory Size"].endswith(" MB")
+
+
 def test_a_callback_completed_with_boto3_resumes_it(client: Any) -> None:
     arn = start(client, "approval", {"order": 42})
     callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]

@@ -26,6 +26,8 @@ def waits(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     """A step, a wait, a step; the first step appends to `marker` each time it runs (it must run once).
     With `gate`, the wait is followed by a step that returns only once the gate file exists."""
     marker = Path(event["marker"])
+    if "replays" in event:  # each invocation's `context.is_replaying()` on entry
+        _append(Path(event["replays"]), str(context.is_replaying()))
     before = context.step(lambda _: _append(marker, "before"), name="before")
     context.wait(Duration.from_seconds(int(event.get("seconds", 1))), name="pause")
     after = context.step(lambda _: _append(marker, "after"), name="after")
