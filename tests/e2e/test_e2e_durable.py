@@ -37,7 +37,10 @@ def tables() -> dict[str, dict[str, Any]]:
             "durable": {"execution_timeout": 604_800, "retention_period": 1},
         }
 
-    functions = {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens", "order")}
+    functions = {
+        name: durable(name)
+        for name in ("steps", "waits", "approval", "flaky", "tokens", "order", "fanout", "doomed")
+    }
     functions["payment"] = durable("process_payment")
     functions["price"] = {"code": str(CODE), "handler": "app.lookup_price"}  # a plain function
     return functions
@@ -454,3 +457,67 @@ def test_the_cli_pauses_resumes_and_deletes(server: RapidServer, client: Any) ->
     assert rapidboot(server, "executions", "delete", arn).startswith("deleted at ")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_durable_execution(DurableExecutionArn=arn)
+
+
+def killed_then_ended(
+    tmp_path: Path, function: str, payload: dict[str, Any], kill_at: str, scale: int = 1
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Start an execution, SIGKILL the server once its history has a `kill_at` event, start the server
+    again on the same state directory, and wait for the execution's end: its record, what the marker
+    file held at the kill, and its whole history."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    args += ["--durable-time-scale", str(scale)]
+    marker = Path(payload["marker"])
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, function, payload)
+        event_of(client, arn, kill_at)
+        first.stop(signal.SIGKILL)
+    at_kill = marker.read_text() if marker.exists() else ""
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        record = ended(client, arn)
+        assert any("durable executions resumed" in line for line in second.stderr.lines)
+        return record, at_kill, events(client, arn)
+
+
+def test_a_step_killed_between_a_failed_attempt_and_its_retry_retries_once(tmp_path: Path) -> None:
+    """The first attempt failed and its RETRY was checkpointed; the server dies before the retry is due
+    (two hours, two seconds here). Restarted, it runs the second attempt only: the first is not run
+    again, and the attempt count goes on from the log."""
+    marker = tmp_path / "attempts"
+    payload = {"marker": str(marker), "fail": 1, "delay": 7200}
+    record, at_kill, history = killed_then_ended(tmp_path, "flaky", payload, "StepFailed", scale=3600)
+    assert at_kill.split() == ["attempt"]  # killed before the retry
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"runs": 2}
+    assert marker.read_text().split() == ["attempt", "attempt"]
+    failed = [event for event in history if event["EventType"] == "StepFailed"]
+    assert [event["StepFailedDetails"]["RetryDetails"]["CurrentAttempt"] for event in failed] == [1]
+
+
+def test_map_and_parallel_killed_mid_way_run_each_branch_once(tmp_path: Path) -> None:
+    """Killed while one parallel branch waits: the map's steps and the other branch, done before the
+    kill, are replayed from the log, not run again."""
+    marker = tmp_path / "marker"
+    payload = {"marker": str(marker), "items": [1, 2, 3], "seconds": 2}
+    record, at_kill, _ = killed_then_ended(tmp_path, "fanout", payload, "WaitStarted")
+    assert sorted(at_kill.split()) == ["a", "b1", "m0", "m1", "m2"]
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"doubled": [2, 4, 6], "branches": ["a", "b"]}
+    assert sorted(marker.read_text().split()) == ["a", "b1", "b2", "m0", "m1", "m2"]
+
+
+def test_a_step_failing_after_a_restart_fails_the_execution_once(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    record, at_kill, history = killed_then_ended(
+        tmp_path, "doomed", {"marker": str(marker), "seconds": 2}, "WaitStarted"
+    )
+    assert at_kill.split() == ["before"]
+    assert record["Status"] == "FAILED", record
+    assert record["Error"]["ErrorMessage"] == "the order cannot be shipped"
+    assert marker.read_text().split() == ["before", "doomed"]
+    kinds = [event["EventType"] for event in history]
+    assert kinds.count("StepSucceeded") == 1 and kinds.count("StepFailed") == 1
+    assert kinds[-1] == "ExecutionFailed"
