@@ -45,6 +45,11 @@ RESOURCE_CONFLICT = "ResourceConflictException"
 DEFAULT_EXECUTION_TIMEOUT_S = 86_400  # CreateFunction's default ExecutionTimeout
 DEFAULT_RETENTION_DAYS = 14
 PAGE_ITEMS = 1000
+DAY_MS = 86_400_000
+# How often ended executions past their retention are removed: hourly, or four times a (scaled) day when
+# --durable-time-scale makes days short, but no more often than twice a second.
+RETENTION_SWEEP_S = 3600.0
+RETENTION_SWEEP_MIN_S = 0.5
 
 
 @dataclass(slots=True)
@@ -103,7 +108,11 @@ class DurableService:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def resume(self) -> int:
-        """Load every RUNNING execution from the log and drive it again; returns how many."""
+        """Load every RUNNING execution from the log and drive it again; returns how many. Ended ones past
+        their retention are removed first, and then periodically."""
+        self.expire()
+        interval_s = min(RETENTION_SWEEP_S, DAY_MS / 1000 / self.scale / 4)
+        self._spawn(self._sweep(max(RETENTION_SWEEP_MIN_S, interval_s)))
         resumed = 0
         for record in self.store.executions(statuses=ALIVE):
             execution = Execution(record)
@@ -124,6 +133,20 @@ class DurableService:
                 self._spawn(self._drive(execution))
             resumed += 1
         return resumed
+
+    def expire(self) -> int:
+        """Remove the ended executions whose `RetentionPeriodInDays` (days of scaled time) have passed since
+        they ended, with their history; returns how many."""
+        arns = self.store.ended_before(_now_ms(), DAY_MS / self.scale)
+        if arns:
+            self.store.delete(arns)
+            self._notice(f"rapidboot: durable executions past their retention period removed: {len(arns)}")
+        return len(arns)
+
+    async def _sweep(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.expire()
 
     async def stop(self) -> None:
         for execution in self._executions.values():

@@ -521,3 +521,66 @@ def test_a_step_failing_after_a_restart_fails_the_execution_once(tmp_path: Path)
     kinds = [event["EventType"] for event in history]
     assert kinds.count("StepSucceeded") == 1 and kinds.count("StepFailed") == 1
     assert kinds[-1] == "ExecutionFailed"
+
+
+def gone(client: Any, arn: str) -> bool:
+    try:
+        client.get_durable_execution(DurableExecutionArn=arn)
+    except client.exceptions.ResourceNotFoundException:
+        return True
+    return False
+
+
+def test_ended_executions_are_removed_after_their_retention_period(tmp_path: Path) -> None:
+    """`retention_period = 1` (a day): with a day a tenth of a second long, an ended execution is removed
+    by the periodic sweep while the server runs, and at start when it expired while the server was down;
+    a running one never is."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    state = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with running_server(state, tmp_path) as first:  # real time: nothing expires here
+        client = lambda_client(first.endpoint)
+        earlier = client.invoke(FunctionName="steps", Payload=b'{"count": 1}')["DurableExecutionArn"]
+        waiting = start(client, "approval", {"order": 1})
+        event_of(client, waiting, "CallbackStarted")
+    with running_server([*state, "--durable-time-scale", "864000"], tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert gone(client, earlier)  # removed at start: it ended a day (a tenth of a second) ago
+        assert any("past their retention period removed: 1" in line for line in second.stderr.lines)
+        arn = client.invoke(FunctionName="steps", Payload=b'{"count": 1}')["DurableExecutionArn"]
+        assert wait_until(lambda: gone(client, arn), DEADLINE_S, interval=0.1)  # by the sweep
+        assert client.get_durable_execution(DurableExecutionArn=waiting)["Status"] == "RUNNING"
+
+
+def test_durable_config_is_updated_on_a_durable_function_only(tmp_path: Path) -> None:
+    """UpdateFunctionConfiguration changes a durable function's DurableConfig (the model has it); durable
+    execution itself is enabled at creation only, as on Lambda, so a plain function is refused."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as package:
+        package.write(CODE / "app.py", "app.py")
+    common = {
+        "Runtime": "python3.12",
+        "Role": "arn:aws:iam::123456789012:role/lambda",
+        "Handler": "app.steps",
+        "Code": {"ZipFile": archive.getvalue()},
+    }
+    with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        client.create_function(FunctionName="durable-one", DurableConfig={"ExecutionTimeout": 60}, **common)
+        client.create_function(FunctionName="plain-one", **common)
+        updated = client.update_function_configuration(
+            FunctionName="durable-one", DurableConfig={"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        )
+        assert updated["DurableConfig"] == {"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        arn = client.invoke(FunctionName="durable-one", Payload=b"{}")["DurableExecutionArn"]
+        shown = client.get_durable_execution(DurableExecutionArn=arn)
+        assert shown["DurableConfig"] == {"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        before = client.get_function_configuration(FunctionName="plain-one")
+        with pytest.raises(
+            client.exceptions.InvalidParameterValueException, match="when a function is created"
+        ):
+            client.update_function_configuration(
+                FunctionName="plain-one", DurableConfig={"ExecutionTimeout": 60}, Timeout=9
+            )
+        after = client.get_function_configuration(FunctionName="plain-one")
+        assert "DurableConfig" not in after and after["RevisionId"] == before["RevisionId"]
+
