@@ -584,3 +584,11 @@ def test_durable_config_is_updated_on_a_durable_function_only(tmp_path: Path) ->
         after = client.get_function_configuration(FunctionName="plain-one")
         assert "DurableConfig" not in after and after["RevisionId"] == before["RevisionId"]
 
+
+def test_the_time_scale_is_printed_at_start_even_with_no_durable_function(tmp_path: Path) -> None:
+    """Durable functions may be created later through the API: a scaled clock is said at start anyway."""
+    args = ["--state-dir", str(tmp_path / "state"), "--durable-time-scale", "60"]
+    with running_server(args, tmp_path) as server:
+        assert any("--durable-time-scale 60:" in line for line in server.stderr.lines)
+    with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        assert not any("--durable-time-scale" in line for line in server.stderr.lines)
