@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="FACTOR",
-        help="durable functions: time runs FACTOR times faster for their waits, retry delays and timeouts "
-        "(e.g. 86400: a wait of a day lasts a second); default 1",
+        help="durable functions: time runs FACTOR times faster for their waits, retry delays, timeouts and "
+        "retention (e.g. 86400: a wait of a day lasts a second); printed at start when not 1; default 1",
     )
     serve.add_argument(
         "--console",
