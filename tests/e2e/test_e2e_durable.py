@@ -592,3 +592,25 @@ def test_the_time_scale_is_printed_at_start_even_with_no_durable_function(tmp_pa
         assert any("--durable-time-scale 60:" in line for line in server.stderr.lines)
     with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
         assert not any("--durable-time-scale" in line for line in server.stderr.lines)
+
+
+def test_a_paused_execution_stays_paused_across_a_sigkill(tmp_path: Path) -> None:
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "approval", {"order": 5})
+        callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+        client.pause_durable_execution(DurableExecutionArn=arn)
+        status_is(client, arn, "PAUSED")
+        first.stop(signal.SIGKILL)
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"later")
+        event_of(client, arn, "CallbackSucceeded")
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+        client.resume_durable_execution(DurableExecutionArn=arn)
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert json.loads(record["Result"]) == {"approved": "later", "order": 5}
