@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="FACTOR",
-        help="durable functions: time runs FACTOR times faster for their waits, retry delays and timeouts "
-        "(e.g. 86400: a wait of a day lasts a second); default 1",
+        help="durable functions: time runs FACTOR times faster for their waits, retry delays, timeouts and "
+        "retention (e.g. 86400: a wait of a day lasts a second); printed at start when not 1; default 1",
     )
     serve.add_argument(
         "--console",
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.add_argument("--count", type=int, default=5, help="firings listed per schedule (default: 5)")
     commands.add_parser(
         "executions",
-        help="durable executions: `rapidboot executions list|get|history|stop` (see its --help)",
+        help="durable executions: `rapidboot executions list|get|...|pause|resume|delete` (see its --help)",
         add_help=False,
     )
     commands.add_parser(

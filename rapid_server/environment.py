@@ -79,6 +79,9 @@ class Invocation:
     log_tail: bool = False  # the caller wants the invoke's log (`X-Amz-Log-Type: Tail`)
     stream: ResponseStream | None = None  # InvokeWithResponseStream: where a streamed response goes
     tenant_id: str | None = None  # `X-Amz-Tenant-Id`, for a function with tenant isolation only
+    # Fields the REPORT line ends with ("\tKey: value"...): a durable execution's invocation names its
+    # execution and replay (rapid_server/durable/). None for every other invoke.
+    report_fields: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,6 +186,7 @@ class Environment:
         self._limits = limits
         self._seats = [StateMachine()]  # the first seat carries init: its first /next ends Init
         self._inflight: dict[str, _InFlight] = {}
+        self._report_fields: dict[str, str] = {}  # request id -> its Invocation.report_fields
         self._listener: asyncio.Server | None = None
         self._process: RuntimeProcess | ForkedProcess | None = None
         self._pollers: deque[_Poller] = deque()
@@ -387,6 +391,8 @@ class Environment:
         any invoke this environment can take next (a new invoke needs a step of its own, queued behind it).
         Together that took ~25 us of the server's work off a warm invoke's latency (2-core machine)."""
         request_id = invocation.request_id
+        if invocation.report_fields is not None:
+            self._report_fields[request_id] = invocation.report_fields
         outcome = await self._wait_initialized()
         if outcome is not None:
             self._log_failed_init(request_id, outcome)
@@ -1135,7 +1141,8 @@ class Environment:
                 None,
                 outcome.status,
                 outcome.error_type,
-            ),
+            )
+            + self._report_fields.pop(request_id, ""),
             request_id=request_id,
         )
         self._observe(request_id, 0.0, None, outcome)
@@ -1159,6 +1166,8 @@ class Environment:
             outcome.error_type,
             restore_duration_ms=restore_ms,
         )
+        if self._report_fields:
+            report += self._report_fields.pop(request_id, "")
         self._sink.platform(rendering.end_line(request_id), report, request_id=request_id)  # one write
         if self._extensions is not None:
             status = outcome.status or ("error" if outcome.result.function_error else "success")

@@ -261,6 +261,12 @@ class DurableOpener:
         if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
             self._credentials = {"AWS_ACCESS_KEY_ID": "rapidboot", "AWS_SECRET_ACCESS_KEY": "rapidboot"}
         state.function_environment = self._environment
+        scale = config.durable_time_scale
+        if scale != 1:  # at start, always: durable functions may come later (CreateFunction)
+            report_notice(
+                f"rapidboot: --durable-time-scale {scale:g}: durable executions' waits, retry delays, "
+                f"timeouts and retention run {scale:g}x fast"
+            )
 
     def _environment(self, function: FunctionConfig) -> dict[str, str]:
         if function.durable is None:
@@ -287,11 +293,6 @@ class DurableOpener:
                     f"--state-dir {self._config.state_dir}: cannot open the durable executions' log: {exc}"
                 ) from None
             scale = self._config.durable_time_scale
-            if scale != 1:
-                report_notice(
-                    f"rapidboot: --durable-time-scale {scale:g}: durable executions' waits, retry delays "
-                    f"and timeouts run {scale:g}x fast"
-                )
             self.service = DurableService(
                 store, self._state.functions, report_notice, report_internal_error, scale
             )

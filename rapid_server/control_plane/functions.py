@@ -37,7 +37,9 @@ from .store import FunctionStore, StoredFunction
 RESOURCE_CONFLICT = "ResourceConflictException"
 PAUSE_VARIABLE = "RAPIDBOOT_TEST_PAUSE_AT"  # tests only: ControlPlane.crash_point
 TENANCY = "TenancyConfig"  # CreateFunction only
-DURABLE = "DurableConfig"  # CreateFunction only here: a durable function (rapid_server/durable/)
+# A durable function (rapid_server/durable/): enabled by CreateFunction only, as on Lambda; a durable
+# function's timeout and retention can be changed by UpdateFunctionConfiguration (new executions get them).
+DURABLE = "DurableConfig"
 DIRECTORY_EXTENSION = "RapidbootDirectory"  # our Code field: serve a local directory in place
 _SETTINGS = (
     "Handler",
@@ -255,6 +257,13 @@ class ControlPlane:
                     )
                 settings = dict(current.settings)
                 settings.update({key: body[key] for key in _SETTINGS if key in body})
+                if body.get(DURABLE) is not None:
+                    if current.settings.get(DURABLE) is None:
+                        raise _invalid(
+                            f"{DURABLE}: durable execution can only be enabled when a function is created; "
+                            "it cannot be enabled on an existing function"
+                        )
+                    settings[DURABLE] = body[DURABLE]
                 settings.update(request_settings(self, body, creating=False))
                 function_config(name, settings, current.code_path)  # checked before anything changes
                 if "Layers" in body:  # code and layers together within the unzipped limit

@@ -1,7 +1,7 @@
-"""`rapidboot executions list|get|history|stop` and `rapidboot callback succeed|fail|heartbeat`: the
-durable execution API of a running server, from the shell, with each execution's ARN and operations shown
-(what `sam local execution` sets out to do). Its own parser, as `rapidboot events`: no other command pays
-for it."""
+"""`rapidboot executions list|get|history|stop|pause|resume|delete` and `rapidboot callback
+succeed|fail|heartbeat`: the durable execution API of a running server, from the shell, with each
+execution's ARN and operations shown (what `sam local execution` sets out to do). Its own parser, as
+`rapidboot events`: no other command pays for it."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def executions_main(argv: list[str], prog: str = "rapidboot executions") -> int:
     stop = actions.add_parser("stop", help="stop a RUNNING execution")
     stop.add_argument("arn")
     stop.add_argument("--error-message", default="Stopped by rapidboot executions stop")
+    pause = actions.add_parser("pause", help="pause an execution: not invoked until resumed")
+    pause.add_argument("arn")
+    pause.add_argument("--reason", help="recorded in its history")
+    pause.add_argument(
+        "--timeout-paused", action="store_true", help="its execution timeout does not run while paused"
+    )
+    resume = actions.add_parser("resume", help="resume a paused execution")
+    resume.add_argument("arn")
+    resume.add_argument("--reason", help="recorded in its history")
+    actions.add_parser("delete", help="delete an ended execution and its history").add_argument("arn")
     args = parser.parse_args(argv)
     base = args.endpoint.rstrip("/")
     if args.action == "list":
@@ -57,6 +67,20 @@ def executions_main(argv: list[str], prog: str = "rapidboot executions") -> int:
             details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("Details")), {})
             when = _time(event["EventTimestamp"])
             print(f"{event['EventId']:>4} {when}  {event['EventType']:<22} {label}  {_brief(details)}")
+        return 0
+    if args.action in ("pause", "resume"):
+        body: dict[str, Any] = {"Reason": args.reason} if args.reason else {}
+        if args.action == "pause" and args.timeout_paused:
+            body["ExecutionTimeoutPaused"] = True
+        if _call("POST", f"{url}/{args.action}", body) is None:
+            return 2
+        print(f"{'paused' if args.action == 'pause' else 'resumed'}: {args.arn}")
+        return 0
+    if args.action == "delete":
+        answer = _call("DELETE", url)
+        if answer is None:
+            return 2
+        print(f"deleted at {_time(answer['DeletionRequestTimestamp'])}: {args.arn}")
         return 0
     answer = _call("POST", url + "/stop", {"ErrorMessage": args.error_message})
     if answer is None:

@@ -111,6 +111,23 @@ def _stop(service: DurableService, request: Request, path: dict[str, str]) -> Re
     return _json({"StopTimestamp": service.stop_execution(path["arn"], error)})
 
 
+def _pause(service: DurableService, request: Request, path: dict[str, str]) -> Response:
+    body = _body(request)
+    service.pause(path["arn"], body.get("Reason"), body.get("ExecutionTimeoutPaused"))
+    return Response(202, b"{}", [rendering.JSON])
+
+
+def _resume(service: DurableService, request: Request, path: dict[str, str]) -> Response:
+    service.resume_execution(path["arn"], _body(request).get("Reason"))
+    return Response(202, b"{}", [rendering.JSON])
+
+
+def _delete(service: DurableService, request: Request, path: dict[str, str]) -> Response:
+    answer = _json({"DeletionRequestTimestamp": service.delete(path["arn"])})
+    answer.status = 202
+    return answer
+
+
 def _list(service: DurableService, request: Request, path: dict[str, str]) -> Response:
     query = _query(request)
     name = path["name"].split(":function:")[-1].split(":")[0]
@@ -165,6 +182,9 @@ _EXECUTION_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", ""): _get,
     ("GET", "history"): _history,
     ("POST", "stop"): _stop,
+    ("POST", "pause"): _pause,
+    ("POST", "resume"): _resume,
+    ("DELETE", ""): _delete,
 }
 _CALLBACK_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "succeed"): _callback("succeed"),

@@ -38,9 +38,18 @@ INVALID_TOKEN = "Invalid checkpoint token"  # the SDK's retryable prefix (its IN
 ALREADY_STARTED = "DurableExecutionAlreadyStartedException"
 CALLBACK_TIMEOUT = "CallbackTimeoutException"
 RUNNING = "RUNNING"
+PAUSING = "PAUSING"  # paused while an invocation runs: PAUSED at its next checkpoint (or its end)
+PAUSED = "PAUSED"  # not invoked until resumed; its waits, callbacks and chained invokes still complete
+ALIVE = (RUNNING, PAUSING, PAUSED)  # not ended: in memory, its timers armed, its callbacks answered
+RESOURCE_CONFLICT = "ResourceConflictException"
 DEFAULT_EXECUTION_TIMEOUT_S = 86_400  # CreateFunction's default ExecutionTimeout
 DEFAULT_RETENTION_DAYS = 14
 PAGE_ITEMS = 1000
+DAY_MS = 86_400_000
+# How often ended executions past their retention are removed: hourly, or four times a (scaled) day when
+# --durable-time-scale makes days short, but no more often than twice a second.
+RETENTION_SWEEP_S = 3600.0
+RETENTION_SWEEP_MIN_S = 0.5
 
 
 @dataclass(slots=True)
@@ -71,7 +80,12 @@ class Execution:
 
     @property
     def running(self) -> bool:
-        return bool(self.record["Status"] == RUNNING)
+        """Not ended (RUNNING, PAUSING or PAUSED)."""
+        return bool(self.record["Status"] in ALIVE)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.record["Status"] != RUNNING)
 
 
 class DurableService:
@@ -94,10 +108,16 @@ class DurableService:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def resume(self) -> int:
-        """Load every RUNNING execution from the log and drive it again; returns how many."""
+        """Load every RUNNING execution from the log and drive it again; returns how many. Ended ones past
+        their retention are removed first, and then periodically."""
+        self.expire()
+        interval_s = min(RETENTION_SWEEP_S, DAY_MS / 1000 / self.scale / 4)
+        self._spawn(self._sweep(max(RETENTION_SWEEP_MIN_S, interval_s)))
         resumed = 0
-        for record in self.store.executions(status=RUNNING):
+        for record in self.store.executions(statuses=ALIVE):
             execution = Execution(record)
+            if record["Status"] == PAUSING:  # its invocation died with the server: paused now
+                self._set_status(execution, PAUSED)
             for seq, op in self.store.operations(execution.arn):
                 execution.operations[op["Id"]] = op
                 execution.seqs[op["Id"]] = seq
@@ -107,9 +127,26 @@ class DurableService:
             for op in execution.operations.values():  # chained invokes in flight when the server died
                 if op["Type"] == "CHAINED_INVOKE" and op["Status"] == "STARTED":
                     self._spawn(self._chained_invoke(execution, op))  # again: at least once
-            self._spawn(self._drive(execution))
+            if execution.paused:
+                self._arm(execution)  # not invoked; its waits and timeouts still run
+            else:
+                self._spawn(self._drive(execution))
             resumed += 1
         return resumed
+
+    def expire(self) -> int:
+        """Remove the ended executions whose `RetentionPeriodInDays` (days of scaled time) have passed since
+        they ended, with their history; returns how many."""
+        arns = self.store.ended_before(_now_ms(), DAY_MS / self.scale)
+        if arns:
+            self.store.delete(arns)
+            self._notice(f"rapidboot: durable executions past their retention period removed: {len(arns)}")
+        return len(arns)
+
+    async def _sweep(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.expire()
 
     async def stop(self) -> None:
         for execution in self._executions.values():
@@ -206,6 +243,11 @@ class DurableService:
             self._fire_due(execution)
             if not execution.running:
                 return
+            if execution.paused:  # PauseDurableExecution: no invocation until ResumeDurableExecution
+                if execution.record["Status"] == PAUSING:
+                    self._set_status(execution, PAUSED)
+                self._arm(execution)
+                return
             function = self._functions.get(execution.record["_Function"])
             if function is None:
                 self._notice(f"rapidboot: durable execution {execution.arn}: its function is gone; it waits")
@@ -221,13 +263,8 @@ class DurableService:
             if outcome is not None:
                 self._finish(execution, *outcome)
                 return
-            if (
-                execution.nudged
-                or execution.unseen
-                or any(op["Status"] == "READY" for op in execution.operations.values())
-                or self._is_due(execution)
-            ):
-                continue  # something changed while it ran, or a step is ready to retry: replay at once
+            if execution.paused or self._has_news(execution):
+                continue  # paused (made PAUSED above), or something changed while it ran: replay at once
             if execution.attempts:
                 delay_s = execution.attempts / self.scale  # 1 s, then 2 s: as the service backs off
                 await asyncio.sleep(delay_s)
@@ -253,11 +290,17 @@ class DurableService:
                 "NextMarker": "",
             },
         }
+        # The invocations before this one: 0 for the first, then each replay's number. The service's own
+        # REPORT line shows nothing durable; ours ends with the execution and the replay, as two more
+        # tab-separated `Key: value` fields (the SDK's context says it too: `context.is_replaying()`).
+        replay = int(execution.record.get("_Invocations", 0))
+        execution.record["_Invocations"] = replay + 1
         invocation = Invocation(
             request_id=str(uuid.uuid4()),
             payload=orjson.dumps(event),
             invoked_function_arn=execution.record["FunctionArn"],
             trace_id=_trace_id(),
+            report_fields=f"\tDurable Execution: {execution.arn}\tReplay: {replay}",
         )
         try:
             result = await function.invoke(invocation)
@@ -316,7 +359,24 @@ class DurableService:
             execution.done.set_result(None)
         self._notice(f"rapidboot: durable execution {status}: {execution.arn}")
 
+    def _has_news(self, execution: Execution) -> bool:
+        """Whether an invocation would see something the last one did not."""
+        return (
+            execution.nudged
+            or bool(execution.unseen)
+            or any(op["Status"] == "READY" for op in execution.operations.values())
+            or self._is_due(execution)
+        )
+
     # -- time ------------------------------------------------------------------------------------------
+
+    def _deadline(self, execution: Execution) -> int | None:
+        """When the execution times out; none while it is paused with `ExecutionTimeoutPaused`."""
+        record = execution.record
+        if execution.paused and record.get("_TimeoutPaused"):
+            return None
+        deadline = record.get("_TimeoutAt")
+        return int(deadline) if deadline is not None else None
 
     def _is_due(self, execution: Execution) -> bool:
         wake = self._next_wake(execution)
@@ -324,7 +384,7 @@ class DurableService:
 
     def _next_wake(self, execution: Execution) -> int | None:
         wake = ops.next_wake_ms(execution.operations)
-        deadline = execution.record.get("_TimeoutAt")
+        deadline = self._deadline(execution)
         if deadline is not None:
             wake = deadline if wake is None else min(wake, deadline)
         return wake
@@ -332,7 +392,8 @@ class DurableService:
     def _fire_due(self, execution: Execution) -> bool:
         """Apply what time did (waits ended, retries ready, callbacks and the execution timed out)."""
         now = _now_ms()
-        if execution.record.get("_TimeoutAt", now + 1) <= now:
+        deadline = self._deadline(execution)
+        if deadline is not None and deadline <= now:
             error = {"ErrorType": "Execution.TimedOut", "ErrorMessage": "The execution timed out"}
             self._finish(execution, "TIMED_OUT", error)
             return True
@@ -356,9 +417,15 @@ class DurableService:
 
     def _wake(self, execution: Execution) -> None:
         """Something changed (a timer, a callback, a chained invoke): replay unless an invocation runs (it
-        sees the change in its next checkpoint's answer, or is replayed when it ends)."""
-        if execution.running and not execution.driving:
-            self._spawn(self._drive(execution))
+        sees the change in its next checkpoint's answer, or is replayed when it ends). A paused execution
+        is not invoked: what time did is committed, and it waits for ResumeDurableExecution."""
+        if not execution.running or execution.driving:
+            return
+        if execution.paused:
+            self._fire_due(execution)
+            self._arm(execution)
+            return
+        self._spawn(self._drive(execution))
 
     def _commit(
         self,
@@ -411,6 +478,8 @@ class DurableService:
             return {"NewExecutionState": {"Operations": [ops.rendered(op) for op in changed]}}
         new_token = _new_token()
         execution.record["_Token"] = new_token
+        if execution.record["Status"] == PAUSING:  # paused at this checkpoint: committed with it
+            execution.record["Status"] = PAUSED
         self._commit(execution, changed, events, applied.callbacks)
         for op in applied.invokes:
             self._spawn(self._chained_invoke(execution, op))
@@ -530,16 +599,104 @@ class DurableService:
     def stop_execution(self, arn: str, error: dict[str, Any] | None) -> int:
         record = self.get(arn)
         execution = self._executions.get(arn)
-        if execution is None or record["Status"] != RUNNING:
+        if execution is None or not execution.running:
             raise ServiceError(
-                409,
-                "ResourceConflictException",
-                f"Durable execution {arn} is {record['Status']}, not RUNNING",
+                409, RESOURCE_CONFLICT, f"Durable execution {arn} is {record['Status']}, not RUNNING"
             )
         self._finish(
             execution, "STOPPED", error or {"ErrorType": "Execution.Stopped", "ErrorMessage": "Stopped"}
         )
         return int(execution.record["EndTimestamp"])
+
+    def pause(self, arn: str, reason: object, timeout_paused: object) -> None:
+        """PauseDurableExecution: PAUSED at once when no invocation runs, else PAUSING until its next
+        checkpoint (or its end); no invocation starts until ResumeDurableExecution. With
+        `ExecutionTimeoutPaused` the execution's timeout is extended by the time it spends paused."""
+        execution = self._alive(arn, "paused")
+        if not isinstance(reason, str | None) or not isinstance(timeout_paused, bool | None):
+            raise ServiceError(
+                400,
+                errors.INVALID_PARAMETER_VALUE,
+                "Reason must be a string, ExecutionTimeoutPaused a boolean",
+            )
+        if execution.paused:
+            return  # already pausing or paused: nothing changes
+        record = execution.record
+        record["_PausedAt"] = _now_ms()
+        record["_TimeoutPaused"] = bool(timeout_paused)
+        details: dict[str, Any] = {
+            "PauseRequestTimestamp": record["_PausedAt"],
+            "ExecutionTimeoutPaused": bool(timeout_paused),
+        }
+        if reason:
+            details["Reason"] = {"Payload": reason, "Truncated": False}
+        self._set_status(execution, PAUSING if execution.invoking else PAUSED, ("Paused", details))
+
+    def resume_execution(self, arn: str, reason: object) -> None:
+        """ResumeDurableExecution: PAUSING goes back to RUNNING (the invocation goes on); PAUSED is
+        replayed when something completed while it was paused (or it was paused mid-invocation), else it
+        waits for its pending operations."""
+        execution = self._alive(arn, "resumed")
+        if not isinstance(reason, str | None):
+            raise ServiceError(400, errors.INVALID_PARAMETER_VALUE, "Reason must be a string")
+        record = execution.record
+        if not execution.paused:
+            raise ServiceError(409, RESOURCE_CONFLICT, f"Durable execution {arn} is RUNNING, not PAUSED")
+        paused_at = record.pop("_PausedAt", None)
+        if record.pop("_TimeoutPaused", False) and paused_at is not None and "_TimeoutAt" in record:
+            record["_TimeoutAt"] += max(0, _now_ms() - paused_at)
+        details: dict[str, Any] = {"ResumeRequestTimestamp": _now_ms()}
+        if reason:
+            details["Reason"] = {"Payload": reason, "Truncated": False}
+        self._set_status(execution, RUNNING, ("Resumed", details))
+        if execution.driving:
+            return  # PAUSING: the invocation goes on, and the replay loop with it
+        if self._has_news(execution):
+            self._spawn(self._drive(execution))  # something completed while it was paused
+        else:
+            self._arm(execution)
+
+    def delete(self, arn: str) -> int:
+        """DeleteDurableExecution: an ended execution and its history are removed (at once: the DELETING
+        status is never seen here)."""
+        record = self.get(arn)
+        if record["Status"] in ALIVE:
+            raise ServiceError(
+                409,
+                RESOURCE_CONFLICT,
+                f"Durable execution {arn} is {record['Status']}: only an ended execution "
+                "(SUCCEEDED, FAILED, STOPPED or TIMED_OUT) can be deleted",
+            )
+        now = _now_ms()
+        self.store.delete([arn])
+        return now
+
+    def _alive(self, arn: str, verb: str) -> Execution:
+        record = self.get(arn)
+        execution = self._executions.get(arn)
+        if execution is None or not execution.running:
+            raise ServiceError(
+                409, RESOURCE_CONFLICT, f"Durable execution {arn} is {record['Status']}: it cannot be {verb}"
+            )
+        return execution
+
+    def _set_status(
+        self, execution: Execution, status: str, event: tuple[str, dict[str, Any]] | None = None
+    ) -> None:
+        execution.record["Status"] = status
+        events: list[dict[str, Any]] = []
+        if event is not None:
+            event_kind, details = event
+            events.append(
+                {
+                    "EventType": f"Execution{event_kind}",
+                    "Id": execution.arn.rsplit("/", 1)[-1],
+                    "EventTimestamp": _now_ms(),
+                    f"Execution{event_kind}Details": details,
+                }
+            )
+        self._commit(execution, [], events)
+        self._notice(f"rapidboot: durable execution {status}: {execution.arn}")
 
     async def result(self, execution: Execution) -> dict[str, Any]:
         """The execution's record once it has ended (a RequestResponse invoke waits for it)."""

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
     arn TEXT NOT NULL,
     operation_id TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS callbacks_by_execution ON callbacks (arn);
 """
 
 
@@ -120,6 +121,25 @@ class DurableStore:
             [(callback_id, write.arn, op_id) for callback_id, op_id in write.callbacks],
         )
 
+    def delete(self, arns: Iterable[str]) -> None:
+        """Executions and everything logged for them, in one transaction."""
+        rows = [(arn,) for arn in arns]
+        with self._transaction():
+            for table in ("executions", "operations", "events", "callbacks"):
+                self._db.executemany(f"DELETE FROM {table} WHERE arn = ?", rows)
+
+    def ended_before(self, now_ms: int, day_ms: float) -> list[str]:
+        """The ended executions whose retention (`RetentionPeriodInDays` days of `day_ms`) is over."""
+        found = []
+        for arn, body in self._db.execute(
+            "SELECT arn, body FROM executions WHERE status NOT IN ('RUNNING', 'PAUSING', 'PAUSED')"
+        ):
+            record = orjson.loads(body)
+            days = record.get("DurableConfig", {}).get("RetentionPeriodInDays", 14)
+            if record.get("EndTimestamp", now_ms) + days * day_ms <= now_ms:
+                found.append(arn)
+        return found
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -129,14 +149,17 @@ class DurableStore:
         row = self._db.execute("SELECT body FROM executions WHERE arn = ?", (arn,)).fetchone()
         return orjson.loads(row[0]) if row else None
 
-    def executions(self, function: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def executions(
+        self, function: str | None = None, statuses: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
         query, args = "SELECT body FROM executions WHERE 1=1", []
         if function is not None:
             query += " AND function = ?"
             args.append(function)
-        if status is not None:
-            query += " AND status = ?"
-            args.append(status)
+        if statuses is not None:
+            wanted = list(statuses)
+            query += f" AND status IN ({','.join('?' * len(wanted))})"
+            args.extend(wanted)
         query += " ORDER BY start_ms, rowid"
         return [orjson.loads(row[0]) for row in self._db.execute(query, args)]
 

@@ -37,7 +37,10 @@ def tables() -> dict[str, dict[str, Any]]:
             "durable": {"execution_timeout": 604_800, "retention_period": 1},
         }
 
-    functions = {name: durable(name) for name in ("steps", "waits", "approval", "flaky", "tokens", "order")}
+    functions = {
+        name: durable(name)
+        for name in ("steps", "waits", "approval", "flaky", "tokens", "order", "fanout", "doomed")
+    }
     functions["payment"] = durable("process_payment")
     functions["price"] = {"code": str(CODE), "handler": "app.lookup_price"}  # a plain function
     return functions
@@ -135,6 +138,29 @@ def test_a_wait_resumes_the_execution(server: RapidServer, client: Any, tmp_path
     assert started["WaitStartedDetails"]["Duration"] == 3600
     kinds = [event["EventType"] for event in history]
     assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded") < kinds.index("ExecutionSucceeded")
+
+
+def test_each_replay_shows_in_the_context_and_the_report_line(
+    server: RapidServer, client: Any, tmp_path: Path
+) -> None:
+    """A replay is a normal invoke: the SDK's context says it replays (from the operations the event
+    carries), and the REPORT line ends with the execution's ARN and the replay's number."""
+    replays = tmp_path / "replays"
+    payload = {"marker": str(tmp_path / "marker"), "seconds": 3600, "replays": str(replays)}
+    arn = start(client, "waits", payload)
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    assert replays.read_text().split() == ["False", "True"]  # the first invocation, then the replay
+    wanted = [f"Durable Execution: {arn}\tReplay: {n}" for n in (0, 1)]
+
+    def reported() -> bool:
+        return len(server.lines_mentioning(f"Durable Execution: {arn}\t")) == 2
+
+    assert wait_until(reported, DEADLINE_S, interval=0.05), server.lines_mentioning(arn)
+    reports = server.lines_mentioning(f"Durable Execution: {arn}\t")
+    assert all(line.startswith("REPORT RequestId: ") for line in reports)
+    assert sorted(line[line.index("\tDurable Execution: ") + 1 :] for line in reports) == wanted
+    fields = dict(field.split(": ", 1) for field in reports[0].split("\t"))  # still `Key: value` fields
+    assert fields["Durable Execution"] == arn and fields["Memory Size"].endswith(" MB")
 
 
 def test_a_callback_completed_with_boto3_resumes_it(client: Any) -> None:
@@ -375,3 +401,216 @@ def test_a_callback_outlives_a_sigkilled_server(tmp_path: Path) -> None:
         record = ended(client, arn)
         assert record["Status"] == "SUCCEEDED", record
         assert json.loads(record["Result"]) == {"approved": "after the crash", "order": 3}
+
+
+def status_is(client: Any, arn: str, wanted: str) -> None:
+    def seen() -> bool:
+        return bool(client.get_durable_execution(DurableExecutionArn=arn)["Status"] == wanted)
+
+    shown = client.get_durable_execution
+    assert wait_until(seen, DEADLINE_S, interval=0.05), shown(DurableExecutionArn=arn)["Status"]
+
+
+def test_a_paused_execution_is_not_replayed_until_resumed_and_an_ended_one_is_deleted(
+    client: Any, tmp_path: Path
+) -> None:
+    """PauseDurableExecution: its wait still ends while it is paused, but the function is not invoked
+    again until ResumeDurableExecution. DeleteDurableExecution removes only an ended execution."""
+    marker = tmp_path / "marker"
+    arn = start(client, "waits", {"marker": str(marker), "seconds": 7200})
+    event_of(client, arn, "WaitStarted")
+    client.pause_durable_execution(DurableExecutionArn=arn, Reason="inspect it")
+    status_is(client, arn, "PAUSED")
+    event_of(client, arn, "WaitSucceeded")  # time goes on while it is paused (two hours, two seconds)
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+    assert marker.read_text().split() == ["before"]  # not replayed
+    with pytest.raises(client.exceptions.ResourceConflictException):  # it has not ended
+        client.delete_durable_execution(DurableExecutionArn=arn)
+    client.resume_durable_execution(DurableExecutionArn=arn, Reason="carry on")
+    record = ended(client, arn)
+    assert record["Status"] == "SUCCEEDED", record
+    assert marker.read_text().split() == ["before", "after"]
+    kinds = [event["EventType"] for event in events(client, arn)]
+    assert kinds.index("ExecutionPaused") < kinds.index("WaitSucceeded") < kinds.index("ExecutionResumed")
+    paused = event_of(client, arn, "ExecutionPaused")["ExecutionPausedDetails"]
+    assert paused["Reason"]["Payload"] == "inspect it"
+    with pytest.raises(client.exceptions.ResourceConflictException):  # only a paused one resumes
+        client.resume_durable_execution(DurableExecutionArn=arn)
+    deleted = client.delete_durable_execution(DurableExecutionArn=arn)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 202 and deleted["DeletionRequestTimestamp"]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn)
+    listed = client.list_durable_executions_by_function(FunctionName="waits")["DurableExecutions"]
+    assert arn not in [execution["DurableExecutionArn"] for execution in listed]
+
+
+def test_the_cli_pauses_resumes_and_deletes(server: RapidServer, client: Any) -> None:
+    arn = start(client, "approval", {"order": 11})
+    callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+    assert rapidboot(server, "executions", "pause", arn, "--reason", "hold").startswith("paused: ")
+    status_is(client, arn, "PAUSED")
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"yes")
+    event_of(client, arn, "CallbackSucceeded")
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+    assert rapidboot(server, "executions", "resume", arn).startswith("resumed: ")
+    assert ended(client, arn)["Status"] == "SUCCEEDED"
+    assert rapidboot(server, "executions", "delete", arn).startswith("deleted at ")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn)
+
+
+def killed_then_ended(
+    tmp_path: Path, function: str, payload: dict[str, Any], kill_at: str, scale: int = 1
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Start an execution, SIGKILL the server once its history has a `kill_at` event, start the server
+    again on the same state directory, and wait for the execution's end: its record, what the marker
+    file held at the kill, and its whole history."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    args += ["--durable-time-scale", str(scale)]
+    marker = Path(payload["marker"])
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, function, payload)
+        event_of(client, arn, kill_at)
+        first.stop(signal.SIGKILL)
+    at_kill = marker.read_text() if marker.exists() else ""
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        record = ended(client, arn)
+        assert any("durable executions resumed" in line for line in second.stderr.lines)
+        return record, at_kill, events(client, arn)
+
+
+def test_a_step_killed_between_a_failed_attempt_and_its_retry_retries_once(tmp_path: Path) -> None:
+    """The first attempt failed and its RETRY was checkpointed; the server dies before the retry is due
+    (two hours, two seconds here). Restarted, it runs the second attempt only: the first is not run
+    again, and the attempt count goes on from the log."""
+    marker = tmp_path / "attempts"
+    payload = {"marker": str(marker), "fail": 1, "delay": 7200}
+    record, at_kill, history = killed_then_ended(tmp_path, "flaky", payload, "StepFailed", scale=3600)
+    assert at_kill.split() == ["attempt"]  # killed before the retry
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"runs": 2}
+    assert marker.read_text().split() == ["attempt", "attempt"]
+    failed = [event for event in history if event["EventType"] == "StepFailed"]
+    assert [event["StepFailedDetails"]["RetryDetails"]["CurrentAttempt"] for event in failed] == [1]
+
+
+def test_map_and_parallel_killed_mid_way_run_each_branch_once(tmp_path: Path) -> None:
+    """Killed while one parallel branch waits: the map's steps and the other branch, done before the
+    kill, are replayed from the log, not run again."""
+    marker = tmp_path / "marker"
+    payload = {"marker": str(marker), "items": [1, 2, 3], "seconds": 2}
+    record, at_kill, _ = killed_then_ended(tmp_path, "fanout", payload, "WaitStarted")
+    assert sorted(at_kill.split()) == ["a", "b1", "m0", "m1", "m2"]
+    assert record["Status"] == "SUCCEEDED", record
+    assert json.loads(record["Result"]) == {"doubled": [2, 4, 6], "branches": ["a", "b"]}
+    assert sorted(marker.read_text().split()) == ["a", "b1", "b2", "m0", "m1", "m2"]
+
+
+def test_a_step_failing_after_a_restart_fails_the_execution_once(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    record, at_kill, history = killed_then_ended(
+        tmp_path, "doomed", {"marker": str(marker), "seconds": 2}, "WaitStarted"
+    )
+    assert at_kill.split() == ["before"]
+    assert record["Status"] == "FAILED", record
+    assert record["Error"]["ErrorMessage"] == "the order cannot be shipped"
+    assert marker.read_text().split() == ["before", "doomed"]
+    kinds = [event["EventType"] for event in history]
+    assert kinds.count("StepSucceeded") == 1 and kinds.count("StepFailed") == 1
+    assert kinds[-1] == "ExecutionFailed"
+
+
+def gone(client: Any, arn: str) -> bool:
+    try:
+        client.get_durable_execution(DurableExecutionArn=arn)
+    except client.exceptions.ResourceNotFoundException:
+        return True
+    return False
+
+
+def test_ended_executions_are_removed_after_their_retention_period(tmp_path: Path) -> None:
+    """`retention_period = 1` (a day): with a day a tenth of a second long, an ended execution is removed
+    by the periodic sweep while the server runs, and at start when it expired while the server was down;
+    a running one never is."""
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    state = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with running_server(state, tmp_path) as first:  # real time: nothing expires here
+        client = lambda_client(first.endpoint)
+        earlier = client.invoke(FunctionName="steps", Payload=b'{"count": 1}')["DurableExecutionArn"]
+        waiting = start(client, "approval", {"order": 1})
+        event_of(client, waiting, "CallbackStarted")
+    with running_server([*state, "--durable-time-scale", "864000"], tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert gone(client, earlier)  # removed at start: it ended a day (a tenth of a second) ago
+        assert any("past their retention period removed: 1" in line for line in second.stderr.lines)
+        arn = client.invoke(FunctionName="steps", Payload=b'{"count": 1}')["DurableExecutionArn"]
+        assert wait_until(lambda: gone(client, arn), DEADLINE_S, interval=0.1)  # by the sweep
+        assert client.get_durable_execution(DurableExecutionArn=waiting)["Status"] == "RUNNING"
+
+
+def test_durable_config_is_updated_on_a_durable_function_only(tmp_path: Path) -> None:
+    """UpdateFunctionConfiguration changes a durable function's DurableConfig (the model has it); durable
+    execution itself is enabled at creation only, as on Lambda, so a plain function is refused."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as package:
+        package.write(CODE / "app.py", "app.py")
+    common = {
+        "Runtime": "python3.12",
+        "Role": "arn:aws:iam::123456789012:role/lambda",
+        "Handler": "app.steps",
+        "Code": {"ZipFile": archive.getvalue()},
+    }
+    with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        client = lambda_client(server.endpoint)
+        client.create_function(FunctionName="durable-one", DurableConfig={"ExecutionTimeout": 60}, **common)
+        client.create_function(FunctionName="plain-one", **common)
+        updated = client.update_function_configuration(
+            FunctionName="durable-one", DurableConfig={"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        )
+        assert updated["DurableConfig"] == {"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        arn = client.invoke(FunctionName="durable-one", Payload=b"{}")["DurableExecutionArn"]
+        shown = client.get_durable_execution(DurableExecutionArn=arn)
+        assert shown["DurableConfig"] == {"ExecutionTimeout": 600, "RetentionPeriodInDays": 2}
+        before = client.get_function_configuration(FunctionName="plain-one")
+        with pytest.raises(
+            client.exceptions.InvalidParameterValueException, match="when a function is created"
+        ):
+            client.update_function_configuration(
+                FunctionName="plain-one", DurableConfig={"ExecutionTimeout": 60}, Timeout=9
+            )
+        after = client.get_function_configuration(FunctionName="plain-one")
+        assert "DurableConfig" not in after and after["RevisionId"] == before["RevisionId"]
+
+
+def test_the_time_scale_is_printed_at_start_even_with_no_durable_function(tmp_path: Path) -> None:
+    """Durable functions may be created later through the API: a scaled clock is said at start anyway."""
+    args = ["--state-dir", str(tmp_path / "state"), "--durable-time-scale", "60"]
+    with running_server(args, tmp_path) as server:
+        assert any("--durable-time-scale 60:" in line for line in server.stderr.lines)
+    with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
+        assert not any("--durable-time-scale" in line for line in server.stderr.lines)
+
+
+def test_a_paused_execution_stays_paused_across_a_sigkill(tmp_path: Path) -> None:
+    config = write_tables(tmp_path / "rapidboot.toml", tables())
+    args = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    with supervised(RapidServer(args, tmp_path), check_shutdown=False) as first:
+        client = lambda_client(first.endpoint)
+        arn = start(client, "approval", {"order": 5})
+        callback_id = event_of(client, arn, "CallbackStarted")["CallbackStartedDetails"]["CallbackId"]
+        client.pause_durable_execution(DurableExecutionArn=arn)
+        status_is(client, arn, "PAUSED")
+        first.stop(signal.SIGKILL)
+    with running_server(args, tmp_path) as second:
+        client = lambda_client(second.endpoint)
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"later")
+        event_of(client, arn, "CallbackSucceeded")
+        assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED"
+        client.resume_durable_execution(DurableExecutionArn=arn)
+        record = ended(client, arn)
+        assert record["Status"] == "SUCCEEDED", record
+        assert json.loads(record["Result"]) == {"approved": "later", "order": 5}

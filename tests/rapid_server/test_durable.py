@@ -143,8 +143,13 @@ def test_the_log_keeps_operations_events_and_callbacks_across_a_reopen(tmp_path:
     )
     store.close()
     reopened = DurableStore(tmp_path)
-    assert [r["DurableExecutionName"] for r in reopened.executions(status="RUNNING")] == ["n"]
+    assert [r["DurableExecutionName"] for r in reopened.executions(statuses=["RUNNING"])] == ["n"]
     assert list(reopened.operations(record["DurableExecutionArn"])) == [(1, op)]
     assert reopened.events(record["DurableExecutionArn"]) == [{"EventId": 1, "EventType": "StepSucceeded"}]
     assert reopened.callback("cb") == (record["DurableExecutionArn"], "s")
+    reopened.delete([record["DurableExecutionArn"]])  # DeleteDurableExecution, retention: all of it goes
+    assert reopened.execution(record["DurableExecutionArn"]) is None
+    assert list(reopened.operations(record["DurableExecutionArn"])) == []
+    assert reopened.events(record["DurableExecutionArn"]) == []
+    assert reopened.callback("cb") is None
     reopened.close()

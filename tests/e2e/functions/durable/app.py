@@ -26,6 +26,8 @@ def waits(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     """A step, a wait, a step; the first step appends to `marker` each time it runs (it must run once).
     With `gate`, the wait is followed by a step that returns only once the gate file exists."""
     marker = Path(event["marker"])
+    if "replays" in event:  # each invocation's `context.is_replaying()` on entry
+        _append(Path(event["replays"]), str(context.is_replaying()))
     before = context.step(lambda _: _append(marker, "before"), name="before")
     context.wait(Duration.from_seconds(int(event.get("seconds", 1))), name="pause")
     after = context.step(lambda _: _append(marker, "after"), name="after")
@@ -54,13 +56,53 @@ def flaky(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     strategy = create_retry_strategy(
         RetryStrategyConfig(
             max_attempts=int(event.get("max_attempts", 5)),
-            initial_delay=Duration.from_seconds(1),
+            initial_delay=Duration.from_seconds(int(event.get("delay", 1))),
             backoff_rate=1,
             jitter_strategy=JitterStrategy.NONE,
         )
     )
     runs = context.step(attempt, name="flaky", config=StepConfig(retry_strategy=strategy))
     return {"runs": runs}
+
+
+@durable_execution
+def fanout(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """A map of steps, then parallel branches of which one waits: each step appends to `marker` (each
+    must run once, whatever restarts the server had)."""
+    marker = Path(event["marker"])
+    mapped = context.map(
+        event["items"],
+        lambda child, item, index, _: child.step(lambda _: _append(marker, f"m{index}") and item * 2),
+        name="double",
+    )
+
+    def waiting(child: DurableContext) -> str:
+        child.step(lambda _: _append(marker, "b1"), name="b1")
+        child.wait(Duration.from_seconds(int(event.get("seconds", 1))), name="b-wait")
+        child.step(lambda _: _append(marker, "b2"), name="b2")
+        return "b"
+
+    branches = context.parallel(
+        [lambda child: child.step(lambda _: _append(marker, "a") and "a", name="a"), waiting],
+        name="branches",
+    )
+    return {"doubled": mapped.get_results(), "branches": branches.get_results()}
+
+
+@durable_execution
+def doomed(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """A step, a wait, then a step that fails with no retry: the execution FAILS with its error."""
+    marker = Path(event["marker"])
+    context.step(lambda _: _append(marker, "before"), name="before")
+    context.wait(Duration.from_seconds(int(event.get("seconds", 1))), name="pause")
+
+    def fail(_: Any) -> None:
+        _append(marker, "doomed")
+        raise ValueError("the order cannot be shipped")
+
+    once = create_retry_strategy(RetryStrategyConfig(max_attempts=1))
+    context.step(fail, name="doomed", config=StepConfig(retry_strategy=once))
+    return {"unreachable": True}
 
 
 def _append(marker: Path, word: str) -> int:
