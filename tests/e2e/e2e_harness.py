@@ -171,7 +171,8 @@ class ProcessInfo:
     pid: int
     ppid: int
     pgid: int
-    state: str
+    # The scheduler state (R, S, Z...) at the read: not part of which process it is, so `==` ignores it.
+    state: str = field(compare=False)
     start_ticks: int  # field 22 of /proc/PID/stat: with the pid, identifies one process even if pids recycle
     cmdline: str
     function_name: str | None  # AWS_LAMBDA_FUNCTION_NAME from its environment, if readable
