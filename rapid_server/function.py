@@ -401,9 +401,11 @@ class Function:
         stale = environment in self._stale
         self._stale.discard(environment)
         if environment.initialization_type == PROVISIONED and replace and not stale and not self._stopping:
-            self._spawn(self._replace_provisioned())
+            self._spawn(self._replace_provisioned(lost=environment.pid))
 
-    async def _replace_provisioned(self) -> None:
+    async def _replace_provisioned(self, lost: int | None = None) -> None:
+        """A provisioned environment in place of one that ended (`lost`: its pid, said when the new one is
+        ready), or of one of the version a refresh retired."""
         version = self._version
         environment = await self._provision()
         if environment is None:
@@ -413,6 +415,8 @@ class Function:
         else:
             self._load[environment] = 0
             self._available_provisioned.append(environment)
+            if lost is not None:
+                self._sink.platform(rendering.replaced_line(self.config.name, environment.pid, lost))
 
     async def _reap_idle(self) -> None:
         """Stop on-demand environments idle longer than `idle_timeout`, as Lambda reaps them."""

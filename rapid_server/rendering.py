@@ -165,6 +165,10 @@ def reaped_line(function: str, pid: int | None, idle_s: float) -> str:
     return f"rapidboot: {function}: environment (pid {pid}) idle for {idle_s:.0f} s, stopped"
 
 
+def replaced_line(function: str, pid: int | None, lost: int | None) -> str:
+    return f"rapidboot: {function}: provisioned environment (pid {pid}) ready, in place of pid {lost}"
+
+
 def foreign_peer_line(function: str, runtime_pid: int | None, peer_pid: int | None) -> str:
     peer = peer_pid if peer_pid is not None else "unknown"
     return (

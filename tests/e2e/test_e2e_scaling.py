@@ -260,6 +260,10 @@ def test_a_provisioned_environment_killed_while_idle_is_replaced_without_an_invo
 
     assert wait_until(refilled, EXIT_TIMEOUT_S), "the killed idle provisioned environment was not replaced"
     (fresh,) = pool_server.runtime_processes(name)
+    # Initialised (its runtime asked for work): only then is it in the pool, else an invoke starts another.
+    ready = f"rapidboot: {name}: provisioned environment (pid {fresh.pid}) ready, in place of pid "
+    ready += str(victim.pid)
+    pool_server.wait_for_line(lambda line: line == ready)
     assert environ_of(fresh.pid)["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
     body = ok_body(pool_server.invoke(name, {"token": "after"}), "after")
     assert (body["pid"], body["initialization_type"]) == (fresh.pid, "provisioned-concurrency")
