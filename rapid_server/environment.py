@@ -206,7 +206,7 @@ class Environment:
         # Its extensions (extensions/), if any registered or are in <opt>/extensions; else None, and no
         # per-invoke work is done for them.
         self._extensions: ExtensionsHost | None = None
-        self._extensions_busy: asyncio.Task[None] | None = None  # an invoke's extensions still at work
+        self._extensions_busy: asyncio.Future[None] | None = None  # an invoke's extensions still at work
         # Told when the process has ended and everything is settled (the pool retires the environment).
         self.on_exit: Callable[[Environment], None] | None = None
 
@@ -1041,10 +1041,7 @@ class Environment:
         """An Extensions, Telemetry or Logs API request (extensions/api.py)."""
         from .extensions import api
 
-        account_id = self.function_arn.split(":")[4] if self.function_arn.count(":") >= 5 else ""
-        host = self.extensions_host()
-        response = api.handle(request, host, self.config.handler, account_id)
-        return response
+        return api.handle(request, self.extensions_host(), self.config.handler, self.function_arn)
 
     def _after_runtime(self, request_id: str, started: float, duration_ms: float, outcome: _Outcome) -> bool:
         """The runtime answered: tell the subscribers; True if an extension is still at work on the invoke,
@@ -1056,29 +1053,48 @@ class Environment:
         if not host.invoke_pending or self._returncode is not None or host.pending_reason is not None:
             host.invoke_request_id = None
             return False
-        self._extensions_busy = asyncio.get_running_loop().create_task(
-            self._settle_after_extensions(request_id, started, outcome)
+        loop = asyncio.get_running_loop()
+        busy: asyncio.Future[None] = loop.create_future()
+        self._extensions_busy = busy
+        remaining = self.config.timeout_s - (time.perf_counter() - started)
+        timer = loop.call_at(
+            loop.time() + max(0.0, remaining), self._extensions_late, request_id, started, outcome, busy
+        )
+        host.when_settled(
+            functools.partial(self._extensions_settled, request_id, started, outcome, busy, timer)
         )
         return True
 
-    async def _settle_after_extensions(self, request_id: str, started: float, outcome: _Outcome) -> None:
+    def _extensions_settled(
+        self, request_id: str, started: float, outcome: _Outcome, busy: asyncio.Future[None], timer: Any
+    ) -> None:
+        """Every INVOKE subscriber has asked again (or they failed the environment): the invoke ends."""
+        timer.cancel()
         host = self._extensions
-        assert host is not None
-        remaining = self.config.timeout_s - (time.perf_counter() - started)
-        try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                await host.invoke_settled()
-        except TimeoutError:
-            # The invoke's time covers its extensions' work after the answer: past it, the invoke timed
-            # out (its invoker had its answer) and the environment is reset, as on the service.
-            outcome = _Outcome(outcome.result, "timeout", None)
-            self._sink.platform(
-                rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
-            )
-            self._abandon()
-        if host.failure is not None:
+        if host is not None and host.failure is not None:
             outcome = _Outcome(outcome.result, "error", host.failure)
         self._settle(request_id, (time.perf_counter() - started) * 1000, outcome)
+        busy.set_result(None)
+
+    def _extensions_late(
+        self, request_id: str, started: float, outcome: _Outcome, busy: asyncio.Future[None]
+    ) -> None:
+        """The invoke's time covers its extensions' work after the answer: past it, the invoke timed out
+        (its invoker had its answer) and the environment is reset, as on the service."""
+        host = self._extensions
+        if host is not None:
+            host.when_settled(None)
+        outcome = _Outcome(outcome.result, "timeout", None)
+        self._sink.platform(
+            rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
+        )
+        if host is not None:
+            host.will_shut_down("timeout")
+        self._abandon()
+        if host is not None and host.failure is not None:
+            outcome = _Outcome(outcome.result, "error", host.failure)
+        self._settle(request_id, (time.perf_counter() - started) * 1000, outcome)
+        busy.set_result(None)
 
     async def _extensions_done(self) -> None:
         busy = self._extensions_busy

@@ -87,6 +87,9 @@ class ExtensionsHost:
         self.pending_reason: str | None = None  # a SHUTDOWN due after a crash or a timeout (will_shut_down)
         self.failure: str | None = None  # the error type the environment failed with
         self._started_iso = ""
+        self._arn = ""  # the INVOKE event's invokedFunctionArn, rendered once into `_invoke_head`
+        self._invoke_head = b""
+        self._on_settled: Callable[[], None] | None = None  # an invoke's end, once its subscribers asked
         self.invoke_request_id: str | None = None  # the invoke whose INVOKE subscribers are waited for
         self.agents.on_change = self.check
         self.telemetry.emit("platform", events.init_start(initialization_type, function_name, version))
@@ -143,7 +146,11 @@ class ExtensionsHost:
         self.check()
 
     def check(self) -> None:
-        """After anything that may end a wait: Init's end."""
+        """After anything that may end a wait: an invoke's end (`when_settled`), Init's end."""
+        if self._on_settled is not None and (self._failed or not self.agents.waited_for):
+            settled, self._on_settled = self._on_settled, None
+            self.invoke_request_id = None
+            settled()
         if self._init_complete or not self._runtime_ready or self._failed:
             return
         if self.agents.waited_for:
@@ -170,15 +177,10 @@ class ExtensionsHost:
         if self.telemetry.subscriptions:
             self._started_iso = events.now_iso()
             self.telemetry.emit("platform", events.start(request_id, self.version, trace_id))
-        body = orjson.dumps(
-            {
-                "eventType": "INVOKE",
-                "deadlineMs": deadline_ms,
-                "requestId": request_id,
-                "invokedFunctionArn": invoked_function_arn,
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
-            }
-        )
+        if self._arn != invoked_function_arn:  # one per qualifier the environment is invoked with
+            self._arn = invoked_function_arn
+            self._invoke_head = events.invoke_head(invoked_function_arn)
+        body = self._invoke_head % (deadline_ms, events.json_string(request_id), events.json_string(trace_id))
         if self.agents.send("INVOKE", body):
             self.invoke_request_id = request_id
 
@@ -197,10 +199,14 @@ class ExtensionsHost:
         """The runtime has answered, but an INVOKE subscriber has not asked for its next event yet."""
         return self.invoke_request_id is not None and bool(self.agents.waited_for) and not self._failed
 
-    async def invoke_settled(self) -> None:
-        while self.agents.waited_for and not self._failed:
-            await self.agents.changed()
-        self.invoke_request_id = None
+    def when_settled(self, callback: Callable[[], None] | None) -> None:
+        """`callback` once every INVOKE subscriber has asked for its next event (or the extensions failed
+        the environment); None: no longer. A callback, not a task: this is every such invoke's end."""
+        self._on_settled = callback
+        if callback is None:
+            self.invoke_request_id = None
+        else:
+            self.check()
 
     def report(
         self,
@@ -212,6 +218,8 @@ class ExtensionsHost:
         used_mb: int,
         init_ms: float | None,
     ) -> None:
+        if not self.telemetry.subscriptions:
+            return
         self.telemetry.emit(
             "platform",
             events.report(request_id, status, error_type, duration_ms, memory_mb, used_mb, init_ms),
@@ -352,3 +360,4 @@ class ExtensionsHost:
         self.failure = error_type
         self.agents.wake()
         self._on_failure(error_type, message)
+        self.check()  # an invoke that waited for its extensions ends
