@@ -227,11 +227,16 @@ class Spawner:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rapidboot-spawner")
         self._count = 0
         self._parked: Cgroup | None = None
+        self._here: Cgroup | None = None  # the cgroup the thread is in (the parked one, or the last spawn's)
         self._closed = False
         self._executor.submit(self._park)
 
-    def spawn(self, start: Callable[[], _T]) -> Future[tuple[_T, Cgroup]]:
-        """`(start(), the Cgroup it was born in)`, `start` run in the spawner thread."""
+    def spawn(self, start: Callable[[], _T], into: Cgroup | None = None) -> Future[tuple[_T, Cgroup]]:
+        """`(start(), the Cgroup it was born in)`, `start` run in the spawner thread: in the next
+        environment's cgroup, or in `into`, one made by an earlier spawn (an environment's extensions are
+        spawned before its runtime, and all are born in the same cgroup)."""
+        if into is not None:
+            return self._executor.submit(self._spawn_into, start, into)
         return self._executor.submit(self._spawn, start)
 
     def claim(self) -> Future[Cgroup]:
@@ -258,6 +263,19 @@ class Spawner:
                 self._executor.submit(self._park)  # queued behind this job: off this spawn's path
         return result, cgroup
 
+    def _spawn_into(self, start: Callable[[], _T], cgroup: Cgroup) -> tuple[_T, Cgroup]:
+        """The thread goes back into `cgroup` (unless it is still there, as it is when nothing was spawned
+        since), spawns, and parks again (queued behind this job, as in `_spawn`)."""
+        if self._here is not cgroup:
+            _write(cgroup.path / "tasks", str(threading.get_native_id()))
+            self._here = cgroup
+        try:
+            return start(), cgroup
+        finally:
+            if not self._closed:
+                with contextlib.suppress(RuntimeError):
+                    self._executor.submit(self._park)
+
     def _claim(self) -> Cgroup:
         cgroup = self._parked if self._parked is not None else self._park()
         self._parked = None
@@ -269,6 +287,9 @@ class Spawner:
     def _park(self) -> Cgroup:
         """Make the next environment's cgroup and move this (the spawner) thread into it."""
         if self._parked is not None:
+            if self._here is not self._parked:  # it left it for an earlier environment's (`_spawn_into`)
+                _write(self._parked.path / "tasks", str(threading.get_native_id()))
+                self._here = self._parked
             return self._parked
         self._count += 1
         path = self.root / f"env-{self._count}"
@@ -279,6 +300,7 @@ class Spawner:
             path.rmdir()
             raise
         self._parked = Cgroup(path, self.kind, spare=(os.getpid(),))
+        self._here = self._parked
         return self._parked
 
     def _go_home(self) -> None:

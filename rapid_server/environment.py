@@ -210,7 +210,7 @@ class Environment:
         # Its extensions (extensions/), if any registered or are in <opt>/extensions; else None, and no
         # per-invoke work is done for them.
         self._extensions: ExtensionsHost | None = None
-        self._extensions_busy: asyncio.Task[None] | None = None  # an invoke's extensions still at work
+        self._extensions_busy: asyncio.Future[None] | None = None  # an invoke's extensions still at work
         # Told when the process has ended and everything is settled (the pool retires the environment).
         self.on_exit: Callable[[Environment], None] | None = None
 
@@ -821,6 +821,11 @@ class Environment:
         )
         if timed_out is not None and not timed_out.outcome.done():
             timed_out.outcome.set_result(outcome)  # before the kill: the exit watcher must not claim it
+        if self._extensions is not None and self._extensions.will_shut_down("timeout"):
+            # The runtime is killed now; its extensions get SHUTDOWN (timeout) and their grace in the
+            # exit watcher, which the invoker's answer does not wait for.
+            self._abandon()
+            return outcome
         await self._kill()
         return outcome
 
@@ -842,10 +847,32 @@ class Environment:
         returncode = await process.wait()
         self._returncode = returncode
         self._drain_output(final=True)
+        host = self._extensions
+        if host is not None and not self._stopping:
+            host.will_shut_down("failure")  # a crash: its extensions have their SHUTDOWN first
         self._abandon()  # nothing the runtime started outlives it: its cgroup (or group) is killed
-        if self._extensions is not None:
-            await self._extensions.close()
+        if host is not None:
+            if host.pending_reason is not None:
+                # The invokers are answered first; the environment's end waits for the extensions.
+                self._answer_after_exit()
+                await host.shutdown(host.pending_reason, _nothing)
+            await host.close()
         await self._limits.ended()
+        self._answer_after_exit()
+        self._poller_arrived.set()
+        self._close_listener()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        self._limits.release()
+        if self._status_fd is not None:
+            os.close(self._status_fd)
+            self._status_fd = None
+        if self.on_exit is not None:
+            self.on_exit(self)
+
+    def _answer_after_exit(self) -> None:
+        """The runtime has exited: whoever waits for its init or for an invoke of it has their answer."""
         if not self._init_done.done():
             self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
             if self._stopping:  # an invoke waiting for this init is cut short by the server's stop
@@ -862,17 +889,6 @@ class Environment:
                 flight.outcome.set_exception(NotDispatched())
             else:
                 flight.outcome.set_result(self._exit_outcome(request_id))
-        self._poller_arrived.set()
-        self._close_listener()
-        if self._sampler is not None:
-            self._sampler.cancel()
-            self._sampler = None
-        self._limits.release()
-        if self._status_fd is not None:
-            os.close(self._status_fd)
-            self._status_fd = None
-        if self.on_exit is not None:
-            self.on_exit(self)
 
     def _exit_outcome_for_init(self) -> _Outcome:
         if self._init_error is not None:
@@ -891,7 +907,10 @@ class Environment:
         once the processes are gone."""
         self._terminate_seats()
         if self._process is not None:
-            self._limits.kill(self._process.pid)
+            if self._extensions is not None and self._extensions.shutting_down:
+                self._limits.kill_group(self._process.pid)  # the rest after their SHUTDOWN (_watch_exit)
+            else:
+                self._limits.kill(self._process.pid)
         if self._extensions is not None:
             self._extensions.kill()
 
@@ -989,8 +1008,7 @@ class Environment:
             return True
         host = self.extensions_host(executables)
         deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_S
-        join = self._limits.join_cgroup if self._limits.joins_cgroup else None
-        await host.launch(environ, self._package.task_root, deadline, join)
+        await host.launch(environ, self._package.task_root, deadline, self._limits)
         if not self._init_done.done():
             return True
         self._terminate_seats()
@@ -1029,10 +1047,7 @@ class Environment:
         """An Extensions, Telemetry or Logs API request (extensions/api.py)."""
         from .extensions import api
 
-        account_id = self.function_arn.split(":")[4] if self.function_arn.count(":") >= 5 else ""
-        host = self.extensions_host()
-        response = api.handle(request, host, self.config.handler, account_id)
-        return response
+        return api.handle(request, self.extensions_host(), self.config.handler, self.function_arn)
 
     def _after_runtime(self, request_id: str, started: float, duration_ms: float, outcome: _Outcome) -> bool:
         """The runtime answered: tell the subscribers; True if an extension is still at work on the invoke,
@@ -1041,32 +1056,51 @@ class Environment:
         assert host is not None
         status = outcome.status or ("error" if outcome.result.function_error else "success")
         host.runtime_done(request_id, status, outcome.error_type, duration_ms, len(outcome.result.body))
-        if not host.invoke_pending or self._returncode is not None:
+        if not host.invoke_pending or self._returncode is not None or host.pending_reason is not None:
             host.invoke_request_id = None
             return False
-        self._extensions_busy = asyncio.get_running_loop().create_task(
-            self._settle_after_extensions(request_id, started, outcome)
+        loop = asyncio.get_running_loop()
+        busy: asyncio.Future[None] = loop.create_future()
+        self._extensions_busy = busy
+        remaining = self.config.timeout_s - (time.perf_counter() - started)
+        timer = loop.call_at(
+            loop.time() + max(0.0, remaining), self._extensions_late, request_id, started, outcome, busy
+        )
+        host.when_settled(
+            functools.partial(self._extensions_settled, request_id, started, outcome, busy, timer)
         )
         return True
 
-    async def _settle_after_extensions(self, request_id: str, started: float, outcome: _Outcome) -> None:
+    def _extensions_settled(
+        self, request_id: str, started: float, outcome: _Outcome, busy: asyncio.Future[None], timer: Any
+    ) -> None:
+        """Every INVOKE subscriber has asked again (or they failed the environment): the invoke ends."""
+        timer.cancel()
         host = self._extensions
-        assert host is not None
-        remaining = self.config.timeout_s - (time.perf_counter() - started)
-        try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                await host.invoke_settled()
-        except TimeoutError:
-            # The invoke's time covers its extensions' work after the answer: past it, the invoke timed
-            # out (its invoker had its answer) and the environment is reset, as on the service.
-            outcome = _Outcome(outcome.result, "timeout", None)
-            self._sink.platform(
-                rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
-            )
-            self._abandon()
-        if host.failure is not None:
+        if host is not None and host.failure is not None:
             outcome = _Outcome(outcome.result, "error", host.failure)
         self._settle(request_id, (time.perf_counter() - started) * 1000, outcome)
+        busy.set_result(None)
+
+    def _extensions_late(
+        self, request_id: str, started: float, outcome: _Outcome, busy: asyncio.Future[None]
+    ) -> None:
+        """The invoke's time covers its extensions' work after the answer: past it, the invoke timed out
+        (its invoker had its answer) and the environment is reset, as on the service."""
+        host = self._extensions
+        if host is not None:
+            host.when_settled(None)
+        outcome = _Outcome(outcome.result, "timeout", None)
+        self._sink.platform(
+            rendering.timeout_log_line(request_id, self.config.timeout_s), request_id=request_id
+        )
+        if host is not None:
+            host.will_shut_down("timeout")
+        self._abandon()
+        if host is not None and host.failure is not None:
+            outcome = _Outcome(outcome.result, "error", host.failure)
+        self._settle(request_id, (time.perf_counter() - started) * 1000, outcome)
+        busy.set_result(None)
 
     async def _extensions_done(self) -> None:
         busy = self._extensions_busy
@@ -1079,6 +1113,11 @@ class Environment:
         """An extension crashed or reported an error: the environment fails, as on the service. Init, or
         the invoke in flight, ends with the extension's error type."""
         rids = [rid for rid, flight in self._inflight.items() if not flight.outcome.done()]
+        if error_type == errors.EXTENSION_CRASH and self._limits.out_of_memory:
+            # The kernel killed it for the function's memory, which its extensions share: the environment
+            # ran out of memory, and ends as when the runtime is the one killed.
+            self._out_of_memory(rids)
+            return
         if not rids:
             self._sink.platform(f"{message}\t{error_type}")
         for request_id in rids:
@@ -1097,6 +1136,17 @@ class Environment:
             flight.outcome.set_result(
                 _Outcome(InvokeResult(body, "application/json", True), "error", error_type)
             )
+        self._abandon()
+
+    def _out_of_memory(self, rids: list[str]) -> None:
+        self._sink.platform(f"Error: {self._exit_text()}\t{errors.RUNTIME_OUT_OF_MEMORY}")
+        if not self._init_done.done():
+            self._init_duration_ms = (time.perf_counter() - self._spawned_at) * 1000
+            self._init_done.set_result(self._exit_outcome_for_init())
+            if self._extensions is not None:
+                self._extensions.init_done(self._init_duration_ms, "error", errors.RUNTIME_OUT_OF_MEMORY)
+        for request_id in rids:
+            self._inflight[request_id].outcome.set_result(self._exit_outcome(request_id))
         self._abandon()
 
     # Logging ---------------------------------------------------------------------------------------------
@@ -1288,6 +1338,10 @@ def process_environment(
     env.update(extra or {})  # what the server adds (a durable function's endpoint: rapid_server/durable/)
     env.update(config.environment)
     return env
+
+
+def _nothing() -> None:
+    """No runtime to signal: it has exited already (an extension's SHUTDOWN after a crash or a timeout)."""
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -88,7 +88,9 @@ class EnvironmentLimits:
         in it (containment.py) where there is one, else right here."""
         if self._spawner is None:
             return start()
-        self._spawning = self._spawner.spawn(start)
+        # An environment's first spawn makes its cgroup; the later ones (its runtime after its extensions)
+        # are born in the same.
+        self._spawning = self._spawner.spawn(start, into=self.cgroup)
         popen, cgroup = await asyncio.wrap_future(self._spawning)
         self.cgroup = cgroup
         return popen
@@ -129,6 +131,17 @@ class EnvironmentLimits:
         if self.cgroup is None and self._supervisor is not None:
             self._group = pid  # its own session: pgid = pid
             self._supervisor.track_group(pid)
+
+    def extension_started(self, pid: int) -> None:
+        """An external extension, right after spawn: its memory counts with the runtime's (Max Memory
+        Used), as on Lambda, where the function's memory holds the runtime and its extensions."""
+        self._memory.add(pid)
+
+    def kill_group(self, pgid: int) -> None:
+        """SIGKILL the runtime's process group only: its extensions (in the same cgroup) have a SHUTDOWN
+        to finish; `kill` or `ended` takes the rest after it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
     def kill(self, pgid: int) -> None:
         """SIGKILL every process of the environment: the runtime's process group (all there is without a
@@ -345,6 +358,9 @@ class _Memory:
     def join(self, pid: int) -> None:
         pass
 
+    def add(self, pid: int) -> None:
+        """Another process whose memory counts (an extension), before or after `started`."""
+
     def fork_into(self) -> list[str]:
         """The cgroup.procs file a forked runtime joins itself (`EnvironmentLimits.claim_cgroups`)."""
         return []
@@ -389,6 +405,7 @@ class _CgroupMemory(_Memory):
         self._path = path
         self._limit = limit_bytes
         self._rss: PeakMemory | None = None
+        self._others: list[int] = []  # the extensions' pids (`add`)
         self._oom = False
         self._forked = False
         self._cgroup_peak = 0  # a forked runtime's peak, kept: the file goes with the cgroup
@@ -405,7 +422,12 @@ class _CgroupMemory(_Memory):
         return [(name, value.format(limit=limit_bytes)) for name, value in self._SETTINGS]
 
     def started(self, pid: int) -> None:
-        self._rss = PeakMemory(pid)
+        self._rss = PeakMemory(pid, self._others)
+
+    def add(self, pid: int) -> None:
+        self._others.append(pid)
+        if self._rss is not None:
+            self._rss.add_root(pid)
 
     def fork_into(self) -> list[str]:
         """A SnapStart runtime, forked from its template, shares the template's pages until it writes to
@@ -518,10 +540,16 @@ class _WatchedMemory(_Memory):
     def __init__(self, limit_bytes: int):
         self._limit = limit_bytes
         self._peak: PeakMemory | None = None
+        self._others: list[int] = []
         self._oom = False
 
     def started(self, pid: int) -> None:
-        self._peak = PeakMemory(pid)
+        self._peak = PeakMemory(pid, self._others)
+
+    def add(self, pid: int) -> None:
+        self._others.append(pid)
+        if self._peak is not None:
+            self._peak.add_root(pid)
 
     def sample(self, refresh_tree: bool) -> None:
         if self._peak is None or self._oom:

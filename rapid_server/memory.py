@@ -60,17 +60,26 @@ class PeakMemory:
     process, not whichever later reuses its pid.
     """
 
-    __slots__ = ("_peak_bytes", "_status_fds", "root_pid")
+    __slots__ = ("_others", "_peak_bytes", "_status_fds", "root_pid")
 
-    def __init__(self, root_pid: int):
+    def __init__(self, root_pid: int, others: list[int] | tuple[int, ...] = ()):
+        """`others`: the roots of further trees counted with the runtime's (its environment's extensions)."""
         self.root_pid = root_pid
+        self._others = list(others)
         self._peak_bytes = 0
         self._status_fds: dict[int, int] = {}
-        self._track([root_pid])
+        self._track([root_pid, *self._others])
+
+    def add_root(self, pid: int) -> None:
+        self._others.append(pid)
+        self._track([*self._status_fds, pid])
 
     def sample(self, refresh_tree: bool = True) -> int:
         if refresh_tree:
-            self._track(process_tree(self.root_pid))
+            pids = process_tree(self.root_pid)
+            for other in self._others:
+                pids.extend(process_tree(other))
+            self._track(pids)
         total = 0
         for pid, fd in list(self._status_fds.items()):
             peak = _peak_rss_bytes(fd)

@@ -20,6 +20,7 @@ _INIT_ERROR = f"{_PREFIX}/init/error"
 _RESTORE_ERROR = f"{_PREFIX}/restore/error"
 # The Extensions, Telemetry and Logs APIs share this listener (extensions/api.py has their routes).
 _EXTENSION_PREFIXES = ("/2020-01-01/extension/", "/2022-07-01/telemetry", "/2020-08-15/logs")
+_EXTENSION_NEXT = "/2020-01-01/extension/event/next"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<action>response|error)$")
 
 
@@ -36,6 +37,8 @@ def make_handler(environment: Environment) -> Handler:
             if request.method != "POST":
                 return _method_not_allowed("POST")
             return environment.runtime_init_error(request.body, _error_type(request))
+        if path == _EXTENSION_NEXT:  # an extension's every invoke: before the runtime's answers' regex
+            return environment.extensions_request(request)
         match = _INVOCATION.match(path)
         if match is not None:
             if request.method != "POST":

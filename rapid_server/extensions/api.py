@@ -27,12 +27,13 @@ _LOGS = ("/2020-08-15/logs", "/2020-08-15/logs/")
 _JSON = ("Content-Type", "application/json")
 
 
-def handle(request: Request, host: ExtensionsHost, handler: str, account_id: str) -> Response | None:
+def handle(request: Request, host: ExtensionsHost, handler: str, function_arn: str) -> Response | None:
     path = request.path
-    if path == _REGISTER:
-        return _method("POST", request) or _register(request, host, handler, account_id)
-    if path == _NEXT:
+    if path == _NEXT:  # first: every invoke's
         return _method("GET", request) or _next(request, host)
+    if path == _REGISTER:
+        account_id = function_arn.split(":")[4] if function_arn.count(":") >= 5 else ""
+        return _method("POST", request) or _register(request, host, handler, account_id)
     if path in (_INIT_ERROR, _EXIT_ERROR):
         return _method("POST", request) or _error(request, host, path == _INIT_ERROR)
     if path in _TELEMETRY:

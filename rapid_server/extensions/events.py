@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 Event = dict[str, Any]
 
 
@@ -24,6 +26,22 @@ def now_iso() -> str:
         _second[0] = second
         _second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def invoke_head(invoked_function_arn: str) -> bytes:
+    """The INVOKE event of an environment invoked through this ARN, as a bytes template for
+    `% (deadlineMs, requestId, trace id)`, the last two JSON strings (`json_string`): rendered once, not
+    built and serialised as a dict for every invoke."""
+    arn = orjson.dumps(invoked_function_arn).replace(b"%", b"%%")
+    return (
+        b'{"eventType":"INVOKE","deadlineMs":%d,"requestId":%s,"invokedFunctionArn":'
+        + arn
+        + b',"tracing":{"type":"X-Amzn-Trace-Id","value":%s}}'
+    )
+
+
+def json_string(text: str) -> bytes:
+    return orjson.dumps(text)
 
 
 def event(type_: str, record: Any, time: str | None = None) -> Event:
@@ -149,8 +167,6 @@ def log_record(type_: str, line: bytes, structured: bool) -> Event:
     object as the record (the service parses it; a line that is no JSON object stays text)."""
     text = line.decode("utf-8", "replace")
     if structured and text.startswith("{"):
-        import orjson
-
         try:
             parsed = orjson.loads(line)
         except orjson.JSONDecodeError:

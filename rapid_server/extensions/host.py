@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .. import errors, rendering
 from ..logs import LogSink
 from ..output import OutputRelay
-from ..process import RuntimeProcess
+from ..process import RuntimeProcess, spawn_runtime
 from . import events
 from .agents import Agent, Agents, AgentState
 from .telemetry import PORTS, TelemetryHub
+
+if TYPE_CHECKING:
+    from ..limits import EnvironmentLimits
 
 SHUTDOWN_EXTERNAL_MS = 2000
 SHUTDOWN_INTERNAL_MS = 500
@@ -80,8 +84,12 @@ class ExtensionsHost:
         self._stopping = False
         self._failed = False
         self._shutdown: asyncio.Future[None] | None = None  # a SHUTDOWN under way, done when it is over
+        self.pending_reason: str | None = None  # a SHUTDOWN due after a crash or a timeout (will_shut_down)
         self.failure: str | None = None  # the error type the environment failed with
         self._started_iso = ""
+        self._arn = ""  # the INVOKE event's invokedFunctionArn, rendered once into `_invoke_head`
+        self._invoke_head = b""
+        self._on_settled: Callable[[], None] | None = None  # an invoke's end, once its subscribers asked
         self.invoke_request_id: str | None = None  # the invoke whose INVOKE subscribers are waited for
         self.agents.on_change = self.check
         self.telemetry.emit("platform", events.init_start(initialization_type, function_name, version))
@@ -89,22 +97,22 @@ class ExtensionsHost:
     # Init ------------------------------------------------------------------------------------------------
 
     async def launch(
-        self, environ: Mapping[str, str], cwd: Path, deadline: float, join: Callable[[int], None] | None
+        self,
+        environ: Mapping[str, str],
+        cwd: Path,
+        deadline: float,
+        limits: EnvironmentLimits,
     ) -> None:
         """Start the external extensions and wait (until `deadline`, a loop time) until each has registered
-        or exited: the runtime starts after them, as on the service."""
+        or exited: the runtime starts after them, as on the service. Each is spawned as the runtime is
+        (`limits.spawn`): born in the environment's cgroup, joined to its memory cgroup, its memory counted
+        with the runtime's, so the function's memory limit holds them all, as on Lambda."""
         loop = asyncio.get_running_loop()
         for path in self.executables:
             read_fd, write_fd = os.pipe()
             try:
-                popen = subprocess.Popen(
-                    [str(path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_fd,
-                    stderr=write_fd,
-                    cwd=cwd,
-                    env=dict(environ),
-                    start_new_session=True,
+                popen = await limits.spawn(
+                    functools.partial(spawn_runtime, [str(path)], cwd, environ, write_fd)
                 )
             except OSError as exc:
                 os.close(read_fd)
@@ -116,11 +124,12 @@ class ExtensionsHost:
             output = OutputRelay(read_fd, self.function_name, self._sink)
             output.owner = path.name  # its lines read `[function extension-name] ...`
             output.tap = self._extension_line
-            process = ExtensionProcess(path.name, RuntimeProcess(popen), output)
+            process = ExtensionProcess(path.name, RuntimeProcess(popen, pidfd=limits.host.pidfd), output)
             self.processes.append(process)
-            if join is not None:
+            limits.extension_started(popen.pid)
+            if limits.joins_cgroup:
                 with contextlib.suppress(OSError):
-                    await loop.run_in_executor(None, join, popen.pid)
+                    await loop.run_in_executor(None, limits.join_cgroup, popen.pid)
             self._watchers.append(loop.create_task(self._watch(process)))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
@@ -137,7 +146,11 @@ class ExtensionsHost:
         self.check()
 
     def check(self) -> None:
-        """After anything that may end a wait: Init's end."""
+        """After anything that may end a wait: an invoke's end (`when_settled`), Init's end."""
+        if self._on_settled is not None and (self._failed or not self.agents.waited_for):
+            settled, self._on_settled = self._on_settled, None
+            self.invoke_request_id = None
+            settled()
         if self._init_complete or not self._runtime_ready or self._failed:
             return
         if self.agents.waited_for:
@@ -164,15 +177,10 @@ class ExtensionsHost:
         if self.telemetry.subscriptions:
             self._started_iso = events.now_iso()
             self.telemetry.emit("platform", events.start(request_id, self.version, trace_id))
-        body = orjson.dumps(
-            {
-                "eventType": "INVOKE",
-                "deadlineMs": deadline_ms,
-                "requestId": request_id,
-                "invokedFunctionArn": invoked_function_arn,
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
-            }
-        )
+        if self._arn != invoked_function_arn:  # one per qualifier the environment is invoked with
+            self._arn = invoked_function_arn
+            self._invoke_head = events.invoke_head(invoked_function_arn)
+        body = self._invoke_head % (deadline_ms, events.json_string(request_id), events.json_string(trace_id))
         if self.agents.send("INVOKE", body):
             self.invoke_request_id = request_id
 
@@ -191,10 +199,14 @@ class ExtensionsHost:
         """The runtime has answered, but an INVOKE subscriber has not asked for its next event yet."""
         return self.invoke_request_id is not None and bool(self.agents.waited_for) and not self._failed
 
-    async def invoke_settled(self) -> None:
-        while self.agents.waited_for and not self._failed:
-            await self.agents.changed()
-        self.invoke_request_id = None
+    def when_settled(self, callback: Callable[[], None] | None) -> None:
+        """`callback` once every INVOKE subscriber has asked for its next event (or the extensions failed
+        the environment); None: no longer. A callback, not a task: this is every such invoke's end."""
+        self._on_settled = callback
+        if callback is None:
+            self.invoke_request_id = None
+        else:
+            self.check()
 
     def report(
         self,
@@ -206,6 +218,8 @@ class ExtensionsHost:
         used_mb: int,
         init_ms: float | None,
     ) -> None:
+        if not self.telemetry.subscriptions:
+            return
         self.telemetry.emit(
             "platform",
             events.report(request_id, status, error_type, duration_ms, memory_mb, used_mb, init_ms),
@@ -248,6 +262,7 @@ class ExtensionsHost:
         """SHUTDOWN to its subscribers, then wait until each asks again (or exits), until the deadline."""
         self._stopping = True
         self._shutdown = asyncio.get_running_loop().create_future()
+        self.pending_reason = None
         try:
             await self._shut_down(reason, signal_runtime)
         finally:
@@ -274,11 +289,29 @@ class ExtensionsHost:
                 await self.agents.settled_or_exited()
                 await self.telemetry.drain(budget_ms / 1000)
 
+    def will_shut_down(self, reason: str) -> bool:
+        """The runtime has crashed (`failure`) or timed out (`timeout`): True if a SHUTDOWN with that reason
+        is due to a live extension first (`pending_reason`; sent by `shutdown`). Not after one already
+        began, nor once the extensions are being ended or have failed the environment."""
+        if self.pending_reason is not None:
+            return True
+        if self._stopping or self._failed or self._shutdown is not None:
+            return False
+        if not any(a.state is not AgentState.EXITED for a in self.agents):
+            return False
+        self.pending_reason = reason
+        return True
+
+    @property
+    def shutting_down(self) -> bool:
+        """A SHUTDOWN is due or under way: the extensions' processes are not to be killed before its end."""
+        return self.pending_reason is not None or (self._shutdown is not None and not self._shutdown.done())
+
     def kill(self) -> None:
-        """Every extension process now (the environment has ended), unless a SHUTDOWN is under way: the
-        runtime, told to stop, often exits at once, and its extensions still have until their deadline."""
+        """Every extension process now (the environment has ended), unless a SHUTDOWN is due or under way:
+        the runtime, told to stop, often exits at once, and its extensions still have until their deadline."""
         self._stopping = True
-        if self._shutdown is not None and not self._shutdown.done():
+        if self.shutting_down:
             return
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -327,3 +360,4 @@ class ExtensionsHost:
         self.failure = error_type
         self.agents.wake()
         self._on_failure(error_type, message)
+        self.check()  # an invoke that waited for its extensions ends

@@ -269,6 +269,79 @@ def test_an_idle_environment_is_reaped_with_shutdown_first(shared: tuple[RapidSe
     assert shutdown["deadlineMs"] > 0
 
 
+# --- The environment's memory, shared -------------------------------------------------------------------
+
+
+def test_an_extension_s_memory_counts_in_max_memory_used_and_in_the_function_s_limit(
+    tmp_path: Path, layer: Path
+) -> None:
+    """The function's memory holds its runtime and its extensions together (one memory cgroup, as on
+    Lambda): an extension's 60 MB show in Max Memory Used, and an extension that grows past the function's
+    memory ends the environment as the runtime's own allocation would (Runtime.OutOfMemory)."""
+    measured, hungry = tmp_path / "measured.jsonl", tmp_path / "hungry.jsonl"
+    tables = {
+        "measured": {**function(layer, measured, PROBE_ALLOCATE_MB="60"), "memory": 256},
+        "hungry": {**function(layer, hungry, PROBE_ALLOCATE_MB="200"), "memory": 128},
+    }
+    with serve(tmp_path, tables) as server:
+        first = server.invoke("measured", {})
+        assert first.status_code == 200 and first.json() == {"ok": True}
+        wait_records(measured, lambda rs: any(r["probe"] == "allocated" for r in rs), "its allocation")
+        second = server.invoke("measured", {})  # ends once the probe has its 60 MB (it asked again)
+        report = server.report(request_id_of(second))
+        assert report.status is None, report
+        # The runtime alone shows ~10 MB here (the old figure, without its extension), the probe ~15 + 60.
+        assert report.max_memory_used_mb >= 60 + 25, report
+
+        response = server.invoke("hungry", {"wait_for": str(tmp_path / "never")})
+        request_id = request_id_of(response)
+        assert response.headers.get("X-Amz-Function-Error") == "Unhandled", response.text
+        assert response.json() == {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+        }
+        report = server.report(request_id)
+        assert (report.status, report.error_type) == ("error", "Runtime.OutOfMemory"), report
+        assert report.max_memory_used_mb == 128, report
+
+
+# --- SHUTDOWN after a timeout or a crash -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "event", "error_type"),
+    [("timeout", {"wait_for": "never"}, "Sandbox.Timedout"), ("failure", {"exit": 3}, "Runtime.ExitError")],
+)
+def test_a_timeout_or_a_crash_sends_shutdown_with_its_reason_after_the_caller_s_answer(
+    tmp_path: Path, layer: Path, reason: str, event: dict[str, Any], error_type: str
+) -> None:
+    out, gate = tmp_path / "probe.jsonl", tmp_path / "shutdown.gate"
+    table = {**function(layer, out, PROBE_SHUTDOWN_GATE=str(gate)), "timeout": 1}
+    with serve(tmp_path, {"ending": table}) as server:
+        if "wait_for" in event:
+            event = {"wait_for": str(tmp_path / "never")}
+        response = server.invoke("ending", event)
+        # The caller has its error while the extension is still at its SHUTDOWN work (held at the gate).
+        assert response.headers.get("X-Amz-Function-Error") == "Unhandled", response.text
+        assert response.json()["errorType"] == error_type
+        records = wait_records(
+            out,
+            lambda rs: any(r["probe"] == "event" and r["event"]["eventType"] == "SHUTDOWN" for r in rs),
+            "a SHUTDOWN",
+        )
+        assert not any(r["probe"] == "shutdown_done" for r in records)
+        shutdown = [r["event"] for r in records if r["probe"] == "event"][-1]
+        assert shutdown["shutdownReason"] == reason
+        assert shutdown["deadlineMs"] > 0
+        gate.touch()
+        wait_records(out, lambda rs: any(r["probe"] == "shutdown_done" for r in rs), "its shutdown's end")
+        # A new environment serves the next invoke.
+        assert server.invoke("ending", {}).json() == {"ok": True}
+    events = [r["event"] for r in read_records(out) if r["probe"] == "event"]
+    # Its own SHUTDOWN, then the new environment's at the server's stop.
+    assert [e["shutdownReason"] for e in events if e["eventType"] == "SHUTDOWN"] == [reason, "spindown"]
+
+
 # --- Telemetry ------------------------------------------------------------------------------------------
 
 

@@ -182,3 +182,48 @@ async def _stuck_subscriber() -> None:
     assert dropped["record"]["droppedRecords"] == 4000
     subscription.close()
     server.close()
+
+
+def test_the_pre_rendered_invoke_event_is_the_service_s_json_whatever_the_ids_hold() -> None:
+    from rapidboot.rapid_server.extensions import events
+
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:odd%name:$LATEST"
+    trace = 'Root=1-abc;Parent="quoted"%d'
+    body = events.invoke_head(arn) % (1700000000123, events.json_string("id-1"), events.json_string(trace))
+    assert orjson.loads(body) == {
+        "eventType": "INVOKE",
+        "deadlineMs": 1700000000123,
+        "requestId": "id-1",
+        "invokedFunctionArn": arn,
+        "tracing": {"type": "X-Amzn-Trace-Id", "value": trace},
+    }
+
+
+def test_no_telemetry_event_is_built_for_an_invoke_when_nothing_is_subscribed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rapidboot.rapid_server.extensions import events, host
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a telemetry event was built with no subscriber")
+
+    for name in ("start", "runtime_done", "report"):
+        monkeypatch.setattr(events, name, built)
+
+    async def run() -> None:
+        extensions = host.ExtensionsHost(
+            "f",
+            "$LATEST",
+            "on-demand",
+            [],
+            None,
+            print,
+            lambda *_: None,
+            False,
+            owner="o",  # type: ignore[arg-type]
+        )
+        extensions.invoke_started("id-1", 1, "arn:aws:lambda:us-east-1:1:function:f", "Root=1")
+        extensions.runtime_done("id-1", "success", None, 1.0, 2)
+        extensions.report("id-1", "success", None, 1.0, 128, 20, None)
+
+    asyncio.run(run())
