@@ -108,7 +108,7 @@ class ResponseParser:
         if self._state == _CLOSED:
             return []
         if self._state == _HEAD and not self._buf:
-            response = self._whole_response(data)
+            response = whole_response(data, self._max_header_bytes, self._max_body_bytes)
             if response is not None:
                 return [response]
         self._buf += data
@@ -121,31 +121,6 @@ class ResponseParser:
             if self._state == _CLOSED:
                 self._buf.clear()
                 return done
-
-    def _whole_response(self, data: bytes) -> Response | None:
-        """The common case, one read holding exactly one response (CRLF head, Content-Length body),
-        parsed from `data` itself: no copy into the buffer and out again (~2 us of the warm invoke).
-        Anything else returns None with nothing changed, for the general path; the checks and their
-        errors are the general path's own.
-        """
-        end = data.find(b"\r\n\r\n")
-        if (
-            end < 0
-            or end + 4 > self._max_header_bytes
-            or data.count(b"\n", 0, end) != data.count(b"\r\n", 0, end)
-        ):
-            return None  # incomplete, too long, or bare LFs: the general path finds the real end
-        status_line, _, fields = data[:end].replace(b"\r\n", b"\n").partition(b"\n")
-        self._parse_status_line(status_line)
-        self._headers = _parse_fields(fields)
-        if self._status >= 200:
-            self._start_body()
-            if self._state == _BODY_LENGTH and self._remaining == len(data) - end - 4:
-                self._body_parts.append(data[end + 4 :])
-                return self._finish()
-        self._reset_message()
-        self._state = _HEAD
-        return None
 
     def feed_eof(self) -> Response | None:
         """The peer closed the connection: finish a read-until-close body or complain."""
@@ -378,6 +353,82 @@ class ResponseParser:
         self._reset_message()
         self._state = _HEAD if keep_alive else _CLOSED
         return response
+
+
+# The status lines the Runtime API sends on the warm path, parsed once: (status, reason, version).
+_KNOWN_STATUS_LINES = {
+    b"HTTP/1.1 200 OK": (200, "OK", "HTTP/1.1"),
+    b"HTTP/1.1 202 Accepted": (202, "Accepted", "HTTP/1.1"),
+}
+
+
+def whole_response(data: bytes, max_header_bytes: int, max_body_bytes: int) -> Response | None:
+    """The common case, parsed from `data` alone: one read holding exactly one kept-alive HTTP/1.1
+    response with a CRLF head, distinct well-formed fields and a `Content-Length` body that is all
+    here. No copy into the parser's buffer and out again, one search, one decode and one split.
+
+    Anything else (a partial read, bare LFs, a repeated field, `Connection`, chunked, 1xx/204/304,
+    any byte the general path would refuse) returns None, for `ResponseParser`'s general path to
+    parse or to refuse with its own error: this never raises, and it accepts only what the general
+    path parses to the same `Response` (tests/runtime/test_runtime_http_parser.py checks both).
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or end + 4 > max_header_bytes:
+        return None
+    head = data[:end]
+    # The only bytes outside field-value characters (visible ASCII, SP, HTAB, obs-text) may be the
+    # CRLF pairs in the head: a bare CR or LF, or any other control byte, would be one more.
+    if len(head.translate(None, _VALUE_CHARS)) != 2 * head.count(b"\r\n"):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = _KNOWN_STATUS_LINES.get(head[: head.find(b"\r\n")] if len(lines) > 1 else head)
+    if status_line is None:
+        status_line = _plain_status_line(lines[0])
+        if status_line is None:
+            return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            return None
+        headers[name.lower()] = value.strip(" \t")
+    if (
+        len(headers) != len(lines) - 1  # a repeated field: the general path joins them
+        or "" in headers
+        or "".join(headers).encode("latin-1", "replace").translate(None, _TOKEN_CHARS)
+        or "connection" in headers
+        or "transfer-encoding" in headers
+    ):
+        return None
+    length = headers.get("content-length")
+    if (
+        length is None
+        or not length.isdigit()
+        or not length.isascii()
+        or len(length) > 18
+        or int(length) != len(data) - end - 4
+        or int(length) > max_body_bytes
+    ):
+        return None
+    return Response(status_line[0], status_line[1], headers, data[end + 4 :], True, status_line[2])
+
+
+def _plain_status_line(line: str) -> tuple[int, str, str] | None:
+    """An HTTP/1.1 status line with a final status that frames its body by Content-Length; else None.
+    The caller has checked that it holds no control character."""
+    version, _, rest = line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if (
+        version != "HTTP/1.1"
+        or len(code) != 3
+        or not code.isascii()
+        or not code.isdigit()
+        or code[0] in "01"
+        or code == "204"
+        or code == "304"
+    ):
+        return None
+    return int(code), reason, version
 
 
 def _parse_fields(section: bytes) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Lambda sends SIGTERM when it retires an execution environment and SIGKILLs it 300-500 ms later
 (reference section 4), so callbacks must be short: flush a buffer, close a connection. awslambdaric
 cannot offer this (its native `/next` call blocks the signal, awslambdaric #105); here `/next` waits
-in an interruptible `recv` (see `client._recv`), so the handler runs within milliseconds.
+in an interruptible `recv` (see `client.RuntimeClient._read_response`), so the handler runs within
+milliseconds.
 
 Public API, cheap to import (this module imports only `sys`, `os` and `_signal`)::
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapidboot.runtime.http_parser import ProtocolError, Response, ResponseParser
+from rapidboot.runtime.http_parser import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    ProtocolError,
+    Response,
+    ResponseParser,
+    whole_response,
+)
 
 SIMPLE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 CHUNKED = (
@@ -279,3 +286,126 @@ def test_valid_responses_round_trip_with_bare_lf_heads(
     for response, (_, status, headers, body) in zip(parsed, messages, strict=True):
         assert (response.status, response.body) == (status, body)
         assert all(response.headers[name] == value for name, value in headers.items())
+
+
+# -- the one-read fast path (`whole_response`) against the general parser -----------------------------
+
+
+def _general(data: bytes) -> list[Response] | ProtocolError:
+    """What the general, incremental path makes of `data` (a first byte fed alone skips the fast path)."""
+    parser = ResponseParser()
+    try:
+        return parser.feed(data[:1]) + parser.feed(data[1:])
+    except ProtocolError as exc:
+        return exc
+
+
+def _same(fast: Response, general: Response) -> bool:
+    return (fast.status, fast.reason, fast.headers, fast.body, fast.keep_alive, fast.http_version) == (
+        general.status,
+        general.reason,
+        general.headers,
+        general.body,
+        general.keep_alive,
+        general.http_version,
+    )
+
+
+def _check_fast_path_agrees(data: bytes) -> Response | None:
+    fast = whole_response(data, MAX_HEADER_BYTES, MAX_BODY_BYTES)
+    general = _general(data)
+    if fast is not None:
+        # Accepted by the fast path: exactly one response, the one the general path parses.
+        assert isinstance(general, list), general
+        assert len(general) == 1
+        assert _same(fast, general[0])
+    # And `feed` as the client calls it (fast path first) gives what the general path gives.
+    try:
+        fed: list[Response] | ProtocolError = ResponseParser().feed(data)
+    except ProtocolError as exc:
+        fed = exc
+    if isinstance(general, ProtocolError):
+        assert isinstance(fed, ProtocolError)
+        assert str(fed) == str(general)
+    elif isinstance(fed, list):
+        assert all(_same(a, b) for a, b in zip(fed, general, strict=False))
+    return fast
+
+
+def test_fast_path_takes_the_runtime_api_responses() -> None:
+    event = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: r-1\r\n"
+        b"Lambda-Runtime-Deadline-Ms: 1700000000000\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    accepted = (
+        b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+        b'{"status":"OK"}'
+    )
+    for data in (event, accepted, b"HTTP/1.1 413 Too Big\r\nContent-Length: 0\r\n\r\n"):
+        assert _check_fast_path_agrees(data) is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SIMPLE[:-1],  # body not all here
+        SIMPLE + b"H",  # the start of a next response
+        CHUNKED,
+        b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",  # a bare LF
+        b"HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n",  # a bare CR
+        b"HTTP/1.1 200 OK\r\nX: \x00\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nN\xe9: v\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n X: v\r\nContent-Length: 0\r\n\r\n",  # obsolete line folding
+        b"HTTP/1.1 2\xb2\xb2 OK\r\nContent-Length: 0\r\n\r\n",  # non-ASCII digits
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    ],
+)
+def test_fast_path_leaves_anything_else_to_the_general_path(data: bytes) -> None:
+    assert _check_fast_path_agrees(data) is None
+
+
+def test_fast_path_keeps_the_bounds() -> None:
+    head = b"HTTP/1.1 200 OK\r\nX: " + b"a" * 200 + b"\r\nContent-Length: 4\r\n\r\n"
+    assert whole_response(head + b"body", len(head) - 1, 100) is None
+    assert whole_response(head + b"body", len(head), 3) is None
+    assert whole_response(head + b"body", len(head), 4) is not None
+    with pytest.raises(ProtocolError, match="longer than"):
+        ResponseParser(max_header_bytes=len(head) - 1).feed(head + b"body")
+    with pytest.raises(ProtocolError, match="exceeds 3 bytes"):
+        ResponseParser(max_header_bytes=len(head), max_body_bytes=3).feed(head + b"body")
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=responses())
+def test_fast_path_agrees_with_the_general_path(
+    message: tuple[bytes, int, dict[str, str], bytes],
+) -> None:
+    wire = message[0]
+    fast = _check_fast_path_agrees(wire)
+    if b"Transfer-Encoding" not in wire:
+        assert fast is not None  # a plain Content-Length response is the fast path's own case
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    message=responses(),
+    edits=st.lists(
+        st.tuples(st.integers(0, 400), st.sampled_from(list(b"\x00\t\r\n :,\x7f\xb2\xe9aA1 "))), max_size=3
+    ),
+    cut=st.integers(0, 2000),
+)
+def test_fast_path_agrees_on_damaged_responses(
+    message: tuple[bytes, int, dict[str, str], bytes], edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(message[0])
+    for position, byte in edits:
+        data.insert(min(position, len(data)), byte)
+    _check_fast_path_agrees(bytes(data[: max(cut, 1)]))
+    _check_fast_path_agrees(bytes(data))
