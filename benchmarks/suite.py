@@ -594,7 +594,8 @@ def build_parser(prog: str = "rapidboot bench") -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repetitions: about 1 minute on 2 cores (59 s measured with AWS's emulator; the full run: longer)",
+        help="fewer repetitions: about 1 minute on 2 cores (59 s measured with AWS's emulator; the full "
+        "run: longer)",
     )
     parser.add_argument(
         "--only",
