@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -36,6 +37,29 @@ def runtime_payload_too_large(limit: int) -> Response:
     return runtime_error(
         413, errors.REQUEST_ENTITY_TOO_LARGE, f"Exceeded maximum allowed payload size ({limit} bytes)."
     )
+
+
+def json_response(status: int, body: object) -> Response:
+    """A Lambda API answer: the JSON document and its content type."""
+    return Response(status, orjson.dumps(body), [JSON])
+
+
+def request_object(body: bytes) -> dict[str, Any]:
+    """A Lambda API request's JSON object; an empty (or blank) body is `{}`. Anything else is the service's
+    400 InvalidRequestContentException, naming what is wrong."""
+    if not body or body.isspace():
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.ServiceError(
+            400, errors.INVALID_REQUEST_CONTENT, f"Could not parse request body into json: {exc}"
+        ) from None
+    if not isinstance(document, dict):
+        raise errors.ServiceError(
+            400, errors.INVALID_REQUEST_CONTENT, "The request body must be a JSON object"
+        )
+    return document
 
 
 def service_error(error: errors.ServiceError, request_id: str) -> Response:

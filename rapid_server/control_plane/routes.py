@@ -36,10 +36,7 @@ import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
-import orjson
-
-from .. import errors, rendering
-from ..errors import ServiceError
+from .. import rendering
 from ..http import Request, Response
 from . import code_limits, recursion_config, settings_routes, shapes
 from .functions import ControlPlane
@@ -106,20 +103,11 @@ async def handle(control: ControlPlane, request: Request, request_id: str) -> Re
     return await route(control, request, name)
 
 
-def _json(status: int, body: object) -> Response:
-    return Response(status, orjson.dumps(body), [rendering.JSON])
+_json = rendering.json_response
 
 
 def _body(request: Request) -> dict[str, object]:
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ServiceError(
-            400, errors.INVALID_REQUEST_CONTENT, f"Could not parse request body: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ServiceError(400, errors.INVALID_REQUEST_CONTENT, "The request body must be a JSON object")
-    return body
+    return rendering.request_object(request.body)  # one copy of the API's JSON-object check
 
 
 async def _create(control: ControlPlane, request: Request, _: str) -> Response:

@@ -29,10 +29,7 @@ import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
-import orjson
-
-from .. import errors, rendering
-from ..errors import ServiceError
+from .. import rendering
 from ..http import Request, Response
 from . import code_limits, settings
 from .functions import ControlPlane
@@ -48,8 +45,7 @@ _EVENT_INVOKE = re.compile(r"^/2019-09-25/functions/(?P<name>[^/]+)/event-invoke
 _EVENT_INVOKE_LIST = re.compile(r"^/2019-09-25/functions/(?P<name>[^/]+)/event-invoke-config/list/?$")
 
 
-def _json(status: int, body: object) -> Response:
-    return Response(status, orjson.dumps(body), [rendering.JSON])
+_json = rendering.json_response
 
 
 def _empty() -> Response:
@@ -57,15 +53,7 @@ def _empty() -> Response:
 
 
 def _body(request: Request) -> dict[str, object]:
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ServiceError(
-            400, errors.INVALID_REQUEST_CONTENT, f"Could not parse request body: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ServiceError(400, errors.INVALID_REQUEST_CONTENT, "The request body must be a JSON object")
-    return body
+    return rendering.request_object(request.body)  # one copy of the API's JSON-object check
 
 
 def _query(request: Request) -> dict[str, list[str]]:

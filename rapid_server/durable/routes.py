@@ -199,17 +199,7 @@ def _shown(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _body(request: Request) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise ServiceError(
-            400, errors.INVALID_REQUEST_CONTENT, f"Could not parse request body into json: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ServiceError(400, errors.INVALID_REQUEST_CONTENT, "The request body must be a JSON object")
-    return body
+    return rendering.request_object(request.body)  # one copy of the API's JSON-object check
 
 
 def _query(request: Request) -> dict[str, str]:

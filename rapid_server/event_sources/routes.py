@@ -19,8 +19,6 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
-import orjson
-
 from .. import errors, rendering
 from ..errors import ServiceError
 from ..http import Request, Response
@@ -46,20 +44,11 @@ def handle(sources: EventSources | None, request: Request) -> Response | None:
     return None if route is None else route(sources, request, key)
 
 
-def _json(status: int, body: object) -> Response:
-    return Response(status, orjson.dumps(body), [rendering.JSON])
+_json = rendering.json_response
 
 
 def _body(request: Request) -> dict[str, object]:
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ServiceError(
-            400, errors.INVALID_REQUEST_CONTENT, f"Could not parse request body: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ServiceError(400, errors.INVALID_REQUEST_CONTENT, "The request body must be a JSON object")
-    return body
+    return rendering.request_object(request.body)  # one copy of the API's JSON-object check
 
 
 def _create(sources: EventSources, request: Request, _: str) -> Response:
