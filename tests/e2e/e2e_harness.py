@@ -756,6 +756,20 @@ def aws_cli_environment(home: Path) -> dict[str, str]:
     return env
 
 
+def aws_lambda(endpoint: str, home: Path, *args: str) -> Any:
+    """`aws lambda ARGS... --endpoint-url ENDPOINT`, its JSON output parsed (None when it printed none)."""
+    done = subprocess.run(
+        [sys.executable, str(AWS_CLI), "lambda", *args, "--endpoint-url", endpoint, "--output", "json"],
+        env=aws_cli_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
 def aws_lambda_invoke(endpoint: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`aws lambda invoke --endpoint-url ENDPOINT ARGS...` (its outfile is among ARGS)."""
     return subprocess.run(

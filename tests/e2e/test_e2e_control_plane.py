@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import AWS_CLI, aws_cli_environment, lambda_client, running_server
+from e2e_harness import aws_lambda, lambda_client, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -38,20 +36,6 @@ def invoke(client: Any, name: str) -> dict[str, Any]:
     assert "FunctionError" not in response, response
     result: dict[str, Any] = json.loads(response["Payload"].read())
     return result
-
-
-def aws(endpoint: str, home: Path, *args: str) -> Any:
-    """`aws lambda ARGS... --endpoint-url ENDPOINT`, its JSON output parsed (None when it printed none)."""
-    done = subprocess.run(
-        [sys.executable, str(AWS_CLI), "lambda", *args, "--endpoint-url", endpoint, "--output", "json"],
-        env=aws_cli_environment(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout) if done.stdout.strip() else None
 
 
 def test_boto3_life_cycle_survives_a_restart(tmp_path: Path) -> None:
@@ -129,14 +113,14 @@ def test_aws_cli_deploys_and_configured_functions_are_read_only(tmp_path: Path) 
     args = ["--state-dir", str(tmp_path / "state"), "--code", str(code), "--handler", "app.handler"]
     with running_server(args, tmp_path) as server:
         home = tmp_path
-        created = aws(
+        created = aws_lambda(
             server.endpoint, home, "create-function", "--function-name", "cli", "--runtime", "python3.12",
             "--role", ROLE, "--handler", "app.handler", "--zip-file", f"fileb://{zip_path}",
         )  # fmt: skip
         assert created["CodeSize"] == zip_path.stat().st_size
-        aws(server.endpoint, home, "wait", "function-active-v2", "--function-name", "cli")
+        aws_lambda(server.endpoint, home, "wait", "function-active-v2", "--function-name", "cli")
         assert invoke(lambda_client(server.endpoint), "cli")["version"] == 7
-        listed = aws(server.endpoint, home, "list-functions", "--page-size", "1")
+        listed = aws_lambda(server.endpoint, home, "list-functions", "--page-size", "1")
         assert sorted(f["FunctionName"] for f in listed["Functions"]) == ["cli", "function"]
 
         client = lambda_client(server.endpoint)
@@ -145,6 +129,6 @@ def test_aws_cli_deploys_and_configured_functions_are_read_only(tmp_path: Path) 
         with pytest.raises(client.exceptions.ResourceConflictException, match="read-only"):
             client.delete_function(FunctionName="function")
         assert client.get_function_configuration(FunctionName="function")["MemorySize"] == 128
-        aws(server.endpoint, home, "delete-function", "--function-name", "cli")
+        aws_lambda(server.endpoint, home, "delete-function", "--function-name", "cli")
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.invoke(FunctionName="cli")

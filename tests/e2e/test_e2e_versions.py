@@ -8,15 +8,13 @@ import base64
 import io
 import json
 import math
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import AWS_CLI, aws_cli_environment, lambda_client, running_server
+from e2e_harness import aws_lambda, lambda_client, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -193,20 +191,6 @@ def test_boto3_versions_and_a_weighted_alias(tmp_path: Path) -> None:
         assert client.publish_version(FunctionName="shop")["Version"] == "1"
 
 
-def aws(endpoint: str, home: Path, *args: str) -> Any:
-    """`aws lambda ARGS... --endpoint-url ENDPOINT`, its JSON output parsed (None when it printed none)."""
-    done = subprocess.run(
-        [sys.executable, str(AWS_CLI), "lambda", *args, "--endpoint-url", endpoint, "--output", "json"],
-        env=aws_cli_environment(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout) if done.stdout.strip() else None
-
-
 def test_aws_cli_publishes_routes_and_deletes(tmp_path: Path) -> None:
     """The same life cycle with the AWS CLI v1 (each call is a process: the 200-invoke split is boto3's
     test above; here a few invokes of the alias show what the CLI reports)."""
@@ -217,7 +201,7 @@ def test_aws_cli_publishes_routes_and_deletes(tmp_path: Path) -> None:
     with running_server(["--state-dir", str(tmp_path / "state")], tmp_path) as server:
 
         def cli(*args: str) -> Any:
-            return aws(server.endpoint, tmp_path, *args)
+            return aws_lambda(server.endpoint, tmp_path, *args)
 
         cli("create-function", "--function-name", "cli", "--runtime", "python3.12", "--role", ROLE,
             "--handler", "app.handler", "--zip-file", f"fileb://{zips[0]}")  # fmt: skip
