@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from rapidboot.layers.merge import layer_sources
 from .. import errors
 from ..errors import ServiceError
 from . import code_limits
+from .store import open_database
 
 if TYPE_CHECKING:
     from .functions import ControlPlane
@@ -89,12 +89,7 @@ class LayerStore:
     """The layer versions' metadata; one connection, used from the event loop only."""
 
     def __init__(self, directory: Path):
-        self._db = sqlite3.connect(directory / "layers.sqlite3", isolation_level="IMMEDIATE")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._db:
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+        self._db = open_database(directory / "layers.sqlite3", _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +53,25 @@ class StoredFunction:
     last_modified: str
 
 
+def open_database(path: Path, schema: Sequence[str]) -> sqlite3.Connection:
+    """A control plane database (functions, versions, layers): one connection, used from the event loop
+    only; autocommit off, one `with` per transaction; WAL, so two connections to one file can both commit,
+    and FULL sync, so a committed answer survives a power cut. `schema`'s statements run once, together."""
+    db = sqlite3.connect(path, isolation_level="IMMEDIATE")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    with db:
+        for statement in schema:
+            db.execute(statement)
+    return db
+
+
 class FunctionStore:
     def __init__(self, directory: Path):
         self.directory = directory
         self.code_dir = directory / "code"
         self.code_dir.mkdir(parents=True, exist_ok=True)
-        # One connection, used from the event loop only; autocommit off, one `with` per transaction.
-        self._db = sqlite3.connect(directory / "functions.sqlite3", isolation_level="IMMEDIATE")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._db:
-            self._db.execute(_SCHEMA)
-            self._db.execute(_RECURSION_SCHEMA)
+        self._db = open_database(directory / "functions.sqlite3", (_SCHEMA, _RECURSION_SCHEMA))
 
     def close(self) -> None:
         self._db.close()

@@ -8,13 +8,12 @@ rule), so the last number given is kept apart from the versions themselves (`ver
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from .store import StoredFunction
+from .store import StoredFunction, open_database
 
 _SCHEMA = (
     """
@@ -79,13 +78,8 @@ class StoredProvisioned:
 
 class VersionStore:
     def __init__(self, directory: Path):
-        # Its own connection to the function store's database: WAL lets both commit; used from the loop only.
-        self._db = sqlite3.connect(directory / "functions.sqlite3", isolation_level="IMMEDIATE")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._db:
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+        # Its own connection to the function store's database (WAL lets both commit).
+        self._db = open_database(directory / "functions.sqlite3", _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
