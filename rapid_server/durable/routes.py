@@ -95,15 +95,7 @@ def _get(service: DurableService, request: Request, path: dict[str, str]) -> Res
 def _history(service: DurableService, request: Request, path: dict[str, str]) -> Response:
     service.get(path["arn"])
     query = _query(request)
-    events = service.store.events(path["arn"])
-    if query.get("ReverseOrder") == "true":
-        events.reverse()
-    start = int(query["Marker"]) if query.get("Marker", "").isdigit() else 0
-    count = _int(query, "MaxItems") or 1000
-    answer: dict[str, Any] = {"Events": events[start : start + count]}
-    if start + count < len(events):
-        answer["NextMarker"] = str(start + count)
-    return _json(answer)
+    return _json(_page("Events", service.store.events(path["arn"]), query))
 
 
 def _stop(service: DurableService, request: Request, path: dict[str, str]) -> Response:
@@ -123,9 +115,7 @@ def _resume(service: DurableService, request: Request, path: dict[str, str]) -> 
 
 
 def _delete(service: DurableService, request: Request, path: dict[str, str]) -> Response:
-    answer = _json({"DeletionRequestTimestamp": service.delete(path["arn"])})
-    answer.status = 202
-    return answer
+    return _json({"DeletionRequestTimestamp": service.delete(path["arn"])}, 202)
 
 
 def _list(service: DurableService, request: Request, path: dict[str, str]) -> Response:
@@ -141,14 +131,20 @@ def _list(service: DurableService, request: Request, path: dict[str, str]) -> Re
             or record["DurableExecutionName"] == query["DurableExecutionName"]
         )
     ]
+    return _json(_page("DurableExecutions", listed, query))
+
+
+def _page(key: str, items: list[Any], query: dict[str, str]) -> dict[str, Any]:
+    """One page of a listing: `ReverseOrder`, then `Marker` (an offset of ours) and `MaxItems` (default
+    1000), with `NextMarker` while more follow."""
     if query.get("ReverseOrder") == "true":
-        listed.reverse()
+        items.reverse()
     start = int(query["Marker"]) if query.get("Marker", "").isdigit() else 0
     count = _int(query, "MaxItems") or 1000
-    answer: dict[str, Any] = {"DurableExecutions": listed[start : start + count]}
-    if start + count < len(listed):
+    answer: dict[str, Any] = {key: items[start : start + count]}
+    if start + count < len(items):
         answer["NextMarker"] = str(start + count)
-    return _json(answer)
+    return answer
 
 
 _SUMMARY = (
@@ -217,8 +213,8 @@ def _int(query: dict[str, str], key: str) -> int | None:
     return int(value)
 
 
-def _json(document: dict[str, Any]) -> Response:
-    return Response(200, orjson.dumps(_seconds(document)), [rendering.JSON])
+def _json(document: dict[str, Any], status: int = 200) -> Response:
+    return Response(status, orjson.dumps(_seconds(document)), [rendering.JSON])
 
 
 def _seconds(value: Any) -> Any:

@@ -121,6 +121,20 @@ def test_steps_complete_in_one_sync_invoke(server: RapidServer, client: Any) -> 
     kinds = [event["EventType"] for event in events(client, arn)]
     assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded"
     assert kinds.count("StepSucceeded") == 5
+    # Paged as the API pages it: MaxItems, NextMarker, and ReverseOrder.
+    pages, marker = [], None
+    while True:
+        page = client.get_durable_execution_history(
+            DurableExecutionArn=arn, MaxItems=4, **({"Marker": marker} if marker else {})
+        )
+        assert len(page["Events"]) <= 4
+        pages += [event["EventType"] for event in page["Events"]]
+        marker = page.get("NextMarker")
+        if marker is None:
+            break
+    assert pages == kinds
+    reverse = client.get_durable_execution_history(DurableExecutionArn=arn, ReverseOrder=True)["Events"]
+    assert [event["EventType"] for event in reverse] == kinds[::-1]
     assert any(line.endswith(arn) for line in server.stderr.lines)  # the ARN is printed for the user
 
 
