@@ -11,6 +11,7 @@ Its REPORT lines go to its standard output, which we keep in a file.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import socket
@@ -41,11 +42,38 @@ def find_rie() -> Path | None:
     return Path(found).resolve() if found else None
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports start (Linux: ip_local_port_range; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port free now, for a program that takes its port on its command line (the emulator).
+
+    Chosen below the kernel's ephemeral range: a port from `bind(0)` is one the kernel also gives to
+    outgoing connections, and a client connecting elsewhere between our probe and the program's own bind
+    took it once (the emulator panicked, "address already in use"). Below the range only an explicit bind
+    can take it. Never the same port twice from one process."""
+    high = _ephemeral_low()
+    low = max(1024, high - 16384)
+    for _ in range(200):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free loopback port in {low}-{high - 1} after 200 tries")
 
 
 class Emulator:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ from typing import Any
 import jsonschema
 import pytest
 from e2e_harness import RapidServer, request_id_of, running_server, write_tables
+
+from rapidboot.benchmarks.rie import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -61,12 +62,6 @@ def has_event(type_: str, **fields: Any) -> Callable[[list[dict[str, Any]]], boo
         )
 
     return check
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

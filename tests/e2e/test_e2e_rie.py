@@ -43,6 +43,7 @@ from e2e_harness import (
     write_config,
 )
 
+from rapidboot.benchmarks.rie import free_port
 from rapidboot.rapid_server.config import bootstrap_command
 
 pytestmark = pytest.mark.e2e
@@ -124,13 +125,6 @@ class Emulator(RapidServer):
     @staticmethod
     def invoke_path(name: str) -> str:
         return RIE_INVOKE_PATH  # the only path it serves (RIE #43, #66); the name is in its environment
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Servers:
