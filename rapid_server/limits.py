@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -75,6 +76,7 @@ class EnvironmentLimits:
         self._memory = memory
         self.scratch = scratch  # TMPDIR
         self._scratch_limit_bytes = scratch_limit_bytes
+        self._scratch_usage = ScratchUsage(scratch)
         self._spawner = spawner
         self._supervisor = supervisor
         # Where the environment's processes are found: its own v1 cgroup (given at spawn), else its v2
@@ -198,7 +200,7 @@ class EnvironmentLimits:
 
     def scratch_overflow_bytes(self) -> int:
         """Bytes in TMPDIR beyond the limit, 0 when within it."""
-        used = _tree_size(self.scratch)
+        used = self._scratch_usage.used()
         return max(0, used - self._scratch_limit_bytes)
 
     def release(self) -> None:
@@ -666,15 +668,56 @@ def _remove_stale_cgroups() -> None:
     remove_stale_roots(_CGROUP_V1_MEMORY)
 
 
-def _tree_size(root: Path) -> int:
+# A directory's mtime comes from the kernel's coarse clock, which may lag the real one by a tick (1-10 ms).
+_MTIME_TICK_NS = 50_000_000
+
+
+class ScratchUsage:
+    """What a TMPDIR holds, read after every invoke (Lambda's /tmp is a fixed-size file system).
+
+    Most functions leave their /tmp empty, and that case needs no walk: a directory's mtime changes
+    whenever an entry is made in it (create, mkdir, rename, link). Once a walk has found it empty, a stat
+    that shows the same mtime proves it still is: one syscall instead of the walk's four (open, two
+    getdents, close).
+
+    That holds only for an mtime at least a tick older than the walk: the kernel stamps mtimes from a
+    coarse clock, so an entry made just after the walk could carry the very mtime the walk saw. An mtime
+    as recent as that is not trusted, and the next check walks again."""
+
+    __slots__ = ("_empty_mtime_ns", "_root")
+
+    def __init__(self, root: Path):
+        self._root = os.fspath(root)
+        self._empty_mtime_ns: int | None = None  # the directory's mtime when a walk last found it empty
+
+    def used(self) -> int:
+        """Bytes in the directory's files, all the way down."""
+        try:
+            mtime_ns = os.stat(self._root).st_mtime_ns
+        except OSError:
+            return 0
+        if mtime_ns == self._empty_mtime_ns:
+            return 0
+        walked_at_ns = time.time_ns()  # before the walk: an entry it misses is stamped after this
+        used, top_entries = _tree_size(self._root)
+        empty = top_entries == 0 and walked_at_ns - mtime_ns >= _MTIME_TICK_NS
+        self._empty_mtime_ns = mtime_ns if empty else None
+        return used
+
+
+def _tree_size(root: str) -> tuple[int, int]:
+    """Bytes in the files under `root`, and how many entries `root` itself has."""
     total = 0
-    stack = [os.fspath(root)]
+    top_entries = -1
+    stack = [root]
     while stack:
         directory = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError:
             continue
+        if top_entries < 0:
+            top_entries = len(entries)
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -683,4 +726,4 @@ def _tree_size(root: Path) -> int:
                     total += entry.stat(follow_symlinks=False).st_blocks * 512
             except OSError:
                 continue
-    return total
+    return total, top_entries

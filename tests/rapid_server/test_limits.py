@@ -5,6 +5,7 @@ over its memory killed (by peak-RSS watching everywhere, by the kernel where a m
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rapidboot.rapid_server import limits as limits_module
 from rapidboot.rapid_server.limits import EnvironmentLimits, LimitsFactory, detect_limits
 
 MIB = 1024 * 1024
@@ -121,6 +123,73 @@ def test_scratch_overflow_counts_bytes_on_disk(factory: LimitsFactory, tmp_path:
 
     (limits.scratch / "deep" / "er" / "over").unlink()
     assert limits.scratch_overflow_bytes() == 0
+
+
+def aged(directory: Path) -> None:
+    """Stamp a directory's mtime an hour back, as one left alone for a while would be."""
+    stamp = time.time() - 3600
+    os.utime(directory, (stamp, stamp))
+
+
+def counting_walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    walks: list[str] = []
+    real_walk = limits_module._tree_size
+
+    def counted(root: str) -> tuple[int, int]:
+        walks.append(root)
+        return real_walk(root)
+
+    monkeypatch.setattr(limits_module, "_tree_size", counted)
+    return walks
+
+
+def test_an_empty_scratch_is_known_by_its_mtime_and_any_new_entry_is_seen(
+    factory: LimitsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found empty once, /tmp is not walked again while its mtime stays; the first entry made in it, by
+    any means, changes that mtime and brings the walk back (ScratchUsage)."""
+    limits = factory.for_environment("fn", 128, 1)
+    walks = counting_walks(monkeypatch)
+    aged(limits.scratch)
+    for _ in range(3):
+        assert limits.scratch_overflow_bytes() == 0
+    assert len(walks) == 1, "walked once, then known empty by its mtime"
+
+    def a_file() -> None:
+        (limits.scratch / "big").write_bytes(os.urandom(2 * MIB))
+
+    def a_directory_then_a_file_in_it() -> None:
+        (limits.scratch / "dir").mkdir()
+        (limits.scratch / "dir" / "big").write_bytes(os.urandom(2 * MIB))
+
+    def a_file_moved_in() -> None:
+        outside = limits.scratch.parent / "moved-in"
+        outside.write_bytes(os.urandom(2 * MIB))
+        os.replace(outside, limits.scratch / "moved")
+
+    for make in (a_file, a_directory_then_a_file_in_it, a_file_moved_in):
+        aged(limits.scratch)
+        assert limits.scratch_overflow_bytes() == 0
+        walks.clear()
+        make()
+        assert limits.scratch_overflow_bytes() > MIB // 2, f"{make.__name__}: seen at once"
+        assert walks, f"{make.__name__}: by a walk"
+        shutil.rmtree(limits.scratch)
+        limits.scratch.mkdir()
+
+
+def test_a_scratch_changed_within_a_clock_tick_is_walked_every_time(
+    factory: LimitsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An mtime less than a coarse clock tick older than the walk is not trusted (an entry made right after
+    the walk could carry the same stamp); one in the future, least of all."""
+    limits = factory.for_environment("fn", 128, 1)
+    walks = counting_walks(monkeypatch)
+    later = time.time() + 3600
+    os.utime(limits.scratch, (later, later))
+    for _ in range(3):
+        assert limits.scratch_overflow_bytes() == 0
+    assert len(walks) == 3
 
 
 # Memory --------------------------------------------------------------------------------------------------
