@@ -13,7 +13,12 @@ With one tree, it measures that tree alone. `--relay-floor` adds the server's ph
 process that does a warm invoke's I/O and nothing else, with blocking sockets and length-prefixed frames, no
 HTTP: it reads the caller's event, sends it to a bare "runtime", reads its answer, sends it a short ack (the
 202), reads its short "next", and sends the answer to the caller. Three sends and three receives, as the
-server's; its CPU per invoke is what the kernel charges for them on this machine.
+server's; its CPU per invoke is what the kernel charges for them on this machine. `--python-floor` adds
+the Python server floor (python_floor.py): the leanest Invoke API + Runtime API relay on the server's own
+stack (uvloop, httptools), running our bootstrap: what any Python server spends on the three HTTP exchanges.
+Both floors are measured in the same interleaved batches as the trees.
+
+    python benchmarks/ab_cpu.py --tree B=. --python-floor --relay-floor --batches 10 --batch 300
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from rapidboot.benchmarks.coldstart import HANDLERS
 from rapidboot.benchmarks.invoke_client import InvokeClient
 from rapidboot.benchmarks.local_server import invoke_path
 from rapidboot.benchmarks.peers import write_handlers
+from rapidboot.benchmarks.python_floor import PythonFloor
 from rapidboot.benchmarks.stats import percentile
 
 READY = re.compile(r"listening on http://([0-9.]+):(\d+)")
@@ -141,6 +147,7 @@ class Side:
     stat_start: float = 0.0  # server + runtime utime + stime (/proc/PID/stat) when the batches began
     stat_us: float = 0.0  # the same over all batches, per invoke: the coarse cross-check
     helper: subprocess.Popen[bytes] | None = None  # the relay floor's bare runtime
+    floor: bool = False  # a floor, not a tree: never one side of the trees' ratio
 
 
 class FrameClient:
@@ -177,8 +184,17 @@ def start_relay_floor() -> Side:
     relay.stdout.readline()
     sock = socket.create_connection(("127.0.0.1", int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    side = Side("relay", Path(), relay, FrameClient(sock), runtime.pid)
+    side = Side("relay", Path(), relay, FrameClient(sock), runtime.pid, floor=True)
     side.helper = runtime
+    invoke(side, 50)
+    return side
+
+
+def start_python_floor(directory: Path) -> Side:
+    """The relay of python_floor.py, on this process's own rapidboot (its bootstrap is the runtime)."""
+    relay = PythonFloor.start(directory / "python-floor.log")
+    side = Side("pyfloor", Path(), relay.process, InvokeClient(relay.host, relay.port), relay.runtime_pid)
+    side.floor = True
     invoke(side, 50)
     return side
 
@@ -249,6 +265,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="invokes per batch")
     parser.add_argument("--payload-bytes", type=int, default=len(PAYLOAD), help="the event's size (JSON)")
     parser.add_argument("--relay-floor", action="store_true", help="add the bare relay (the server's floor)")
+    parser.add_argument(
+        "--python-floor",
+        action="store_true",
+        help="add the leanest relay on the server's stack (python_floor.py)",
+    )
     args = parser.parse_args()
     payload = b'{"data": "' + b"x" * max(0, args.payload_bytes - 12) + b'"}'
     with tempfile.TemporaryDirectory(prefix="ab-cpu-") as tmp:
@@ -257,6 +278,8 @@ def main() -> None:
             for spec in args.tree:
                 name, _, path = spec.partition("=")
                 sides.append(start(name, Path(path).resolve(), Path(tmp)))
+            if args.python_floor:
+                sides.append(start_python_floor(Path(tmp)))
             if args.relay_floor:
                 sides.append(start_relay_floor())
             for side in sides:
@@ -276,18 +299,18 @@ def main() -> None:
                     side.helper.wait(timeout=15)
     print(f"{args.batches} batches x {args.batch} warm {len(payload)} B invokes, interleaved; batch medians")
     print("CPU per invoke: schedstat per batch (median); server+runtime also from /proc/PID/stat over all")
-    head = f"{'':6} {'p50 ms':>8} {'server us':>10} {'runtime us':>11} {'client us':>10} {'total us':>9}"
+    head = f"{'':7} {'p50 ms':>8} {'server us':>10} {'runtime us':>11} {'client us':>10} {'total us':>9}"
     print(head + f" {'srv+rt (stat)':>14}")
     for side in sides:
         total = median(
             [s + r + c for s, r, c in zip(side.server_us, side.runtime_us, side.client_us, strict=True)]
         )
         print(
-            f"{side.name:6} {median(side.latency_ms):8.3f} {median(side.server_us):10.1f} "
+            f"{side.name:7} {median(side.latency_ms):8.3f} {median(side.server_us):10.1f} "
             f"{median(side.runtime_us):11.1f} {median(side.client_us):10.1f} {total:9.1f} "
             f"{side.stat_us:14.1f}"
         )
-    trees = [side for side in sides if side.helper is None]
+    trees = [side for side in sides if not side.floor]
     if len(trees) == 2:
         a, b = trees
 

@@ -118,9 +118,16 @@ def terminal_table(results: Results, per_runtime: bool = False) -> str:
         if len(ratios[0]) > 1:
             out += ["", "ratio per runtime (below 1: rapidboot takes less time or memory):"]
             out += _aligned(ratios)
+    notes = _notes(results)
+    if notes:  # issue 18's targets, the CPU bound and the Python floor's arithmetic are notes: shown here too
+        out += ["", "notes:", *notes]
     for check in results.checks:
         out.append(f"{'ok  ' if check.passed else 'FAIL'} {check.name} ({check.subject}): {check.detail}")
     return "\n".join(out)
+
+
+def _notes(results: Results) -> list[str]:
+    return [f"- {row.label}: {row.note}" for row in results.rows if row.note]
 
 
 def _markdown_table(lines: list[list[str]]) -> list[str]:
@@ -180,7 +187,7 @@ def markdown(results: Results, charts: list[Path], per_runtime: bool = False) ->
             "rapidboot's median over each runtime's (below 1: rapidboot takes",
         ]
         out += ["less time or memory).", "", *_markdown_table(ratios), ""]
-    notes = [f"- {row.label}: {row.note}" for row in results.rows if row.note]
+    notes = _notes(results)
     if notes:
         out += ["Notes:", "", *notes, ""]
     clients = [f"- {row.label}: {row.params['client']}" for row in results.rows if row.params.get("client")]

@@ -13,7 +13,8 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - coldstart: spawn -> first response, trivial handler and a handler importing boto3; our bootstrap,
   awslambdaric (and the Node client), and the floor (coldstart.py);
 - init: Init Duration in our server's REPORT against our own clock (warm_invoke.py);
-- warm: warm invoke latency through the server, 1 KB / 100 KB / 3 MB events (warm_invoke.py);
+- warm: warm invoke latency through the server, 1 KB / 100 KB / 3 MB events (warm_invoke.py); and at
+  1 KB, beside the Python server floor (python_floor.py), with the server CPU per invoke of each;
 - throughput: invokes per second and tail latency with 1, 8, 64 clients (throughput.py);
 - scaleout: N simultaneous first invokes (throughput.py);
 - memory: idle RSS per environment, the server's RSS with 100 idle environments (memory.py);
@@ -55,8 +56,11 @@ from rapidboot.benchmarks import (
     throughput,
     warm_invoke,
 )
+from rapidboot.benchmarks.invoke_client import InvokeClient
+from rapidboot.benchmarks.local_server import invoke_path
 from rapidboot.benchmarks.machine import describe
 from rapidboot.benchmarks.peers import Peers, discover, node_version
+from rapidboot.benchmarks.python_floor import PythonFloor
 from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
 from rapidboot.benchmarks.stats import summarize
 
@@ -79,6 +83,10 @@ BENCHMARKS = (
 RAW_CLIENT = "one keep-alive connection over a raw socket, one invoke at a time (invoke_client.py)"
 LOAD_CLIENT = "asyncio (uvloop) keep-alive connections, responses parsed by httptools (throughput.py)"
 Tick = Callable[[str], None]
+PYTHON_FLOOR = "python floor"  # python_floor.py's relay: the row entry and its server CPU
+# Issue 18's targets, printed beside what this machine allows.
+TARGET_FLOOR_RATIO = 1.6  # warm 1 KB p50 over the floor's
+TARGET_SERVER_CPU_US = 100.0  # server CPU per warm invoke
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,12 @@ class Plan:
     init_rounds: int = 30
     warm_samples: dict[str, int] = field(default_factory=lambda: {"1 KB": 2000, "100 KB": 500, "3 MB": 30})
     warm_warmups: dict[str, int] = field(default_factory=lambda: {"1 KB": 200, "100 KB": 50, "3 MB": 3})
+    # Rapidboot, the Python floor and the floor: latency interleaved as in the warm rows, then the servers'
+    # CPU in rounds of back-to-back batches (warm_invoke.server_cpu_us).
+    python_floor_samples: int = 500
+    python_floor_warmups: int = 100
+    python_floor_batches: int = 5
+    python_floor_batch: int = 100
     clients: tuple[int, ...] = (1, 8, 64)
     invokes: int = 3000
     load_rounds: int = 2
@@ -115,6 +129,10 @@ QUICK = Plan(
     init_rounds=20,
     warm_samples={"1 KB": 300, "100 KB": 60, "3 MB": 6},
     warm_warmups={"1 KB": 50, "100 KB": 10, "3 MB": 2},
+    python_floor_samples=200,
+    python_floor_batches=4,
+    python_floor_batch=50,
+    python_floor_warmups=50,
     invokes=500,
     load_rounds=1,
     scale_rounds=2,
@@ -268,7 +286,9 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
     beside them) and, with the emulator, a row of the runtimes alone on AWS's emulator; every sample of
     every contender from the same interleaved run."""
     targets = len(peers.runtimes) * (2 if peers.rie is not None else 1) + 1  # + the floor
-    tick = progress.benchmark("warm", sum(plan.warm_samples.values()) * targets)
+    python_floor = plan.python_floor_samples * 3 + plan.python_floor_batches * plan.python_floor_batch * 2
+    steps = sum(plan.warm_samples.values()) * targets + python_floor
+    tick = progress.benchmark("warm", steps)
     rows = []
     directory = scratch / "warm"
     directory.mkdir()
@@ -304,7 +324,68 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
                 ]
                 label = f"warm invoke, {size} event, the runtimes alone on AWS's emulator"
                 rows.append(Row("warm", f"{key}.rie", label, "ms", on_emulator, params=params))
+        rows.append(
+            run_python_floor(connected, plan, directory, prefixed(tick, "1 KB beside the Python floor: "))
+        )
     return rows
+
+
+def run_python_floor(connected: list[warm_invoke.Target], plan: Plan, directory: Path, tick: Tick) -> Row:
+    """Our server, the Python server floor (python_floor.py) and the floor, 1 KB: their latency interleaved as
+    in the warm rows (so the multiples of the floor compare with theirs), then the server CPU per invoke of
+    ours and of the Python floor's: what of issue 18's targets this stack allows at all."""
+    by_name = {target.name: target for target in connected}
+    payload = coldstart.big_event(warm_invoke.PAYLOAD_SIZES["1 KB"])
+    relay = PythonFloor.start(directory / "python-floor.log")
+    client = InvokeClient(relay.host, relay.port)
+    try:
+        python = warm_invoke.Target(PYTHON_FLOOR, REFERENCE, client, invoke_path("echo"), relay.process.pid)
+        targets = [by_name["rapidboot"], python, by_name[FLOOR]]
+        timings = warm_invoke.warm_samples(
+            targets, payload, plan.python_floor_samples, plan.python_floor_warmups, tick
+        )
+        server_cpu_us = warm_invoke.server_cpu_us(
+            targets, payload, plan.python_floor_batches, plan.python_floor_batch, tick
+        )
+    finally:
+        client.close()
+        relay.stop()
+    return python_floor_row(timings, server_cpu_us, len(payload), plan.python_floor_batch)
+
+
+def python_floor_row(
+    timings: dict[str, list[float]], server_cpu_us: dict[str, float], payload_bytes: int, batch: int
+) -> Row:
+    entries = [
+        Entry("rapidboot", OURS, timings["rapidboot"]),
+        Entry(PYTHON_FLOOR, REFERENCE, timings[PYTHON_FLOOR]),
+        Entry(FLOOR, REFERENCE, timings[FLOOR]),
+    ]
+    params = {"payload_bytes": payload_bytes, "client": RAW_CLIENT, "server_cpu_us": server_cpu_us}
+    label = "warm invoke, 1 KB event, beside the Python server floor"
+    return Row(
+        "warm",
+        "warm.1KB.python_floor",
+        label,
+        "ms",
+        entries,
+        params=params,
+        note=_python_floor(entries, server_cpu_us, batch),
+    )
+
+
+def _python_floor(entries: list[Entry], server_cpu_us: dict[str, float], batch: int) -> str:
+    """Issue 18's arithmetic: the warm p50 that any Python server with our Python runtime has on this machine
+    (the Python floor's) as a multiple of the floor, beside the target and ours; and the server CPU per
+    invoke against the target, ours and the Python floor's."""
+    ours, python, floor = (entry.summary.median for entry in entries)
+    return (
+        f"the Python server floor (python_floor.py: three HTTP exchanges on uvloop + httptools, our "
+        f"bootstrap): p50 {python:.3f} ms = {python / floor:.2f} x the floor, against issue 18's target "
+        f"{TARGET_FLOOR_RATIO} x (rapidboot {ours / floor:.2f} x); server CPU per invoke ({batch} back to "
+        f"back) {server_cpu_us[PYTHON_FLOOR]:.0f} us, against the target {TARGET_SERVER_CPU_US:.0f} us "
+        f"(rapidboot {server_cpu_us['rapidboot']:.0f} us)"
+    )
 
 
 def _targets(entries: list[Entry]) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from rapidboot.benchmarks.ab_cpu import cpu_ns
 from rapidboot.benchmarks.coldstart import (
     HANDLERS,
     ContenderFailed,
@@ -74,6 +75,7 @@ class Target:
     role: str
     client: Client
     path: str
+    server_pid: int = 0  # the process that serves it (its CPU per invoke: `server_cpu_us`); 0: not known
 
 
 @contextmanager
@@ -92,7 +94,7 @@ def warm_targets(peers: Peers, directory: Path) -> Iterator[list[Target]]:
         for runtime in peers.runtimes:
             client = InvokeClient(host, port)
             stack.callback(client.close)
-            targets.append(Target(runtime.name, runtime.role, client, invoke_path(runtime.name)))
+            targets.append(Target(runtime.name, runtime.role, client, invoke_path(runtime.name), server.pid))
         if peers.rie is not None:
             for runtime in peers.runtimes:
                 emulator = Emulator(
@@ -143,6 +145,25 @@ def warm_samples(
             tick(target.name)
             timings[target.name].append(invoke(target))
     return timings
+
+
+def server_cpu_us(
+    targets: list[Target], payload: bytes, batches: int, batch: int, tick: Tick = lambda _: None
+) -> dict[str, float]:
+    """The server CPU per warm invoke (us) of each target with a `server_pid`: the scheduler's own count for
+    that process (schedstat, ns) before and after each batch of `batch` back-to-back invokes, in `batches`
+    rounds (A A A B B B ..., so a drift in the machine's load hits all alike). Back to back, as a warm path
+    runs: interleaved one by one (A B A B), each invoke finds its server idle since the last, and cost it
+    ~30% more CPU here (~2x for the Python floor; ab_cpu.py's batches agree with back to back). Each target
+    measured needs a server process of its own: one serving two targets would be counted for both."""
+    measured = [target for target in targets if target.server_pid]
+    spent_ns = dict.fromkeys((target.name for target in measured), 0)
+    for _ in range(batches):
+        for target in measured:
+            before = cpu_ns(target.server_pid)
+            warm_samples([target], payload, batch, 0, tick)
+            spent_ns[target.name] += cpu_ns(target.server_pid) - before
+    return {name: spent / (batches * batch) / 1e3 for name, spent in spent_ns.items()}
 
 
 @dataclass(slots=True)

@@ -26,12 +26,21 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
     found = peers.discover(rie=rie)
     assert not any(line.startswith("RIE") for line in found.skipped)
     found.runtimes = [runtime for runtime in found.runtimes if runtime.name == "rapidboot"]  # keep it short
-    plan = suite.Plan(init_rounds=2, warm_samples={"1 KB": 4}, warm_warmups={"1 KB": 1})
+    plan = suite.Plan(
+        init_rounds=2,
+        warm_samples={"1 KB": 4},
+        warm_warmups={"1 KB": 1},
+        python_floor_samples=4,
+        python_floor_warmups=1,
+        python_floor_batches=2,
+        python_floor_batch=2,
+    )
     stream = io.StringIO()
     results = Results("rapidboot bench --rie", True, "now", {})
     suite.run(["init", "warm"], found, plan, suite.Progress(stream, 2), results, tmp_path)
 
-    warm, on_emulator = results.rows[-2:]
+    by_key = {row.key: row for row in results.rows}
+    warm, on_emulator = by_key["warm.1KB"], by_key["warm.1KB.rie"]
     assert [entry.name for entry in warm.entries] == ["rapidboot", "rie+rapidboot", "floor"]
     assert all(len(entry.samples) == 4 for entry in warm.entries)
     assert warm.floor_ratio() is not None and warm.best_peer() is None  # our bootstrap on RIE is no peer
@@ -42,7 +51,19 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
         ("rie+rapidboot", "ours"),
         ("floor", "reference"),
     ]
-    reported = next(row for row in results.rows if row.key == "init.report")
+    # Beside the Python server floor: the same server, python_floor.py's relay, the floor; both servers' CPU.
+    python_floor = by_key["warm.1KB.python_floor"]
+    assert [(e.name, e.role, len(e.samples)) for e in python_floor.entries] == [
+        ("rapidboot", "ours", 4),
+        (suite.PYTHON_FLOOR, "reference", 4),
+        ("floor", "reference", 4),
+    ]
+    server_cpu_us = python_floor.params["server_cpu_us"]
+    assert set(server_cpu_us) == {"rapidboot", suite.PYTHON_FLOOR} and all(
+        v > 0 for v in server_cpu_us.values()
+    )
+    assert "issue 18's target 1.6 x" in python_floor.note
+    reported = by_key["init.report"]
     emulated = reported.entry("rie+rapidboot")
     assert emulated is not None and len(emulated.samples) == 2 and all(v > 0 for v in emulated.samples)
     assert reported.best_peer() is None  # an emulator's Init Duration is shown, never the ratio's base
