@@ -28,9 +28,9 @@ from .config import ServerConfig
 from .control_plane import routes
 from .control_plane.functions import ControlPlane
 from .control_plane.shapes import configuration
-from .environment import Invocation
+from .data_plane.environment import Invocation
+from .data_plane.function import Function
 from .errors import ServiceError
-from .function import Function
 from .http import ConnectionPolicy, Handler, Request, Response
 from .observability import routes as observability
 from .observability.console import Console

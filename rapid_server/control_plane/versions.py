@@ -25,9 +25,9 @@ from rapidboot.layers import LayerError, prepare_function
 
 from .. import errors
 from ..config import ConfigError
+from ..data_plane.function import Function
 from ..dispatcher import EventTarget, latest_only
 from ..errors import ServiceError
-from ..function import Function
 from . import settings, shapes
 from .functions import _invalid, function_config
 from .version_store import StoredVersion, VersionStore

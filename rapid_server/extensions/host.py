@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .. import errors, rendering
-from ..logs import LogSink
-from ..output import OutputRelay
-from ..process import RuntimeProcess, spawn_runtime
+from ..data_plane.logs import LogSink
+from ..data_plane.output import OutputRelay
+from ..data_plane.process import RuntimeProcess, spawn_runtime
 from . import events
 from .agents import Agent, Agents, AgentState
 from .telemetry import PORTS, TelemetryHub
 
 if TYPE_CHECKING:
-    from ..limits import EnvironmentLimits
+    from ..data_plane.limits import EnvironmentLimits
 
 SHUTDOWN_EXTERNAL_MS = 2000
 SHUTDOWN_INTERNAL_MS = 500

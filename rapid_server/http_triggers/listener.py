@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import invoke_api
-from ..environment import Invocation, InvokeResult
+from ..data_plane.environment import Invocation, InvokeResult
+from ..data_plane.function import Function
 from ..errors import ServiceError
-from ..function import Function
 from ..http import Connection, Request, Response, bound_port, start_listener
 from ..response_stream import ResponseStream
 from ..server_state import ServerState

@@ -35,22 +35,22 @@ import orjson
 
 from rapidboot.layers import PreparedFunction
 
-from . import errors, rendering
-from .config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command
-from .http import BodyReceiver, Connection, Response, bound_port, start_listener
+from .. import errors, rendering
+from ..config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command
+from ..http import BodyReceiver, Connection, Response, bound_port, start_listener
+from ..response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
 from .peers import PeerCheck
 from .process import RuntimeProcess, spawn_runtime
-from .response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .state import Event, State, StateMachine
 
 if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
     from .snapstart import ForkedProcess, Template
 if TYPE_CHECKING:
-    from .extensions.host import ExtensionsHost
-    from .http import Request
+    from ..extensions.host import ExtensionsHost
+    from ..http import Request
 
 INIT_TIMEOUT_S = 10.0
 # RAPID's limit on a buffered response: 6 MiB + 100 bytes (reference section 1).
@@ -1001,7 +1001,7 @@ class Environment:
     async def _launch_extensions(self, environ: dict[str, str]) -> bool:
         """Start `<opt>/extensions/*` and let them register before the runtime starts, as the service does.
         False if that failed (the environment has then ended, its first invoke says why)."""
-        from .extensions.launch import find_executables  # only for functions with layers
+        from ..extensions.launch import find_executables  # only for functions with layers
 
         executables = find_executables(self._package.opt_dir)
         if not executables:
@@ -1022,7 +1022,7 @@ class Environment:
         """This environment's extensions, created at the first need: the external ones at start, else the
         first registration of an internal one."""
         if self._extensions is None:
-            from .extensions.host import ExtensionsHost
+            from ..extensions.host import ExtensionsHost
 
             structured = self.config.environment.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
             host = ExtensionsHost(
@@ -1045,7 +1045,7 @@ class Environment:
 
     def extensions_request(self, request: Request) -> Response | None:
         """An Extensions, Telemetry or Logs API request (extensions/api.py)."""
-        from .extensions import api
+        from ..extensions import api
 
         return api.handle(request, self.extensions_host(), self.config.handler, self.function_arn)
 
@@ -1297,7 +1297,8 @@ def process_environment(
         )
         if (value := os.environ.get(key)) is not None
     }
-    runtime_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The folder that holds rapid_server/ and runtime/ (this file is rapid_server/data_plane/environment.py).
+    runtime_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     task_root, opt = package.task_root, package.opt_dir
     env.update(
         {

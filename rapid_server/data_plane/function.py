@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import PreparedFunction
 
-from . import errors, rendering
+from .. import errors, rendering
+from ..config import FunctionConfig, bootstrap_command
+from ..errors import ServiceError
 from .concurrency import ConcurrencyLimiter
-from .config import FunctionConfig, bootstrap_command
 from .environment import (
     Environment,
     Invocation,
@@ -35,7 +36,6 @@ from .environment import (
     RuntimeBusy,
     process_environment,
 )
-from .errors import ServiceError
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
