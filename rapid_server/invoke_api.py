@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from . import errors, recursion, rendering, tenancy
-from .async_queue import NewEvent
+from .async_invokes.async_queue import NewEvent
 from .config import ServerConfig
 from .control_plane import routes
 from .control_plane.functions import ControlPlane

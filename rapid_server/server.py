@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import invoke_api
-from .async_queue import AsyncQueue, QueueError
+from .async_invokes.async_queue import AsyncQueue, QueueError
+from .async_invokes.dispatcher import Dispatcher
 from .config import ConfigError, FunctionConfig, ServerConfig
 from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
@@ -22,7 +23,6 @@ from .data_plane.environment import SHUTDOWN_GRACE_S
 from .data_plane.limits import LimitsFactory, detect_limits
 from .data_plane.logs import LogSink
 from .data_plane.peers import PeerCheck, detect_peer_check
-from .dispatcher import Dispatcher
 from .host import Host
 from .http import bound_port, start_listener
 from .loop import LoopName, loop_factory, loop_name

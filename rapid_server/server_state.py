@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import LayerError, PreparedFunction, prepare_function
 
+from .async_invokes.dispatcher import Dispatcher
 from .config import ConfigError, FunctionConfig, ServerConfig
 from .data_plane.concurrency import ConcurrencyLimiter
 from .data_plane.function import Function
 from .data_plane.limits import LimitsFactory
 from .data_plane.logs import LogSink
 from .data_plane.peers import PeerCheck
-from .dispatcher import Dispatcher
 from .observability.metrics import Metrics
 
 if TYPE_CHECKING:

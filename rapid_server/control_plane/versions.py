@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 from rapidboot.layers import LayerError, prepare_function
 
 from .. import errors
+from ..async_invokes.dispatcher import EventTarget, latest_only
 from ..config import ConfigError
 from ..data_plane.function import Function
-from ..dispatcher import EventTarget, latest_only
 from ..errors import ServiceError
 from . import settings, shapes
 from .functions import _invalid, function_config
