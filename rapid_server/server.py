@@ -12,7 +12,6 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from . import invoke_api
 from .async_invokes.async_queue import AsyncQueue, QueueError
 from .async_invokes.dispatcher import Dispatcher
 from .config import ConfigError, FunctionConfig, ServerConfig
@@ -25,6 +24,7 @@ from .data_plane.logs import LogSink
 from .data_plane.peers import PeerCheck, detect_peer_check
 from .host import Host
 from .http import bound_port, start_listener
+from .invoke import invoke_api
 from .loop import LoopName, loop_factory, loop_name
 from .server_state import ServerState
 

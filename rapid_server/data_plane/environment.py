@@ -38,7 +38,7 @@ from rapidboot.layers import PreparedFunction
 from .. import errors, rendering
 from ..config import OPT_DIR_VARIABLE, FunctionConfig, bootstrap_command
 from ..http import BodyReceiver, Connection, Response, bound_port, start_listener
-from ..response_stream import MAX_STREAMED_BYTES, ResponseStream
+from ..invoke.response_stream import MAX_STREAMED_BYTES, ResponseStream
 from .limits import EnvironmentLimits
 from .logs import LogSink
 from .output import OutputRelay
