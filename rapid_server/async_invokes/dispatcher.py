@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 from .. import rendering
 from ..config import FunctionConfig
-from ..data_plane.environment import Invocation
 from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation
 from ..data_plane.logs import LogSink
 from ..errors import ServiceError
 from .async_queue import AsyncQueue, NewEvent, QueuedEvent

@@ -275,9 +275,7 @@ class DurableService:
     async def _invoke_once(self, execution: Execution, function: Function) -> tuple[str, Any] | None:
         """One invocation; returns the execution's outcome, or None when it is PENDING (or to be retried,
         with `execution.attempts` counting the failures)."""
-        from ..data_plane.environment import (
-            Invocation,  # lazy: environment imports much that this module needs not
-        )
+        from ..data_plane.invocation import Invocation  # lazy: only once an execution runs
 
         token = _new_token()
         execution.record["_Token"] = token
@@ -550,7 +548,7 @@ class DurableService:
     async def _chained_invoke(self, execution: Execution, op: ops.Operation) -> None:
         """Invoke another function of this server with the operation's input; its answer completes the
         operation (a durable target runs as an execution of its own, awaited)."""
-        from ..data_plane.environment import Invocation
+        from ..data_plane.invocation import Invocation
 
         name = str(op["_Function"]).split(":function:")[-1].split(":")[0]
         target = self._functions.get(name)

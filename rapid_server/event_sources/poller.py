@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..data_plane.environment import Invocation
+from ..data_plane.invocation import Invocation
 from ..errors import ServiceError
 from . import batch
 from .mapping import RECEIVE_MAX, EventSourceMapping

@@ -1,5 +1,6 @@
 """One environment's extensions: their processes, their Extensions API state (`agents.py`) and their
-telemetry (`telemetry.py`), behind the few calls `environment.py` makes at its lifecycle's points.
+telemetry (`telemetry.py`), behind the few calls the environment (data_plane/environment.py and
+extension_hooks.py) makes at its lifecycle's points.
 
 Lifecycle as the service's (reference sections 3 and 4):
 - Init: external extensions start first and register; then the runtime starts (it may register internal

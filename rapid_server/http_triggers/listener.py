@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..data_plane.environment import Invocation, InvokeResult
 from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation, InvokeResult
 from ..errors import ServiceError
 from ..http import Connection, Request, Response, bound_port, start_listener
 from ..invoke import invoke_api

@@ -28,8 +28,8 @@ from ..config import ServerConfig
 from ..control_plane import routes
 from ..control_plane.functions import ControlPlane
 from ..control_plane.shapes import configuration
-from ..data_plane.environment import Invocation
 from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation
 from ..errors import ServiceError
 from ..http import ConnectionPolicy, Handler, Request, Response
 from ..observability import routes as observability

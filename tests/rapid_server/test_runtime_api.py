@@ -24,9 +24,9 @@ import pytest
 from rapidboot.layers import PreparedFunction
 from rapidboot.rapid_server.config import FunctionConfig
 from rapidboot.rapid_server.data_plane import environment as environment_module
-from rapidboot.rapid_server.data_plane.environment import (
+from rapidboot.rapid_server.data_plane.environment import Environment
+from rapidboot.rapid_server.data_plane.invocation import (
     MAX_RESPONSE_BYTES,
-    Environment,
     Invocation,
     InvokeResult,
     NotDispatched,
