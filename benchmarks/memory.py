@@ -33,7 +33,7 @@ class Memory:
 
 def children(pid: int) -> list[int]:
     """Direct children of `pid` that are runtimes (each leads its own session): not the server's one
-    supervisor process (rapid_server/containment.py), whose RSS is the server's own cost."""
+    supervisor process (rapid_server/data_plane/containment.py), whose RSS is the server's own cost."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

@@ -1,4 +1,5 @@
-"""The Runtime API's per-connection peer check (rapid_server/peers.py), paid once per accepted connection.
+"""The Runtime API's per-connection peer check (rapid_server/data_plane/peers.py), paid once per accepted
+connection.
 
 `pytest benchmarks/test_micro_peers.py` (pytest-benchmark) times the check on one connection; run as a
 script, it opens many fresh connections from a child process and reports the median per connection:
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from rapidboot.rapid_server.peers import PeerCheck, detect_peer_check
+from rapidboot.rapid_server.data_plane.peers import PeerCheck, detect_peer_check
 
 # A child that opens `count` connections one after another, each held until the parent says "next".
 _CONNECTOR = """

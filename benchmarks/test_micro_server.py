@@ -8,9 +8,11 @@ from typing import Any, cast
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from rapidboot.rapid_server import invoke_api, rendering, runtime_api
-from rapidboot.rapid_server.environment import Environment
+from rapidboot.rapid_server import rendering
+from rapidboot.rapid_server.data_plane import runtime_api
+from rapidboot.rapid_server.data_plane.environment import Environment
 from rapidboot.rapid_server.http import HttpProtocol, Response
+from rapidboot.rapid_server.invoke import invoke_api
 
 EVENT = b'{"data": "' + b"x" * 1012 + b'"}'
 RESPONSE_POST = (

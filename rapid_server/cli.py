@@ -618,7 +618,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from .invoke_command import invoke  # an HTTP client, which serving does not need
+    from .invoke.invoke_command import invoke  # an HTTP client, which serving does not need
 
     return invoke(args)
 

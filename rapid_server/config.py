@@ -173,8 +173,8 @@ class FunctionConfig:
     # "$LATEST", or the number of a published version (control_plane/versions.py): what the runtime sees
     # as AWS_LAMBDA_FUNCTION_VERSION and in its log stream's name.
     version: str = "$LATEST"
-    # SnapStart (rapid_server/snapstart.py): Init runs once in a template process, and each new environment
-    # is a fork of it. Our runtime only.
+    # SnapStart (rapid_server/data_plane/snapstart.py): Init runs once in a template process, and each new
+    # environment is a fork of it. Our runtime only.
     snap_start: bool = False
     # SQS queues polled for this function (event source mappings), from a template or rapidboot.toml.
     event_sources: tuple[SqsSource, ...] = ()

@@ -1,8 +1,8 @@
 """What of Linux this host offers the server: chosen once at start, passed down, said in the startup line.
 
-The server leans on three Linux features, each with a fallback:
+The server leans on three Linux features, each with a fallback (the modules named are data_plane/'s):
 - pidfds (Linux >= 5.3): a runtime's exit is an event on the loop; else the process is polled (process.py);
-- /proc: peak memory and its limit by RSS watching (memory.py), a pending SIGKILL (environment.py), and who
+- /proc: peak memory and its limit by RSS watching (memory.py), a pending SIGKILL (process_setup.py), and who
   holds a Runtime API connection (peers.py); else memory is neither limited nor measured, and the Runtime
   API is open to any local process;
 - cgroups: memory limits by the kernel and containment (limits.py, containment.py); else an environment's

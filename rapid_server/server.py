@@ -12,20 +12,20 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from . import invoke_api
-from .async_queue import AsyncQueue, QueueError
+from .async_invokes.async_queue import AsyncQueue, QueueError
+from .async_invokes.dispatcher import Dispatcher
 from .config import ConfigError, FunctionConfig, ServerConfig
-from .containment import Supervisor, end_dead_servers, write_record
 from .control_plane.functions import ControlPlane, stored_functions
 from .control_plane.store import FunctionStore
-from .dispatcher import Dispatcher
-from .environment import SHUTDOWN_GRACE_S
+from .data_plane.containment import Supervisor, end_dead_servers, write_record
+from .data_plane.environment import SHUTDOWN_GRACE_S
+from .data_plane.limits import LimitsFactory, detect_limits
+from .data_plane.logs import LogSink
+from .data_plane.peers import PeerCheck, detect_peer_check
 from .host import Host
 from .http import bound_port, start_listener
-from .limits import LimitsFactory, detect_limits
-from .logs import LogSink
+from .invoke import invoke_api
 from .loop import LoopName, loop_factory, loop_name
-from .peers import PeerCheck, detect_peer_check
 from .server_state import ServerState
 
 if TYPE_CHECKING:

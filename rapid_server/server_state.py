@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import LayerError, PreparedFunction, prepare_function
 
-from .concurrency import ConcurrencyLimiter
+from .async_invokes.dispatcher import Dispatcher
 from .config import ConfigError, FunctionConfig, ServerConfig
-from .dispatcher import Dispatcher
-from .function import Function
-from .limits import LimitsFactory
-from .logs import LogSink
+from .data_plane.concurrency import ConcurrencyLimiter
+from .data_plane.function import Function
+from .data_plane.limits import LimitsFactory
+from .data_plane.logs import LogSink
+from .data_plane.peers import PeerCheck
 from .observability.metrics import Metrics
-from .peers import PeerCheck
 
 if TYPE_CHECKING:
     from .definitions.template import TemplateDefinition

@@ -24,10 +24,10 @@ from rapidboot.layers.function import directory_size
 
 from .. import errors
 from ..config import ConfigError, FunctionConfig, validate_function, with_snap_start
+from ..data_plane.function import Function
 from ..errors import ServiceError
-from ..function import Function
+from ..invoke.tenancy import tenancy_setting
 from ..server_state import ServerState
-from ..tenancy import tenancy_setting
 from . import code_limits
 from .layers import Layers, LayerStore
 from .overlay import Overlay

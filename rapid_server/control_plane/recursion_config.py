@@ -1,5 +1,6 @@
 """PutFunctionRecursionConfig / GetFunctionRecursionConfig: whether a recursive loop through the function
-is stopped (`Terminate`, the default) or let run (`Allow`). The invoke side is rapid_server/recursion.py.
+is stopped (`Terminate`, the default) or let run (`Allow`). The invoke side is
+rapid_server/invoke/recursion.py.
 
 The setting is kept in the store for a function the API created. For a function of the configuration it
 may be set only with `serve --allow-updates`, and then lives in memory, as that flag's other updates do.
@@ -7,7 +8,7 @@ may be set only with `serve --allow-updates`, and then lives in memory, as that 
 
 from __future__ import annotations
 
-from ..recursion import ALLOW, MODES, TERMINATE
+from ..invoke.recursion import ALLOW, MODES, TERMINATE
 from .functions import ControlPlane, _invalid
 
 

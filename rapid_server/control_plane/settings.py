@@ -25,7 +25,7 @@ from ..errors import ServiceError
 
 if TYPE_CHECKING:
     from ..config import FunctionConfig
-    from ..function import Function
+    from ..data_plane.function import Function
     from .functions import ControlPlane
     from .store import StoredFunction
 

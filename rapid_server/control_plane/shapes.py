@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..function import Function
+from ..data_plane.function import Function
 from ..server_state import ServerState
 from .settings import configuration_layers, function_extras
 from .store import StoredFunction

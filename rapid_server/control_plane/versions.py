@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from rapidboot.layers import LayerError, prepare_function
 
 from .. import errors
+from ..async_invokes.dispatcher import EventTarget, latest_only
 from ..config import ConfigError
-from ..dispatcher import EventTarget, latest_only
+from ..data_plane.function import Function
 from ..errors import ServiceError
-from ..function import Function
 from . import settings, shapes
 from .functions import _invalid, function_config
 from .version_store import StoredVersion, VersionStore

@@ -19,7 +19,7 @@ from . import operations as ops
 from .service import DurableService
 
 if TYPE_CHECKING:
-    from ..function import Function
+    from ..data_plane.function import Function
 
 # Any label, as the path is percent-decoded (an ARN's "/" arrives as "/"): what it may be is for the
 # operation to say (the model's pattern), not the route's.

@@ -31,7 +31,7 @@ from . import operations as ops
 from .store import DurableStore, Write
 
 if TYPE_CHECKING:
-    from ..function import Function
+    from ..data_plane.function import Function
 
 INVOCATION_ATTEMPTS = 3  # an invocation that fails is tried again twice, 1 s then 2 s later (scaled)
 INVALID_TOKEN = "Invalid checkpoint token"  # the SDK's retryable prefix (its INVALID_CHECKPOINT_TOKEN_PREFIX)
@@ -275,7 +275,7 @@ class DurableService:
     async def _invoke_once(self, execution: Execution, function: Function) -> tuple[str, Any] | None:
         """One invocation; returns the execution's outcome, or None when it is PENDING (or to be retried,
         with `execution.attempts` counting the failures)."""
-        from ..environment import Invocation  # lazy: environment imports much that this module needs not
+        from ..data_plane.invocation import Invocation  # lazy: only once an execution runs
 
         token = _new_token()
         execution.record["_Token"] = token
@@ -548,7 +548,7 @@ class DurableService:
     async def _chained_invoke(self, execution: Execution, op: ops.Operation) -> None:
         """Invoke another function of this server with the operation's input; its answer completes the
         operation (a durable target runs as an execution of its own, awaited)."""
-        from ..environment import Invocation
+        from ..data_plane.invocation import Invocation
 
         name = str(op["_Function"]).split(":function:")[-1].split(":")[0]
         target = self._functions.get(name)

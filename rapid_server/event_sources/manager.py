@@ -35,7 +35,7 @@ from .sqs import LONG_POLL_S
 from .store import MappingStore
 
 if TYPE_CHECKING:
-    from ..function import Function
+    from ..data_plane.function import Function
     from ..server_state import ServerState
 
 RESOURCE_CONFLICT = "ResourceConflictException"

@@ -34,14 +34,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..environment import Invocation
+from ..data_plane.invocation import Invocation
 from ..errors import ServiceError
 from . import batch
 from .mapping import RECEIVE_MAX, EventSourceMapping
 from .sqs import LONG_POLL_S, QueueProblem, SqsQueue
 
 if TYPE_CHECKING:
-    from ..function import Function
+    from ..data_plane.function import Function
 
 DEFAULT_MAX_POLLERS = 10  # without ScalingConfig: the machine's cores, not the account, bound a local run
 MAX_PAYLOAD_BYTES = 6_291_456  # a sync invoke's payload limit: a batching window stops gathering before it

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..async_queue import NewEvent
+from ..async_invokes.async_queue import NewEvent
 from .expressions import ScheduleExpression, next_firings
 
 if TYPE_CHECKING:

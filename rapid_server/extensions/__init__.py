@@ -6,7 +6,7 @@
 - `events.py`: the Telemetry API `2022-07-01` records (`{"time","type","record"}`), built in one place.
 - `telemetry.py`: subscriptions, their bounded buffers and the in-order HTTP delivery.
 - `api.py`: the routes, on the same listener as the Runtime API (`AWS_LAMBDA_RUNTIME_API`).
-- `host.py`: one environment's extensions, the few hooks `environment.py` calls.
+- `host.py`: one environment's extensions, the few hooks `data_plane/extension_hooks.py` calls.
 
 Nothing here is imported for a function without extensions (checked in the environment's start).
 """

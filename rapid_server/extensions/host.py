@@ -1,5 +1,6 @@
 """One environment's extensions: their processes, their Extensions API state (`agents.py`) and their
-telemetry (`telemetry.py`), behind the few calls `environment.py` makes at its lifecycle's points.
+telemetry (`telemetry.py`), behind the few calls the environment (data_plane/environment.py and
+extension_hooks.py) makes at its lifecycle's points.
 
 Lifecycle as the service's (reference sections 3 and 4):
 - Init: external extensions start first and register; then the runtime starts (it may register internal
@@ -28,15 +29,15 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .. import errors, rendering
-from ..logs import LogSink
-from ..output import OutputRelay
-from ..process import RuntimeProcess, spawn_runtime
+from ..data_plane.logs import LogSink
+from ..data_plane.output import OutputRelay
+from ..data_plane.process import RuntimeProcess, spawn_runtime
 from . import events
 from .agents import Agent, Agents, AgentState
 from .telemetry import PORTS, TelemetryHub
 
 if TYPE_CHECKING:
-    from ..limits import EnvironmentLimits
+    from ..data_plane.limits import EnvironmentLimits
 
 SHUTDOWN_EXTERNAL_MS = 2000
 SHUTDOWN_INTERNAL_MS = 500

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import invoke_api
-from ..environment import Invocation, InvokeResult
+from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation, InvokeResult
 from ..errors import ServiceError
-from ..function import Function
 from ..http import Connection, Request, Response, bound_port, start_listener
-from ..response_stream import ResponseStream
+from ..invoke import invoke_api
+from ..invoke.response_stream import ResponseStream
 from ..server_state import ServerState
 from . import responses
 from .events import Origin, build_event

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ..function import PROVISIONED
+from ..data_plane.function import PROVISIONED
 from ..server_state import ServerState
 from .metrics import AGE_BOUNDS_S, DURATION_BOUNDS_S, FunctionFigures
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..environment import Environment
+    from ..data_plane.environment import Environment
 
 # Duration's histogram bounds, in seconds (Prometheus' unit): fine where warm invokes are (well under a
 # millisecond here) and up to Lambda's 900 s timeout.

@@ -219,7 +219,7 @@ def process_info(pid: int) -> ProcessInfo | None:
 
 
 def is_supervisor(process: ProcessInfo) -> bool:
-    """The server's one supervisor process (rapid_server/containment.py), not an environment's."""
+    """The server's one supervisor process (rapid_server/data_plane/containment.py), not an environment's."""
     return " supervise " in process.cmdline
 
 

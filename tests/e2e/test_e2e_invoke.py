@@ -425,7 +425,8 @@ def test_report_line_fields(suite_server: RapidServer, portable: bool) -> None:
         assert report.status is None
         assert report.error_type is None
         assert report.memory_size_mb == 128
-        if portable:  # not measured there, and the line keeps Lambda's shape (rapid_server/limits.py)
+        # Not measured there, and the line keeps Lambda's shape (rapid_server/data_plane/limits.py).
+        if portable:
             assert report.max_memory_used_mb == 0, report
         else:
             assert 0 < report.max_memory_used_mb < report.memory_size_mb, report

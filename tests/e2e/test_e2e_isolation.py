@@ -31,7 +31,7 @@ from e2e_harness import (
     write_tables,
 )
 
-from rapidboot.rapid_server.environment import NEXT_GRACE_S
+from rapidboot.rapid_server.data_plane.seats import NEXT_GRACE_S
 
 pytestmark = pytest.mark.e2e
 

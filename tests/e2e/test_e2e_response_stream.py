@@ -14,7 +14,7 @@ import httpx
 import pytest
 from e2e_harness import RapidServer, lambda_client, request_id_of, running_server, write_tables
 
-from rapidboot.rapid_server.eventstream import Decoder
+from rapidboot.rapid_server.invoke.eventstream import Decoder
 
 pytestmark = pytest.mark.e2e
 

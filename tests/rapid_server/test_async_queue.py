@@ -1,6 +1,6 @@
-"""The Event invokes' durable queue (`rapidboot.rapid_server.async_queue`), its retry policy (`dispatcher`),
-the destination record (`destinations`) and their configuration keys. No server: the queue is SQLite on disk,
-and "a server died" is a real process killed with SIGKILL."""
+"""The Event invokes' durable queue (`rapidboot.rapid_server.async_invokes.async_queue`), its retry policy
+(`dispatcher`), the destination record (`destinations`) and their configuration keys. No server: the queue is
+SQLite on disk, and "a server died" is a real process killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -17,16 +17,22 @@ from typing import Any
 import orjson
 import pytest
 
-from rapidboot.rapid_server.async_queue import DATABASE_NAME, SCHEMA_VERSION, AsyncQueue, NewEvent, QueueError
-from rapidboot.rapid_server.config import ConfigError, FunctionConfig, load_toml, validate_function
-from rapidboot.rapid_server.destinations import (
+from rapidboot.rapid_server.async_invokes.async_queue import (
+    DATABASE_NAME,
+    SCHEMA_VERSION,
+    AsyncQueue,
+    NewEvent,
+    QueueError,
+)
+from rapidboot.rapid_server.async_invokes.destinations import (
     RETRIES_EXHAUSTED,
     SUCCESS,
     Outcome,
     append_record,
     build_record,
 )
-from rapidboot.rapid_server.dispatcher import function_error_delay, throttle_delay
+from rapidboot.rapid_server.async_invokes.dispatcher import function_error_delay, throttle_delay
+from rapidboot.rapid_server.config import ConfigError, FunctionConfig, load_toml, validate_function
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
@@ -189,7 +195,7 @@ def test_a_killed_servers_in_flight_events_are_recovered(tmp_path: Path) -> None
         f"""
         import os, signal
         from pathlib import Path
-        from rapidboot.rapid_server.async_queue import AsyncQueue, NewEvent
+        from rapidboot.rapid_server.async_invokes.async_queue import AsyncQueue, NewEvent
         queue = AsyncQueue(Path({str(tmp_path / "async")!r}))
         for request_id in ("a", "b", "c"):
             queue.enqueue(NewEvent(request_id, "f", b"{{}}", "t"), now=0.0)

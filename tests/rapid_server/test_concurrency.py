@@ -1,6 +1,6 @@
-"""Concurrent executions counted like a Lambda account (`rapidboot.rapid_server.concurrency`): reserved
-concurrency is a cap and a guarantee, unreserved functions share what is left, a refusal is a 429 that changes
-nothing."""
+"""Concurrent executions counted like a Lambda account (`rapidboot.rapid_server.data_plane.concurrency`):
+reserved concurrency is a cap and a guarantee, unreserved functions share what is left, a refusal is a 429
+that changes nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapidboot.rapid_server.concurrency import ACCOUNT_LIMIT, RESERVED_LIMIT, ConcurrencyLimiter
+from rapidboot.rapid_server.data_plane.concurrency import ACCOUNT_LIMIT, RESERVED_LIMIT, ConcurrencyLimiter
 from rapidboot.rapid_server.errors import ServiceError
 
 

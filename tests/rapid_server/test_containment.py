@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rapidboot.rapid_server import containment
-from rapidboot.rapid_server.containment import FREEZER, PIDS, V2, Cgroup, Spawner, end_dead_servers
+from rapidboot.rapid_server.data_plane import containment
+from rapidboot.rapid_server.data_plane.containment import FREEZER, PIDS, V2, Cgroup, Spawner, end_dead_servers
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_a_supervisor_whose_server_dies_ends_its_process_groups(
 
 
 def test_without_a_cgroup_the_startup_line_says_containment_is_best_effort(tmp_path: Path) -> None:
-    from rapidboot.rapid_server.limits import LimitsFactory
+    from rapidboot.rapid_server.data_plane.limits import LimitsFactory
 
     description = LimitsFactory(None, tmp_path / "scratch").description
     assert description.endswith(

@@ -17,9 +17,9 @@ from rapidboot.rapid_server.config import ServerConfig, validate_function
 from rapidboot.rapid_server.control_plane import code_limits
 from rapidboot.rapid_server.control_plane.functions import ControlPlane
 from rapidboot.rapid_server.control_plane.store import FunctionStore
+from rapidboot.rapid_server.data_plane.limits import LimitsFactory
+from rapidboot.rapid_server.data_plane.logs import LogSink
 from rapidboot.rapid_server.errors import ServiceError
-from rapidboot.rapid_server.limits import LimitsFactory
-from rapidboot.rapid_server.logs import LogSink
 from rapidboot.rapid_server.server_state import ServerState
 
 

@@ -17,8 +17,8 @@ import pytest
 from rapidboot.rapid_server.config import ServerConfig, validate_function
 from rapidboot.rapid_server.control_plane import shapes
 from rapidboot.rapid_server.control_plane.store import StoredFunction
-from rapidboot.rapid_server.limits import LimitsFactory
-from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.data_plane.limits import LimitsFactory
+from rapidboot.rapid_server.data_plane.logs import LogSink
 from rapidboot.rapid_server.server_state import ServerState
 
 _TYPES = {

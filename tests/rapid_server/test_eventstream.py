@@ -9,7 +9,7 @@ from botocore.eventstream import EventStreamBuffer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapidboot.rapid_server.eventstream import (
+from rapidboot.rapid_server.invoke.eventstream import (
     MAX_CHUNK_PAYLOAD,
     Decoder,
     EventStreamError,

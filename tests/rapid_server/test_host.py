@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from rapidboot.rapid_server.config import ConfigError
+from rapidboot.rapid_server.data_plane.limits import detect_limits
+from rapidboot.rapid_server.data_plane.peers import detect_peer_check
+from rapidboot.rapid_server.data_plane.process import RuntimeProcess
 from rapidboot.rapid_server.host import Host
-from rapidboot.rapid_server.limits import detect_limits
-from rapidboot.rapid_server.peers import detect_peer_check
-from rapidboot.rapid_server.process import RuntimeProcess
 
 PORTABLE = Host.detect({"RAPIDBOOT_PORTABLE": "1"})
 

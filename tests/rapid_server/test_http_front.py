@@ -14,8 +14,9 @@ from typing import Any, cast
 
 import pytest
 
-from rapidboot.rapid_server import rendering, runtime_api
-from rapidboot.rapid_server.environment import Environment
+from rapidboot.rapid_server import rendering
+from rapidboot.rapid_server.data_plane import runtime_api
+from rapidboot.rapid_server.data_plane.environment import Environment
 from rapidboot.rapid_server.http import (
     ConnectionPolicy,
     ConnectionWatch,

@@ -13,9 +13,10 @@ from botocore.loaders import Loader
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapidboot.rapid_server import errors, invoke_api
+from rapidboot.rapid_server import errors
+from rapidboot.rapid_server.data_plane.function import Function
 from rapidboot.rapid_server.errors import ServiceError
-from rapidboot.rapid_server.function import Function
+from rapidboot.rapid_server.invoke import invoke_api
 from rapidboot.rapid_server.server_state import ServerState
 
 MODEL = Loader().load_service_model("lambda", "service-2", api_version="2015-03-31")

@@ -1,6 +1,7 @@
-"""An environment's memory and /tmp limits (`rapidboot.rapid_server.limits`), with real directories and real
-child processes: a scratch directory per environment, its overflow measured in bytes on disk, and a process
-over its memory killed (by peak-RSS watching everywhere, by the kernel where a memory cgroup can be made)."""
+"""An environment's memory and /tmp limits (`rapidboot.rapid_server.data_plane.limits`), with real directories
+and real child processes: a scratch directory per environment, its overflow measured in bytes on disk, and a
+process over its memory killed (by peak-RSS watching everywhere, by the kernel where a memory cgroup can be
+made)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rapidboot.rapid_server import limits as limits_module
-from rapidboot.rapid_server.limits import EnvironmentLimits, LimitsFactory, detect_limits
+from rapidboot.rapid_server.data_plane import limits as limits_module
+from rapidboot.rapid_server.data_plane.limits import EnvironmentLimits, LimitsFactory, detect_limits
 
 MIB = 1024 * 1024
 # Allocates argv[1] MB with every page written, says so, then waits to be killed.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rapidboot.rapid_server.limits import LimitsFactory, make_cgroup_v2_root
+from rapidboot.rapid_server.data_plane.limits import LimitsFactory, make_cgroup_v2_root
 
 MIB = 1024 * 1024
 SERVER_PID = 4242

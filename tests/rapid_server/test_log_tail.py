@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rapidboot.rapid_server.logs import TAIL_BYTES, LogSink
+from rapidboot.rapid_server.data_plane.logs import TAIL_BYTES, LogSink
 
 
 def test_a_tail_keeps_its_own_invokes_lines_as_the_function_wrote_them() -> None:

@@ -10,7 +10,7 @@ import pty
 import select
 import tty
 
-from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.data_plane.logs import LogSink
 
 RECORD = b'[ERROR] CustomError: boom\rTraceback (most recent call last):\r\xc2\xa0 File "/var/task/app.py"'
 

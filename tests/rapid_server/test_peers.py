@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from rapidboot.rapid_server.peers import (
+from rapidboot.rapid_server.data_plane.peers import (
     NetlinkSocketTable,
     PeerCheck,
     PeerLookupError,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapidboot.rapid_server import recursion
+from rapidboot.rapid_server.invoke import recursion
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:looper"
 MINE = recursion.function_hash(ARN)

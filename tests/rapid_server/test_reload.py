@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from rapidboot.rapid_server.concurrency import ConcurrencyLimiter
 from rapidboot.rapid_server.config import (
     ConfigError,
     Definition,
@@ -22,8 +21,9 @@ from rapidboot.rapid_server.config import (
     load_toml,
     validate_function,
 )
-from rapidboot.rapid_server.limits import LimitsFactory
-from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.data_plane.concurrency import ConcurrencyLimiter
+from rapidboot.rapid_server.data_plane.limits import LimitsFactory
+from rapidboot.rapid_server.data_plane.logs import LogSink
 from rapidboot.rapid_server.reload import Reloader, Targets, forget_bytecode, ignored
 from rapidboot.rapid_server.server_state import ServerState
 

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rapidboot.rapid_server.eventstream import Decoder, Message
-from rapidboot.rapid_server.response_stream import ResponseStream
+from rapidboot.rapid_server.invoke.eventstream import Decoder, Message
+from rapidboot.rapid_server.invoke.response_stream import ResponseStream
 
 
 class FakeCaller:

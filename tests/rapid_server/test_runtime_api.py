@@ -22,19 +22,19 @@ from typing import Any
 import pytest
 
 from rapidboot.layers import PreparedFunction
-from rapidboot.rapid_server import environment as environment_module
 from rapidboot.rapid_server.config import FunctionConfig
-from rapidboot.rapid_server.environment import (
+from rapidboot.rapid_server.data_plane import environment as environment_module
+from rapidboot.rapid_server.data_plane.environment import Environment
+from rapidboot.rapid_server.data_plane.invocation import (
     MAX_RESPONSE_BYTES,
-    Environment,
     Invocation,
     InvokeResult,
     NotDispatched,
 )
-from rapidboot.rapid_server.limits import LimitsFactory
-from rapidboot.rapid_server.logs import LogSink
+from rapidboot.rapid_server.data_plane.limits import LimitsFactory
+from rapidboot.rapid_server.data_plane.logs import LogSink
+from rapidboot.rapid_server.data_plane.state import State
 from rapidboot.rapid_server.loop import loop_factory
-from rapidboot.rapid_server.state import State
 
 FAKE_RUNTIME = Path(__file__).parent / "fake_runtimes" / "runtime.py"
 FUNCTION = "fake"

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
-from rapidboot.rapid_server.async_queue import NewEvent
+from rapidboot.rapid_server.async_invokes.async_queue import NewEvent
 from rapidboot.rapid_server.cli import main
 from rapidboot.rapid_server.config import ConfigError, load_toml
 from rapidboot.rapid_server.definitions.template import load_template

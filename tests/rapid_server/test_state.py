@@ -1,5 +1,5 @@
-"""The execution environment's transition table (`rapidboot.rapid_server.state`), checked against an
-independent copy of the lifecycle it is meant to encode (reference section 1 and 4)."""
+"""The execution environment's transition table (`rapidboot.rapid_server.data_plane.state`), checked against
+an independent copy of the lifecycle it is meant to encode (reference section 1 and 4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from rapidboot.rapid_server.state import TRANSITIONS, Event, InvalidTransition, State, StateMachine
+from rapidboot.rapid_server.data_plane.state import TRANSITIONS, Event, InvalidTransition, State, StateMachine
 
 LIVE_STATES = [s for s in State if s is not State.TERMINATED]
 

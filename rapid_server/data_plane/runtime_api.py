@@ -10,9 +10,9 @@ import asyncio
 import base64
 import re
 
-from . import errors, rendering
+from .. import errors, rendering
+from ..http import BodyReceiver, BodyRouter, Handler, Request, Response
 from .environment import Environment
-from .http import BodyReceiver, BodyRouter, Handler, Request, Response
 
 _PREFIX = "/2018-06-01/runtime"
 _NEXT = f"{_PREFIX}/invocation/next"

@@ -24,21 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from rapidboot.layers import PreparedFunction
 
-from . import errors, rendering
+from .. import errors, rendering
+from ..config import FunctionConfig, bootstrap_command
+from ..errors import ServiceError
 from .concurrency import ConcurrencyLimiter
-from .config import FunctionConfig, bootstrap_command
-from .environment import (
-    Environment,
-    Invocation,
-    InvokeResult,
-    NotDispatched,
-    RuntimeBusy,
-    process_environment,
-)
-from .errors import ServiceError
+from .environment import Environment
+from .invocation import Invocation, InvokeResult, NotDispatched, RuntimeBusy
 from .limits import LimitsFactory
 from .logs import LogSink
 from .peers import PeerCheck
+from .process_setup import process_environment
 
 if TYPE_CHECKING:  # snapstart.py is imported only where a function has snap_start
     from .snapstart import Template

@@ -39,9 +39,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from . import rendering
+from .. import rendering
+from ..config import FunctionConfig
+from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation
+from ..data_plane.logs import LogSink
+from ..errors import ServiceError
 from .async_queue import AsyncQueue, NewEvent, QueuedEvent
-from .config import FunctionConfig
 from .destinations import (
     EVENT_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
@@ -51,10 +55,6 @@ from .destinations import (
     build_record,
     follow_up_event,
 )
-from .environment import Invocation
-from .errors import ServiceError
-from .function import Function
-from .logs import LogSink
 
 ASYNC_POLLERS_PER_FUNCTION = 10
 THROTTLE_BACKOFF_FIRST_S = 1.0

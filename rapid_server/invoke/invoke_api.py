@@ -22,23 +22,24 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import errors, recursion, rendering, tenancy
-from .async_queue import NewEvent
-from .config import ServerConfig
-from .control_plane import routes
-from .control_plane.functions import ControlPlane
-from .control_plane.shapes import configuration
-from .environment import Invocation
-from .errors import ServiceError
-from .function import Function
-from .http import ConnectionPolicy, Handler, Request, Response
-from .observability import routes as observability
-from .observability.console import Console
+from .. import errors, rendering
+from ..async_invokes.async_queue import NewEvent
+from ..config import ServerConfig
+from ..control_plane import routes
+from ..control_plane.functions import ControlPlane
+from ..control_plane.shapes import configuration
+from ..data_plane.function import Function
+from ..data_plane.invocation import Invocation
+from ..errors import ServiceError
+from ..http import ConnectionPolicy, Handler, Request, Response
+from ..observability import routes as observability
+from ..observability.console import Console
+from ..server_state import ServerState
+from . import recursion, tenancy
 from .response_stream import ResponseStream
-from .server_state import ServerState
 
 if TYPE_CHECKING:
-    from .durable.service import DurableService
+    from ..durable.service import DurableService
 
 MAX_SYNC_PAYLOAD_BYTES = 6_291_456
 MAX_CLIENT_CONTEXT_BYTES = 3583
@@ -100,7 +101,7 @@ def make_handler(
                     raise _unknown_operation(request)
                 return await _invoke(state, control, request, match["name"], request_id, streaming=True)
             if durable is not None and request.path.startswith("/2025-12-01/"):
-                from .durable import routes as durable_routes
+                from ..durable import routes as durable_routes
 
                 answer = await durable_routes.handle(durable(), request, request_id)
                 if answer is not None:
@@ -150,7 +151,7 @@ async def _invoke(
             400, errors.INVALID_PARAMETER_VALUE, f"X-Amz-Log-Type: {log_type!r} is not one of None, Tail"
         )
     if durable is not None and function.config.durable is not None and invocation_type != "DryRun":
-        from .durable.routes import invoke as durable_invoke
+        from ..durable.routes import invoke as durable_invoke
 
         payload = _accept_payload(request, invocation_type)
         return await durable_invoke(durable(), function, payload, request, request_id, executed_version)

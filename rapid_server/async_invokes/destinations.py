@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from ..config import Destination
 from .async_queue import NewEvent, QueuedEvent
-from .config import Destination
 
 SUCCESS = "Success"
 RETRIES_EXHAUSTED = "RetriesExhausted"

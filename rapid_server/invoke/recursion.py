@@ -20,8 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from . import errors
-from .errors import ServiceError
+from .. import errors
+from ..errors import ServiceError
 
 MAX_INVOKES = 16  # a function runs at most this many times in one chain
 ALLOW = "Allow"

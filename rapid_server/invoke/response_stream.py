@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import orjson
 
+from ..http import Connection
 from . import eventstream
-from .http import Connection
 
 # Lambda streams at most 200 MB per response (reference section 1); past it the caller is told.
 MAX_STREAMED_BYTES = 200 * 1024 * 1024

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from .config import ConfigError
+from ..config import ConfigError
 from .eventstream import Decoder, EventStreamError
 
 

@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from .observability.metrics import Metrics
+    from ..observability.metrics import Metrics
 
 TAIL_BYTES = 4096  # X-Amz-Log-Result: the last 4 KB of the invoke's log (reference section 2)
 _CONTINUATION = b"\n    "  # on a terminal, what a `\r` inside a record becomes

@@ -31,7 +31,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 
-from .host import LINUX, Host
+from ..host import LINUX, Host
 from .memory import process_tree
 
 _NETLINK_SOCK_DIAG = 4

@@ -35,7 +35,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from ..config import ConfigError
+from ..host import LINUX, Host
 from .containment import (
     FREEZER,
     PIDS,
@@ -49,7 +50,6 @@ from .containment import (
     remove_stale_roots,
     remove_tree,
 )
-from .host import LINUX, Host
 from .memory import PeakMemory
 
 _MIB = 1024 * 1024

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import errors
-from .errors import ServiceError
+from .. import errors
+from ..errors import ServiceError
 
 # The `Reason` values of reference section 2 that a local server can produce.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from . import errors
-from .config import FunctionConfig
-from .errors import ServiceError
+from .. import errors
+from ..config import FunctionConfig
+from ..errors import ServiceError
 
 HEADER = "x-amz-tenant-id"
 PER_TENANT = "PER_TENANT"  # the only TenantIsolationMode (botocore's enum)
