@@ -160,10 +160,9 @@ def encode_response(response: Response, keep_alive: bool, head_only: bool = Fals
 
 def _head(status: int, headers: list[tuple[str, str]], framing: bytes, keep_alive: bool) -> list[bytes]:
     """Status line, headers, the body's framing header, and the blank line."""
-    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
-    for name, value in headers:
-        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    parts.append(framing)
+    # One encode for all the fields, not one per field: three answers per warm invoke, ~5 fields each.
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(), fields, framing]
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
@@ -396,7 +395,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._head_bytes = 0
         parsed = httptools.parse_url(self._url)
-        path = unquote(parsed.path.decode("latin-1"))
+        path = parsed.path.decode("latin-1")
+        if "%" in path:  # unquote is a Python function: called only when there is something to decode
+            path = unquote(path)
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self._parser.get_method().decode("ascii")
         request = self._current = Request(method, path, query, self._headers, self._connection)
