@@ -202,7 +202,10 @@ class Environment:
         # Init Duration goes on an on-demand environment's first REPORT only; a provisioned environment's
         # init happened before anyone invoked it.
         self._init_reported = initialization_type == "provisioned-concurrency"
-        self._init_done: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
+        # Made in the server's loop, and used only in it. Kept: each asyncio.get_running_loop() is a getpid
+        # syscall on Python 3.11 (its fork check), and the invoke path asked three times per invoke.
+        self._loop = asyncio.get_running_loop()
+        self._init_done: asyncio.Future[_Outcome | None] = self._loop.create_future()
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -418,7 +421,7 @@ class Environment:
             flight = self._dispatch(poller, invocation, answer_first)
             # The timeout is one timer that fails the outcome, not a timeout context around a shield: the
             # invoke is never cancelled (Function.invoke), and this saved ~8 us of server CPU per invoke.
-            loop = asyncio.get_running_loop()
+            loop = self._loop
             timer = loop.call_at(loop.time() + timeout_s, _time_up, flight.outcome)
             try:
                 outcome = await flight.outcome
@@ -439,7 +442,7 @@ class Environment:
         if self._extensions is not None and self._after_runtime(request_id, started, duration_ms, outcome):
             return outcome.result  # settled once the extensions are done with it (_settle_after_extensions)
         if answer_first:
-            asyncio.get_running_loop().call_soon(self._settle, request_id, duration_ms, outcome)
+            self._loop.call_soon(self._settle, request_id, duration_ms, outcome)
         else:
             self._settle(request_id, duration_ms, outcome)
         return outcome.result
@@ -716,9 +719,7 @@ class Environment:
         self._drain_output()  # what was printed before belongs to the previous owner
         seat = self._seat_for_dispatch()
         seat.fire(Event.DISPATCH)
-        flight = _InFlight(
-            invocation, seat, asyncio.get_running_loop().create_future(), poller.connection, answer_first
-        )
+        flight = _InFlight(invocation, seat, self._loop.create_future(), poller.connection, answer_first)
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
         self._sink.platform(

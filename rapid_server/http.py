@@ -286,6 +286,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cancel_on_disconnect = cancel_on_disconnect
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set with the transport
         self.socket: socket.socket | None = None
         self.reset = False  # the connection ended with RST: the peer left data unread
         self._connection = Connection(self)
@@ -315,6 +316,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        # Kept for the per-request steps: asyncio.get_running_loop() is a getpid syscall on Python 3.11.
+        with contextlib.suppress(RuntimeError):  # none when a unit test drives the protocol by hand
+            self._loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         self.socket = sock
         if self._admit is not None and sock is not None and not self._admit(sock):
@@ -478,7 +482,8 @@ class HttpProtocol(asyncio.Protocol):
             self._head_only = request.method == "HEAD"
             self._busy = True
             if self._handler_is_async:
-                self._worker = asyncio.get_running_loop().create_task(self._await(request))
+                loop = self._loop or asyncio.get_running_loop()
+                self._worker = loop.create_task(self._await(request))
                 continue
             try:
                 response = cast(SyncHandler, self._handler)(request)
@@ -532,7 +537,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._queue:
             # Pipelined requests wait for this answer. Handled in a later step, not inside the caller's
             # (e.g. an event being dispatched), whose state is not settled yet.
-            asyncio.get_running_loop().call_soon(self._handle_queued)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._handle_queued)
 
     def start_chunked(self, status: int, headers: list[tuple[str, str]]) -> bool:
         if not self._can_answer():
