@@ -146,23 +146,22 @@ def report_line(
     restore_duration_ms: float | None = None,
 ) -> str:
     """`restore_duration_ms`: a SnapStart environment's first invoke, in the service's words."""
-    fields = [
-        f"REPORT RequestId: {request_id}",
-        f"Duration: {duration_ms:.2f} ms",
-        f"Billed Duration: {billed_ms(duration_ms)} ms",
-        f"Memory Size: {memory_size_mb} MB",
-        f"Max Memory Used: {max_memory_used_mb} MB",
-    ]
+    # One f-string for the fields every REPORT has (one per invoke); the optional ones are rare.
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {billed_ms(duration_ms)} ms\tMemory Size: {memory_size_mb} MB\t"
+        f"Max Memory Used: {max_memory_used_mb} MB"
+    )
     if init_duration_ms is not None:
-        fields.append(f"Init Duration: {init_duration_ms:.2f} ms")
+        line += f"\tInit Duration: {init_duration_ms:.2f} ms"
     if restore_duration_ms is not None:
-        fields.append(f"Restore Duration: {restore_duration_ms:.2f} ms")
-        fields.append(f"Billed Restore Duration: {billed_ms(restore_duration_ms)} ms")
+        line += f"\tRestore Duration: {restore_duration_ms:.2f} ms"
+        line += f"\tBilled Restore Duration: {billed_ms(restore_duration_ms)} ms"
     if status is not None:
-        fields.append(f"Status: {status}")
+        line += f"\tStatus: {status}"
     if error_type is not None:
-        fields.append(f"Error Type: {error_type}")
-    return "\t".join(fields)
+        line += f"\tError Type: {error_type}"
+    return line
 
 
 def init_report_line(init_duration_ms: float, phase: str, status: str, error_type: str | None) -> str:

@@ -82,7 +82,10 @@ class EnvironmentBase:
         # Init Duration goes on an on-demand environment's first REPORT only; a provisioned environment's
         # init happened before anyone invoked it.
         self._init_reported = initialization_type == "provisioned-concurrency"
-        self._init_done: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
+        # Made in the server's loop, and used only in it. Kept: each asyncio.get_running_loop() is a getpid
+        # syscall on Python 3.11 (its fork check), and the invoke path asked three times per invoke.
+        self._loop = asyncio.get_running_loop()
+        self._init_done: asyncio.Future[_Outcome | None] = self._loop.create_future()
         self._init_error: tuple[bytes, str | None] | None = None
         self._sampler: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None

@@ -49,7 +49,7 @@ class LogSink:
     def platform(self, *lines: str, request_id: str | None = None) -> None:
         """Platform lines; those of one invoke (START, END, REPORT, its timeout) name its request id, so
         they go into its tail too."""
-        data = "".join(line + "\n" for line in lines).encode()
+        data = ("\n".join(lines) + "\n").encode()
         if request_id is not None and self._tails:
             self._keep(request_id, data)
         self._write(data)

@@ -136,9 +136,7 @@ class EnvironmentSeats(EnvironmentBase):
         self._drain_output()  # what was printed before belongs to the previous owner
         seat = self._seat_for_dispatch()
         seat.fire(Event.DISPATCH)
-        flight = _InFlight(
-            invocation, seat, asyncio.get_running_loop().create_future(), poller.connection, answer_first
-        )
+        flight = _InFlight(invocation, seat, self._loop.create_future(), poller.connection, answer_first)
         self._inflight[invocation.request_id] = flight
         self._update_output_owner()
         self._sink.platform(

@@ -11,6 +11,10 @@ import enum
 
 
 class State(enum.Enum):
+    # Members are singletons compared by identity: hash them by identity too. Enum's own `__hash__` is a
+    # Python function (hash of the name), called for every transition lookup, several per invoke.
+    __hash__ = object.__hash__
+
     INITIALIZING = "initializing"  # process spawned, runtime has not asked for work yet
     IDLE = "idle"  # runtime is ready for an event (parked on /next)
     INVOKING = "invoking"  # an event was handed over; waiting for its response or error
@@ -20,6 +24,8 @@ class State(enum.Enum):
 
 
 class Event(enum.Enum):
+    __hash__ = object.__hash__  # as State's
+
     NEXT = "next"  # runtime: GET /runtime/invocation/next
     DISPATCH = "dispatch"  # platform: an event handed to a parked /next
     RESPONSE = "response"  # runtime: POST /runtime/invocation/{id}/response

@@ -59,6 +59,7 @@ FUNCTION_NAME_MAX = 256  # the whole name or ARN
 BARE_NAME_MAX = 64  # a name given alone ("If you specify only the function name, it is limited to 64")
 QUALIFIER_MAX = 128
 # FUNCTION_NAME_PATTERN with its parts named; matched in full, ASCII only (`\d` is not Unicode digits).
+_BARE_NAME = re.compile(r"[a-zA-Z0-9\-_.]+", re.ASCII)  # the `name` group of _FUNCTION_NAME, alone
 _FUNCTION_NAME = re.compile(
     r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
     r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
@@ -297,6 +298,12 @@ def _resolve(
     account names no function of ours (404, as any unknown function). Returns the pool the invoke runs
     in, the version it runs (X-Amz-Executed-Version) and the ARN it was invoked by: a version or an
     alias (weighted: drawn per invoke) runs in its own pool (control_plane/versions.py)."""
+    if query_qualifier is None and len(raw_name) <= BARE_NAME_MAX and _BARE_NAME.fullmatch(raw_name):
+        # The usual invoke: a plain name, valid as the general path below would find it, of a function we
+        # have. The same answer as that path's, without its ARN parsing and validation (every invoke).
+        function = state.functions.get(raw_name)
+        if function is not None:
+            return function, LATEST, function.arn
     match = _FUNCTION_NAME.fullmatch(raw_name)
     problems = _validation_problems(raw_name, match is not None, query_qualifier)
     if problems or match is None:
