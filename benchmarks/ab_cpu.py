@@ -209,7 +209,11 @@ def start(name: str, tree: Path, directory: Path) -> Side:
     command = [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--config", str(config)]
     command += ["--port", "0", "--state-dir", str(directory / f"state-{name}")]
     with (directory / f"{name}.log").open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True, env=environ)
+        # Started in the tree: `python -m` puts the working directory first on sys.path, ahead of
+        # PYTHONPATH, and a checkout's `rapidboot/` there would be imported in place of the tree's.
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.PIPE, text=True, env=environ, cwd=tree
+        )
     assert server.stderr is not None
     for line in server.stderr:
         if match := READY.search(line):
@@ -222,6 +226,11 @@ def start(name: str, tree: Path, directory: Path) -> Side:
     if len(runtimes) != 1:
         raise SystemExit(f"{name}: expected one runtime process, found {runtimes}")
     side.runtime_pid = runtimes[0]
+    with open(f"/proc/{side.runtime_pid}/cmdline", "rb") as f:
+        command_line = f.read().replace(b"\0", b" ").decode(errors="replace")
+    if (tree / "bootstrap").is_file() and str(tree.resolve() / "bootstrap") not in command_line:
+        # The server runs the bootstrap next to its own code: any other means it imported another tree.
+        raise SystemExit(f"{name}: the server did not run {tree}'s code (its runtime is {command_line!r})")
     return side
 
 
