@@ -13,6 +13,7 @@ message; an ARN names one of our functions only with our region and account.
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import re
 import time
@@ -384,7 +385,10 @@ def _validated_payload(body: bytes) -> bytes:
     if not body.strip():
         return b"{}"
     try:
-        orjson.loads(body)
+        if len(body) < GC_PAUSE_BYTES:
+            orjson.loads(body)
+        else:
+            _parse_gc_paused(body)
     except orjson.JSONDecodeError as exc:
         raise ServiceError(
             400,
@@ -393,6 +397,26 @@ def _validated_payload(body: bytes) -> bytes:
             + _json_problem(body, exc),
         ) from None
     return body
+
+
+# A large payload is checked with the cyclic garbage collector paused. Parsing builds a container per JSON
+# object and array (~30,000 for the bench's 3 MB event of small records), all dropped at once afterwards,
+# and every 700 allocations started a collection that walked the young ones; with the server's own objects
+# in the older generations, some were full collections. Nothing built here outlives the call, so there is
+# nothing for the collector to find. Measured on the 2-core machine, the bench's 3 MB event through the
+# server (warm, interleaved with the same tree without the pause): server CPU per invoke 42 -> 25 ms.
+GC_PAUSE_BYTES = 256 * 1024
+
+
+def _parse_gc_paused(body: bytes) -> None:
+    if not gc.isenabled():  # paused by someone else: left so
+        orjson.loads(body)
+        return
+    gc.disable()
+    try:
+        orjson.loads(body)
+    finally:
+        gc.enable()
 
 
 def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from types import SimpleNamespace
 from typing import cast
@@ -169,6 +170,33 @@ def test_a_payload_that_is_not_json_says_what_is_wrong(body: bytes, problem: str
         with pytest.raises(orjson.JSONDecodeError) as orjson_says:
             orjson.loads(body)
         assert caught.value.message == prefix + str(orjson_says.value)
+
+
+def large(records: int, tail: bytes = b"") -> bytes:
+    """A payload past GC_PAUSE_BYTES, of many small records (the case the pause is for)."""
+    body = orjson.dumps({"items": [{"id": i, "tags": ["a", "b"]} for i in range(records)]})
+    assert len(body) >= invoke_api.GC_PAUSE_BYTES
+    return body[:-1] + tail + b"}" if tail else body
+
+
+def test_a_large_payload_is_checked_with_the_collector_paused_and_it_is_running_again_after() -> None:
+    valid = large(20_000)
+    assert invoke_api._validated_payload(valid) == valid  # passed through as sent
+    assert gc.isenabled()
+    with pytest.raises(ServiceError) as caught:
+        invoke_api._validated_payload(large(20_000, tail=b",}"))  # a trailing comma at the end
+    assert caught.value.code == errors.INVALID_REQUEST_CONTENT
+    with pytest.raises(orjson.JSONDecodeError) as orjson_says:
+        orjson.loads(large(20_000, tail=b",}"))
+    assert caught.value.message.endswith(str(orjson_says.value))  # the same words as a small payload's
+    assert gc.isenabled(), "running again after a refusal too"
+
+    gc.disable()  # a collector someone else paused is left paused
+    try:
+        invoke_api._validated_payload(valid)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(
