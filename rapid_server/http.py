@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import errno
 import math
+import os
 import socket
 import sys
 from collections import deque
@@ -227,7 +228,7 @@ class Connection:
     def peer_closed(self) -> bool:
         """Whether the peer has already closed its end (its FIN arrived, maybe not yet read by the loop):
         one getsockopt, so a dying runtime's /next is not handed an event."""
-        sock = self._protocol.socket
+        sock = self._protocol.probe
         if sock is None:
             return self._protocol.transport is None
         if _TCP_INFO is None:
@@ -246,13 +247,12 @@ class Connection:
         protocol = self._protocol
         if protocol.reset:
             return True
-        sock = protocol.socket
+        sock = protocol.probe
         if sock is None:
             return False
         try:  # not `contextlib.suppress` (three Python calls): this runs for every invoke
             # The state first: a RST moves the connection out of ESTABLISHED in the same kernel step that
-            # records the error, so an established one needs no second look. On uvloop each getsockopt
-            # builds a socket object (two syscalls).
+            # records the error, so an established one needs no second look.
             if _TCP_INFO is not None:
                 state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)
                 if state and state[0] == _TCP_ESTABLISHED:
@@ -288,6 +288,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # set with the transport
         self.socket: socket.socket | None = None
+        self._probe: socket.socket | None = None  # made at the first look at the connection's state
         self.reset = False  # the connection ended with RST: the peer left data unread
         self._connection = Connection(self)
         self._queue: deque[tuple[Request, bool]] = deque()
@@ -310,6 +311,24 @@ class HttpProtocol(asyncio.Protocol):
         self._head_only = False  # the request being answered is a HEAD: its answer has no body
         self._limit = max_body_size  # of the request being received
         self._head_bytes = 0
+
+    @property
+    def probe(self) -> socket.socket | None:
+        """A socket object of our own for reading this connection's state (getsockopt), None once it has
+        gone. uvloop's `socket` extra is a stand-in that builds a new socket object for every getsockopt
+        (a getsockname and a dup each time); a Runtime API connection's state is read twice per invoke. So
+        the first look makes one, on a duplicate of the descriptor, closed with the connection."""
+        probe = self._probe
+        if probe is None:
+            sock = self.socket
+            if sock is None:
+                return None
+            try:
+                probe = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+            except OSError:
+                return None
+            self._probe = probe
+        return probe
 
     # asyncio.Protocol -------------------------------------------------------------------------------------
 
@@ -365,6 +384,9 @@ class HttpProtocol(asyncio.Protocol):
             receiving.body_aborted()  # a body passed on as it arrived will not end: its receiver must know
         self.transport = None
         self.socket = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         self._queue.clear()
         self._wake_drain_waiters()
         if self._cancel_on_disconnect and self._worker is not None and not self._worker.done():
