@@ -52,4 +52,4 @@ if __name__ == "__main__":
         del socket.TCP_INFO
     sys.addaudithook(_refuse)
     sys.argv = ["rapid_server", *argv]
-    runpy.run_module("rapid_server", run_name="__main__", alter_sys=True)
+    runpy.run_module("rapidboot.rapid_server", run_name="__main__", alter_sys=True)
