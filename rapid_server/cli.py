@@ -535,7 +535,7 @@ def _snap_started(source: DefinitionSource) -> DefinitionSource:
 
 def _default_max_connections() -> int:
     """DEFAULT_MAX_CONNECTIONS, or half the open-files limit if that is lower: the other half is left to the
-    environments (a listener, a pipe and a connection each) and the Event queue."""
+    environments (a listener, a pipe, a connection and its probe each: http.py) and the Event queue."""
     import resource  # only `serve` needs it
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
