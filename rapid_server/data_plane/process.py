@@ -17,7 +17,7 @@ import contextlib
 import os
 import select
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 _POLL_INTERVAL_S = 0.05  # only without pidfds: how late a crash is seen at most
@@ -51,14 +51,9 @@ class RuntimeProcess:
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
         self._poller: asyncio.TimerHandle | None = None
-        self._pidfd: int | None = None
-        if pidfd:
-            with contextlib.suppress(OSError, AttributeError):  # a kernel older than 5.3
-                self._pidfd = os.pidfd_open(self.pid)
+        self._pidfd = watch_exit(self.pid, self._reap) if pidfd else None
         if self._pidfd is None:
             self._poller = loop.call_later(_POLL_INTERVAL_S, self._poll)
-        else:
-            loop.add_reader(self._pidfd, self._reap)
 
     @property
     def returncode(self) -> int | None:
@@ -80,7 +75,9 @@ class RuntimeProcess:
         returncode = self._popen.poll()
         if returncode is None:
             return  # a spurious wake-up: not exited yet
-        self._close_pidfd()
+        if self._pidfd is not None:
+            unwatch_exit(self._pidfd)
+            self._pidfd = None
         if not self._exited.done():
             self._exited.set_result(returncode)
 
@@ -91,9 +88,20 @@ class RuntimeProcess:
         elif not self._exited.done():
             self._exited.set_result(self._popen.returncode)
 
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
+
+def watch_exit(pid: int, on_exit: Callable[[], None]) -> int | None:
+    """A pidfd for `pid`, watched by the running loop: `on_exit` is called once it is readable (the process
+    has exited, reaped or not). None on a kernel without pidfds (older than 5.3), or once `pid` is gone."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+    asyncio.get_running_loop().add_reader(pidfd, on_exit)
+    return pidfd
+
+
+def unwatch_exit(pidfd: int) -> None:
+    """Stop watching a pidfd from `watch_exit`, and close it."""
+    with contextlib.suppress(Exception):
+        asyncio.get_running_loop().remove_reader(pidfd)
+    os.close(pidfd)

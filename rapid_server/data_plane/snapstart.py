@@ -40,7 +40,7 @@ import orjson
 from .containment import pid_alive
 from .logs import LogSink
 from .output import OutputRelay
-from .process import RuntimeProcess
+from .process import RuntimeProcess, unwatch_exit, watch_exit
 
 TEMPLATE_FD_ENV = "_RAPIDBOOT_TEMPLATE_FD"  # runtime/template.py's
 # The template's own Runtime API address: never used (it takes no event); our bootstrap needs one to run.
@@ -292,16 +292,11 @@ class ForkedProcess:
         self._template_alive = template_alive
         loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = loop.create_future()
-        self._pidfd: int | None = None
         self._status_timer: asyncio.TimerHandle | None = None
         self._dead = False  # its pidfd said so; its status may still be on its way
-        if pidfd:
-            with contextlib.suppress(OSError, AttributeError):
-                self._pidfd = os.pidfd_open(pid)
-            if self._pidfd is not None:
-                loop.add_reader(self._pidfd, self._gone)
-            else:  # it exited (and was reaped) before we looked: its status is on its way
-                self._gone()
+        self._pidfd = watch_exit(pid, self._gone) if pidfd else None
+        if pidfd and self._pidfd is None:
+            self._gone()  # it exited (and was reaped) before we looked: its status is on its way
 
     def go(self) -> None:
         """The server knows this runtime now (its Runtime API admits it): it may go on."""
@@ -368,9 +363,7 @@ class ForkedProcess:
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
+            unwatch_exit(self._pidfd)
             self._pidfd = None
 
 
