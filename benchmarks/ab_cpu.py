@@ -37,7 +37,7 @@ from pathlib import Path
 
 from rapidboot.benchmarks.coldstart import HANDLERS
 from rapidboot.benchmarks.invoke_client import InvokeClient
-from rapidboot.benchmarks.local_server import invoke_path
+from rapidboot.benchmarks.local_server import invoke_path, launch_server
 from rapidboot.benchmarks.peers import write_handlers
 from rapidboot.benchmarks.python_floor import PythonFloor
 from rapidboot.benchmarks.stats import percentile
@@ -205,22 +205,15 @@ def start(name: str, tree: Path, directory: Path) -> Side:
         write_handlers(code, "app", HANDLERS["trivial"])
     config = directory / f"{name}.toml"
     config.write_text(f'[functions.echo]\ncode = "{code}"\nhandler = "app.handler"\n')
-    environ = dict(os.environ, PYTHONPATH=str(tree))
-    command = [sys.executable, "-m", "rapidboot.rapid_server", "serve", "--config", str(config)]
-    command += ["--port", "0", "--state-dir", str(directory / f"state-{name}")]
-    with (directory / f"{name}.log").open("w") as log:
-        # Started in the tree: `python -m` puts the working directory first on sys.path, ahead of
-        # PYTHONPATH, and a checkout's `rapidboot/` there would be imported in place of the tree's.
-        server = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.PIPE, text=True, env=environ, cwd=tree
-        )
-    assert server.stderr is not None
-    for line in server.stderr:
-        if match := READY.search(line):
-            break
-    else:
-        raise SystemExit(f"{name}: server did not start; see {directory / f'{name}.log'}")
-    side = Side(name, tree, server, InvokeClient(match.group(1), int(match.group(2))))
+    # Started in the tree: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH,
+    # and a checkout's `rapidboot/` there would be imported in place of the tree's.
+    server, host, port = launch_server(
+        ["--config", str(config), "--state-dir", str(directory / f"state-{name}")],
+        directory / f"{name}.log",
+        env=dict(os.environ, PYTHONPATH=str(tree)),
+        cwd=tree,
+    )
+    side = Side(name, tree, server, InvokeClient(host, port))
     invoke(side, 50)
     runtimes = [pid for pid in descendants(server.pid) if _is_bootstrap(pid)]
     if len(runtimes) != 1:

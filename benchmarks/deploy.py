@@ -26,7 +26,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rapidboot.benchmarks.invoke_client import InvokeClient
-from rapidboot.benchmarks.local_server import READY, invoke_path
+from rapidboot.benchmarks.local_server import invoke_path, launch_server
 
 Tick = Callable[[str], None]
 BLOB_BYTES = 1_000_000
@@ -61,18 +60,10 @@ def package() -> bytes:
 
 
 def _start(directory: Path, profile: Path | None) -> tuple[subprocess.Popen[str], InvokeClient]:
-    command = [sys.executable]
-    if profile is not None:
-        command += ["-m", "cProfile", "-o", str(profile)]
-    command += ["-m", "rapidboot.rapid_server", "serve", "--config", str(directory / "rapidboot.toml")]
-    command += ["--port", "0", "--state-dir", str(directory / "state")]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert server.stderr is not None
-    for line in server.stderr:
-        match = READY.search(line)
-        if match:
-            return server, InvokeClient(match.group(1), int(match.group(2)))
-    raise SystemExit(f"server did not start: {' '.join(command)}")
+    python = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    args = ["--config", str(directory / "rapidboot.toml"), "--state-dir", str(directory / "state")]
+    server, host, port = launch_server(args, python=python)
+    return server, InvokeClient(host, port)
 
 
 def deploy_times(

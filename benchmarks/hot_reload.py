@@ -17,7 +17,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rapidboot.benchmarks.invoke_client import InvokeClient
-from rapidboot.benchmarks.local_server import invoke_path
+from rapidboot.benchmarks.local_server import invoke_path, launch_server
 
 Tick = Callable[[str], None]
 
@@ -43,24 +42,9 @@ class ReloadTimes:
 
 
 def _start(code: Path, state: Path, watch: bool) -> tuple[subprocess.Popen[str], InvokeClient]:
-    command = [
-        sys.executable,
-        "-m",
-        "rapidboot.rapid_server",
-        "serve",
-        "--code",
-        str(code),
-        "--handler",
-        "app.handler",
-    ]
-    command += ["--port", "0", "--state-dir", str(state), "--watch" if watch else "--no-watch"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert server.stderr is not None
-    for line in server.stderr:
-        match = READY.search(line)
-        if match:
-            return server, InvokeClient(match.group(1), int(match.group(2)))
-    raise SystemExit(f"server did not start: {' '.join(command)}")
+    args = ["--code", str(code), "--handler", "app.handler", "--state-dir", str(state)]
+    server, host, port = launch_server([*args, "--watch" if watch else "--no-watch"])
+    return server, InvokeClient(host, port)
 
 
 def _stop(server: subprocess.Popen[str], client: InvokeClient) -> str:

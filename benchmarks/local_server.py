@@ -9,9 +9,11 @@ never into the working directory.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,27 +56,32 @@ def write_config(path: Path, functions: list[Function]) -> Path:
     return path
 
 
-def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[str], str, int]:
-    """The running server, its host and its port."""
-    command = [
-        sys.executable,
-        "-m",
-        "rapidboot.rapid_server",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-    ]
-    command += ["--state-dir", str(config.parent / "state")]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
+def launch_server(
+    args: Sequence[str],
+    log_path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    python: Sequence[str] = (),
+) -> tuple[subprocess.Popen[str], str, int]:
+    """`rapidboot serve ARGS --port 0`, started and ready: the process, its host and its port. Its stdout goes
+    to `log_path` (discarded without one); its stderr is read up to the readiness line and left open for
+    the caller. `python`: interpreter options before `-m` (e.g. cProfile's)."""
+    command = [sys.executable, *python, "-m", "rapidboot.rapid_server", "serve", *args, "--port", "0"]
+    with log_path.open("w") if log_path is not None else open(os.devnull, "w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     assert server.stderr is not None
     for line in server.stderr:
         match = READY.search(line)
         if match:
             return server, match.group(1), int(match.group(2))
-    raise SystemExit(f"server did not start; see {log_path}")
+    where = f"; see {log_path}" if log_path is not None else ""
+    raise SystemExit(f"server did not start: {' '.join(command)}{where}")
+
+
+def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[str], str, int]:
+    """The server of `config` (its state beside it), its host and its port."""
+    return launch_server(["--config", str(config), "--state-dir", str(config.parent / "state")], log_path)
 
 
 def stop_server(server: subprocess.Popen[str]) -> None:

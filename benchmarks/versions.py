@@ -14,8 +14,6 @@ import argparse
 import base64
 import io
 import json
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -23,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rapidboot.benchmarks.invoke_client import InvokeClient
-from rapidboot.benchmarks.local_server import READY, invoke_path, stop_server
+from rapidboot.benchmarks.local_server import invoke_path, launch_server, stop_server
 from rapidboot.benchmarks.stats import summarize
 
 HANDLER = "def handler(event, context):\n    return {'version': context.function_version}\n"
@@ -47,27 +45,7 @@ def main() -> int:
     parser.add_argument("--invokes", type=int, default=2000, help="warm invokes of each (default 2000)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        log_path = Path(directory) / "server.log"
-        command = [
-            sys.executable,
-            "-m",
-            "rapidboot.rapid_server",
-            "serve",
-            "--port",
-            "0",
-            "--state-dir",
-            directory,
-        ]
-        with log_path.open("w") as log:
-            server = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
-        assert server.stderr is not None
-        for line in server.stderr:
-            match = READY.search(line)
-            if match:
-                host, port = match.group(1), int(match.group(2))
-                break
-        else:
-            raise SystemExit(f"server did not start; see {log_path}")
+        server, host, port = launch_server(["--state-dir", directory], Path(directory) / "server.log")
         try:
             client = InvokeClient(host, port)
             code = {"ZipFile": _zip()}
