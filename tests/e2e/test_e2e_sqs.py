@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from e2e_harness import lambda_client, running_server, server_environment
+from e2e_harness import wait_until as poll_until
 
 from rapidboot.benchmarks.moto_server import MotoServer, running_moto
 
@@ -69,15 +69,15 @@ def send(sqs: Any, queue: Queue, *bodies: str, **extra: Any) -> list[str]:
 
 
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Poll `condition` until it is truthy, against a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
+    """The first truthy value of `condition`, polled against a deadline (the harness's poll)."""
+    seen: list[Any] = [None]
+
+    def holds() -> bool:
+        seen[0] = condition()
+        return bool(seen[0])
+
+    assert poll_until(holds, timeout), f"not within {timeout} s: {what}"
+    return seen[0]
 
 
 def queue_size(sqs: Any, queue: Queue) -> int:
