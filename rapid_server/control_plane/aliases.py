@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import ServiceError
+from ..paging import page_after, page_size
 from . import settings
 from .functions import _invalid
 from .version_store import StoredAlias
-from .versions import LATEST, RESOURCE_CONFLICT, not_found, page_size, split_qualifier
+from .versions import LATEST, RESOURCE_CONFLICT, not_found, split_qualifier
 
 if TYPE_CHECKING:
     from .versions import Versions
@@ -99,15 +100,13 @@ class Aliases:
         self.versions.control.find(name)
         if version is not None and _VERSION.fullmatch(version) is None:
             raise _validation([_violation(version, "functionVersion", _pattern(VERSION_PATTERN))])
-        records = sorted(self._by_function.get(name, {}).values(), key=lambda record: record.alias)
+        records = list(self._by_function.get(name, {}).values())
         if version is not None:
             records = [r for r in records if r.function_version == version or version in r.weights]
-        if marker:
-            records = [record for record in records if record.alias > marker]
-        page = records[:limit]
+        page, next_marker = page_after(records, _alias_name, marker, limit)
         body: dict[str, object] = {"Aliases": [self.render(record) for record in page]}
-        if len(records) > limit:
-            body["NextMarker"] = page[-1].alias
+        if next_marker is not None:
+            body["NextMarker"] = next_marker
         return body
 
     def render(self, record: StoredAlias) -> dict[str, object]:
@@ -280,3 +279,7 @@ def _weights(routing: object, problems: list[str]) -> dict[str, float]:
             "one additional version at most"
         )
     return checked
+
+
+def _alias_name(record: StoredAlias) -> str:
+    return record.alias

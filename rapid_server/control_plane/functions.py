@@ -27,6 +27,7 @@ from ..config import ConfigError, FunctionConfig, validate_function, with_snap_s
 from ..data_plane.function import Function
 from ..errors import ServiceError
 from ..invoke.tenancy import tenancy_setting
+from ..paging import page_after, page_size
 from ..server_state import ServerState
 from . import code_limits
 from .layers import Layers, LayerStore
@@ -195,15 +196,8 @@ class ControlPlane:
     def list(self, marker: str | None, max_items: str | None) -> dict[str, object]:
         from . import shapes
 
-        limit = 50  # the service's page size when MaxItems is not given
-        if max_items is not None:
-            if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
-                raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-10000")
-            limit = int(max_items)
-        names = sorted(self.state.functions)
-        if marker:
-            names = [name for name in names if name > marker]
-        page, more = names[:limit], len(names) > limit
+        limit = page_size(max_items)
+        page, next_marker = page_after(list(self.state.functions), str, marker, limit)
         stored = {record.name: record for record in self.store.all()}
         body: dict[str, object] = {
             "Functions": [
@@ -211,8 +205,8 @@ class ControlPlane:
                 for name in page
             ]
         }
-        if more:
-            body["NextMarker"] = page[-1]
+        if next_marker is not None:
+            body["NextMarker"] = next_marker
         return body
 
     # -- mutations

@@ -28,6 +28,7 @@ from rapidboot.layers.merge import layer_sources
 
 from .. import errors
 from ..errors import ServiceError
+from ..paging import page_after, page_size
 from . import code_limits
 from .store import open_database
 
@@ -267,8 +268,7 @@ class Layers:
         for layer in self.store.versions():  # newest first within each name
             if layer.name not in latest and _matches(layer, runtime, architecture):
                 latest[layer.name] = layer
-        names = [name for name in sorted(latest) if not marker or name > marker]
-        page = names[:limit]
+        page, next_marker = page_after(list(latest), str, marker, limit)
         body: dict[str, object] = {
             "Layers": [
                 {
@@ -279,8 +279,8 @@ class Layers:
                 for name in page
             ]
         }
-        if len(names) > limit:
-            body["NextMarker"] = page[-1]
+        if next_marker is not None:
+            body["NextMarker"] = next_marker
         return body
 
     def list_versions(self, raw_name: str, query: dict[str, list[str]]) -> dict[str, object]:
@@ -385,12 +385,7 @@ def _list_query(query: dict[str, list[str]]) -> tuple[str | None, str | None, st
     architecture = one("CompatibleArchitecture")
     if architecture is not None and architecture not in ARCHITECTURES:
         raise _invalid(f"CompatibleArchitecture: {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-    limit = LIST_PAGE_MAX
-    max_items = one("MaxItems")
-    if max_items is not None:
-        if not max_items.isdigit() or not 1 <= int(max_items) <= LIST_PAGE_MAX:
-            raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-{LIST_PAGE_MAX}")
-        limit = int(max_items)
+    limit = page_size(one("MaxItems"), LIST_PAGE_MAX, LIST_PAGE_MAX)
     return one("CompatibleRuntime"), architecture, one("Marker"), limit
 
 

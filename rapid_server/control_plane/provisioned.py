@@ -16,9 +16,10 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..errors import ServiceError
+from ..paging import page_after, page_size
 from .functions import _invalid
 from .version_store import StoredProvisioned
-from .versions import LATEST, RESOURCE_CONFLICT, not_found, now, page_size, split_qualifier
+from .versions import LATEST, RESOURCE_CONFLICT, not_found, now, split_qualifier
 
 if TYPE_CHECKING:
     from .versions import Versions
@@ -111,13 +112,11 @@ class ProvisionedConcurrency:
         limit = page_size(max_items, LIST_MAX)
         name, _ = split_qualifier(raw_name)
         self.versions.control.find(name)
-        settings = sorted(self._settings.get(name, {}).values(), key=lambda setting: setting.qualifier)
-        if marker:
-            settings = [setting for setting in settings if setting.qualifier > marker]
-        page = settings[:limit]
+        settings = list(self._settings.get(name, {}).values())
+        page, next_marker = page_after(settings, _qualifier, marker, limit)
         body: dict[str, object] = {"ProvisionedConcurrencyConfigs": [self.render(s, True) for s in page]}
-        if len(settings) > limit:
-            body["NextMarker"] = page[-1].qualifier
+        if next_marker is not None:
+            body["NextMarker"] = next_marker
         return body
 
     def forget(self, name: str, qualifier: str | None = None) -> None:
@@ -165,3 +164,7 @@ class ProvisionedConcurrency:
                 "applied to unpublished function versions"
             )
         return version
+
+
+def _qualifier(setting: StoredProvisioned) -> str:
+    return setting.qualifier

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from ..config import DEFAULT_RETRY_BASE_DELAY_S
 from ..errors import ServiceError
+from ..paging import page_size
 
 if TYPE_CHECKING:
     from ..config import FunctionConfig
@@ -488,9 +489,7 @@ def list_event_invoke_configs(
     control: ControlPlane, raw_name: str, query: Mapping[str, list[str]]
 ) -> dict[str, object]:
     values = query.get("MaxItems")
-    max_items = values[-1] if values else None
-    if max_items is not None and (not max_items.isdigit() or not 1 <= int(max_items) <= 50):
-        raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-50")
+    limit = page_size(values[-1] if values else None, 50)
     name, found = _qualified(control, raw_name, None)
     if found:
         raise _invalid(f"FunctionName: {raw_name!r}: the configs are listed for the unqualified function")
@@ -503,7 +502,7 @@ def list_event_invoke_configs(
         for qualifier in qualifiers
         if _stored_config(settings, qualifier) is not None
     ]
-    return {"FunctionEventInvokeConfigs": configs[: int(max_items or 50)]}
+    return {"FunctionEventInvokeConfigs": configs[:limit]}
 
 
 async def delete_event_invoke_config(control: ControlPlane, raw_name: str, qualifier: str | None) -> None:

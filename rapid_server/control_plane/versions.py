@@ -28,6 +28,7 @@ from ..async_invokes.dispatcher import EventTarget, latest_only
 from ..config import ConfigError
 from ..data_plane.function import Function
 from ..errors import ServiceError
+from ..paging import page_size
 from . import settings, shapes
 from .functions import _invalid, function_config
 from .version_store import StoredVersion, VersionStore
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 LATEST = "$LATEST"
 RESOURCE_CONFLICT = "ResourceConflictException"
-PAGE_SIZE = 50  # the service's page when MaxItems is not given
 
 
 def now() -> str:
@@ -55,14 +55,6 @@ def split_qualifier(raw: str) -> tuple[str, str]:
     rest = raw.split("function:", 1)[1] if ":function:" in raw or raw.startswith("function:") else raw
     name, _, qualifier = rest.partition(":")
     return name, qualifier
-
-
-def page_size(max_items: str | None, most: int = 10000) -> int:
-    if max_items is None:
-        return PAGE_SIZE
-    if not max_items.isdigit() or not 1 <= int(max_items) <= most:
-        raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-{most}")
-    return int(max_items)
 
 
 def _marker_version(marker: str) -> str:

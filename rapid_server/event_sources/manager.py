@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import ServiceError
+from ..paging import page_after, page_size
 from .mapping import (
     API,
     DEFINITION,
@@ -190,27 +191,18 @@ class EventSources:
     def list(
         self, function_name: str | None, source_arn: str | None, marker: str | None, max_items: str | None
     ) -> dict[str, Any]:
-        limit = DEFAULT_PAGE
-        if max_items is not None:
-            if not max_items.isdigit() or not 1 <= int(max_items) <= MAX_PAGE:
-                raise _invalid(f"MaxItems: {max_items!r} must be a whole number 1-{MAX_PAGE}")
-            limit = int(max_items)
+        limit = page_size(max_items, MAX_PAGE, DEFAULT_PAGE)
         name = _bare_name(function_name) if function_name else None
-        chosen = sorted(
-            (
-                mapping
-                for mapping in self.mappings().values()
-                if (name is None or mapping.function_name == name)
-                and (source_arn is None or mapping.source.queue.arn == source_arn)
-            ),
-            key=lambda mapping: mapping.uuid,
-        )
-        if marker:
-            chosen = [mapping for mapping in chosen if mapping.uuid > marker]
-        page = chosen[:limit]
+        chosen = [
+            mapping
+            for mapping in self.mappings().values()
+            if (name is None or mapping.function_name == name)
+            and (source_arn is None or mapping.source.queue.arn == source_arn)
+        ]
+        page, next_marker = page_after(chosen, _uuid, marker, limit)
         body: dict[str, Any] = {"EventSourceMappings": [self.render(mapping) for mapping in page]}
-        if len(chosen) > limit:
-            body["NextMarker"] = page[-1].uuid
+        if next_marker is not None:
+            body["NextMarker"] = next_marker
         return body
 
     def create(self, body: dict[str, Any]) -> EventSourceMapping:
@@ -338,6 +330,10 @@ def _refuse_unknown(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
             f"{', '.join(unknown)}: not supported by rapidboot's SQS event source mappings "
             f"(supported: {', '.join(sorted(allowed))})"
         )
+
+
+def _uuid(mapping: EventSourceMapping) -> str:
+    return mapping.uuid
 
 
 def _invalid(message: str) -> ServiceError:
