@@ -36,9 +36,9 @@ class EnvironmentAnswers(EnvironmentBase):
             else:
                 self._init_finished()
         # Parked without a task: answered by _dispatch, which writes the event on the connection itself. A
-        # parked /next whose connection drops stays queued and is skipped when taken (_take_poller).
+        # parked /next whose connection drops stays queued and is skipped when taken (_parked_poller).
         self._pollers.append(_Poller(connection))
-        self._poller_arrived.set()
+        self._wake_next_waiters()
         return None
 
     def _init_finished(self) -> None:

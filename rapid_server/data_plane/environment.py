@@ -298,7 +298,7 @@ class Environment(
             await host.close()
         await self._limits.ended()
         self._answer_after_exit()
-        self._poller_arrived.set()
+        self._wake_next_waiters()
         self._close_listener()
         if self._sampler is not None:
             self._sampler.cancel()
