@@ -73,7 +73,7 @@ class EnvironmentBase:
         self._next_waiters: list[asyncio.Future[None]] = []  # invokes waiting for a /next (seats.py)
         self._exit_watch: asyncio.Task[None] | None = None
         self._returncode: int | None = None
-        self._status_fd: int | None = None  # /proc/PID/status of the runtime, for its pending signals
+        self._status_fd: int | None = None  # /proc/PID/status of the runtime: its state and pending signals
         self._output: OutputRelay | None = None
         self._joining: asyncio.Future[None] | None = None  # the runtime joining its memory cgroup
         # Init

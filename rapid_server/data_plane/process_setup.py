@@ -120,15 +120,23 @@ class EnvironmentProcess(EnvironmentBase):
             self._joining = None
 
     def _runtime_alive(self) -> bool:
-        """Not exited, not a zombie (pidfd), and no SIGKILL pending. The last matters: a runtime killed
-        while parked on /next may still be in its recv, and if the event lands there before the signal
-        takes effect the kernel hands it the data and then kills it, so it dies having "read" an event it
-        never ran. A pending SIGKILL shows in /proc/PID/status (one pread of a file held open)."""
+        """Not exited, not a zombie, and no SIGKILL pending. The last matters: a runtime killed while
+        parked on /next may still be in its recv, and if the event lands there before the signal takes
+        effect the kernel hands it the data and then kills it, so it dies having "read" an event it never
+        ran. All three show in /proc/PID/status, one pread of a file held open (`_read_status`); without
+        /proc, the exit alone is seen (its pidfd)."""
         if self._returncode is not None:
             return False
-        if self._process is not None and self._process.has_exited():
+        process = self._process
+        if self._status_fd is None:
+            return not (process is not None and process.has_exited())
+        status = _read_status(self._status_fd)
+        if status is None or _sigkill_pending(status):
             return False
-        return not _sigkill_pending(self._status_fd)
+        if _zombie(status):
+            # A zombie leader may still have live threads: the pidfd says when the whole process is gone.
+            return not (process is None or process.has_exited())
+        return True
 
     def _admit(self, sock: socket.socket) -> bool:
         """A Runtime API connection is served only if it comes from the runtime or one of its descendants
@@ -247,14 +255,27 @@ def _log_stream_name(version: str) -> str:
 _SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
 
 
-def _sigkill_pending(status_fd: int | None) -> bool:
-    """Whether SIGKILL is pending for the process (thread or process-wide masks of /proc/PID/status)."""
-    if status_fd is None:
-        return False
+def _read_status(status_fd: int) -> bytes | None:
+    """/proc/PID/status, None once the process is reaped (the file held open reads no more, whoever has
+    the pid since)."""
     try:
-        status = os.pread(status_fd, 4096, 0)
+        return os.pread(status_fd, 4096, 0)
     except OSError:
-        return True  # the process is gone
+        return None
+
+
+def _zombie(status: bytes) -> bool:
+    """The leader has exited (State: Z, or X as it is reaped)."""
+    start = status.find(b"State:\t")
+    return start >= 0 and status[start + 7 : start + 8] in (b"Z", b"X")
+
+
+def _sigkill_pending(status: bytes) -> bool:
+    """Whether SIGKILL is pending for the process: in the leader's own set (SigPnd) or the process's
+    (ShdPnd). The shared set matters: as soon as the leader acts on the signal it takes SIGKILL out of its
+    own set, and the process goes on dying (its memory released, its threads ended) for up to milliseconds
+    before it is a zombie; ShdPnd keeps SIGKILL until the process is reaped. (/proc/PID/stat's pending
+    field is the leader's own set only: a server that read it handed events to runtimes in that window.)"""
     for field in (b"SigPnd:", b"ShdPnd:"):
         start = status.find(field)
         if start >= 0:
