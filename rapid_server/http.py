@@ -186,6 +186,11 @@ class Connection:
         """Write the answer to the request now being handled. False if the peer is gone (nothing sent)."""
         return self._protocol.send(response)
 
+    def send_soon(self, response: Response) -> None:
+        """Write the answer in the loop's next step (after what this step still writes elsewhere)."""
+        protocol = self._protocol
+        (protocol._loop or asyncio.get_running_loop()).call_soon(protocol.send, response)
+
     # A streamed answer: a head with `Transfer-Encoding: chunked`, chunks as they come, then the end.
 
     def start_chunked(self, status: int, headers: list[tuple[str, str]]) -> bool:

@@ -70,7 +70,9 @@ async def serve(
     config = dataclasses.replace(config, functions={**config.functions, **stored})
     if stored:
         report_notice(f"rapidboot: functions created through the API (--state-dir): {', '.join(stored)}")
-    state = ServerState(config, LogSink(), report_internal_error, limits, peers)
+    sink = LogSink()
+    sink.gather_in(loop)
+    state = ServerState(config, sink, report_internal_error, limits, peers)
     control = ControlPlane(state, store)
     state.template = template
     dispatcher = Dispatcher(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -384,7 +385,7 @@ class Function:
             if self._load[environment] == 0:
                 self._retire(environment)
             return
-        self._last_used[environment] = asyncio.get_running_loop().time()
+        self._last_used[environment] = time.monotonic()  # not the loop's time(): a getpid(2) per invoke
         stack.append(environment)  # most recently used last
 
     def _retire(self, environment: Environment, replace: bool = True) -> None:
@@ -417,10 +418,9 @@ class Function:
         """Stop on-demand environments idle longer than `idle_timeout`, as Lambda reaps them."""
         idle_timeout = self.config.idle_timeout_s
         interval = max(0.05, min(5.0, idle_timeout / 4))
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            now = loop.time()
+            now = time.monotonic()
             for environment in list(self._available):
                 if self._load.get(environment):
                     continue  # a seat is busy: not idle

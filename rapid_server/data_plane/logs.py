@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -27,14 +28,16 @@ class LogSink:
     """On the server's stdout, lines are gathered and written once per turn of the event loop: the lines of
     one turn (under load, the STARTs and REPORTs of many environments) leave in one write(2), in the order
     they were written. stdout may be unbuffered (PYTHONUNBUFFERED), where each line took a write(2) of its
-    own: ~5% of the server's CPU at 8 concurrent clients. A stream given explicitly (tests) is written at
-    once, as is every line outside a running loop."""
+    own: ~5% of the server's CPU at 8 concurrent clients. That is for the loop the server names
+    (`gather_in`), from its own thread; a line from any other thread, or while that loop is not running, is
+    written at once, as is every line of a sink told of no loop."""
 
-    __slots__ = ("_batched", "_pending", "_stream", "_tails", "_terminal", "observer")
+    __slots__ = ("_loop", "_loop_thread", "_pending", "_stream", "_tails", "_terminal", "observer")
 
     def __init__(self, stream: BinaryIO | None = None):
         self._stream = stream if stream is not None else sys.stdout.buffer
-        self._batched = stream is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         try:
             self._terminal = self._stream.isatty()
         except (AttributeError, ValueError):
@@ -65,6 +68,13 @@ class LogSink:
             line = line.rstrip(b"\r").replace(b"\r", _CONTINUATION)
         self._write(prefix + line + b"\n")
 
+    def gather_in(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Gather the lines of each turn of `loop` (the server's, run by the calling thread) into one write.
+        Kept, not looked up per line: asyncio.get_running_loop() is a getpid(2) on Python 3.11, twice per
+        invoke here."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
     def open_tail(self, request_id: str) -> None:
         """Start keeping this invoke's log lines for its caller."""
         self._tails[request_id] = bytearray()
@@ -91,15 +101,11 @@ class LogSink:
         if self._pending:
             self._pending.append(data)  # a flush is already due this turn
             return
-        if self._batched:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                self._pending.append(data)
-                loop.call_soon(self.flush)
-                return
+        loop = self._loop
+        if loop is not None and threading.get_ident() == self._loop_thread and loop.is_running():
+            self._pending.append(data)
+            loop.call_soon(self.flush)
+            return
         self._emit(data)
 
     def _emit(self, data: bytes) -> None:

@@ -3,12 +3,15 @@ signals), checked here against real processes in each of the states it must tell
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from rapidboot.rapid_server.data_plane.logs import LogSink
 from rapidboot.rapid_server.data_plane.process_setup import EnvironmentProcess, _read_status, _zombie
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
@@ -154,3 +158,29 @@ def test_a_process_dying_of_sigkill_is_not_alive_until_it_is_gone() -> None:
             child.kill()
         child.wait()
 
+
+def test_the_server_sink_gathers_a_loop_turn_into_one_write_and_writes_other_threads_at_once() -> None:
+    writes: list[bytes] = []
+
+    class Stream(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            writes.append(bytes(data))
+            return len(data)
+
+    sink = LogSink(Stream())
+
+    async def main() -> None:
+        sink.gather_in(asyncio.get_running_loop())
+        sink.platform("START 1")
+        sink.platform("END 1", "REPORT 1")
+        assert writes == []  # not before the turn ends
+        await asyncio.sleep(0)
+        assert writes == [b"START 1\nEND 1\nREPORT 1\n"]
+        other = threading.Thread(target=sink.platform, args=("from a thread",))
+        other.start()
+        other.join()
+        assert writes[-1] == b"from a thread\n"
+
+    asyncio.run(main())
+    sink.platform("after the loop")
+    assert writes[-1] == b"after the loop\n"
