@@ -13,8 +13,9 @@ on PATH). Latency rows use a raw-socket client (invoke_client.py) and show the f
 - coldstart: spawn -> first response, trivial handler and a handler importing boto3; our bootstrap,
   awslambdaric (and the Node client), and the floor (coldstart.py);
 - init: Init Duration in our server's REPORT against our own clock (warm_invoke.py);
-- warm: warm invoke latency through the server, 1 KB / 100 KB / 3 MB events (warm_invoke.py); and at
-  1 KB, beside the Python server floor (python_floor.py), with the server CPU per invoke of each;
+- warm: warm invoke latency through the server, 1 KB / 100 KB / 3 MB events, one invoke per contender in
+  turn (warm_invoke.py); at 1 KB also back to back (bursts of invokes in turn), and beside the Python
+  server floor (python_floor.py), with the server CPU per invoke of each;
 - throughput: invokes per second and tail latency with 1, 8, 64 clients (throughput.py);
 - scaleout: N simultaneous first invokes (throughput.py);
 - memory: idle RSS per environment, the server's RSS with 100 idle environments (memory.py);
@@ -104,6 +105,11 @@ class Plan:
     python_floor_warmups: int = 100
     python_floor_batches: int = 5
     python_floor_batch: int = 100
+    # Warm 1 KB back to back: every contender in turn, `back_to_back_batch` invokes a turn (the first
+    # `back_to_back_warmups` of each discarded), for `back_to_back_rounds` rounds.
+    back_to_back_rounds: int = 20
+    back_to_back_batch: int = 100
+    back_to_back_warmups: int = 5
     clients: tuple[int, ...] = (1, 8, 64)
     invokes: int = 3000
     load_rounds: int = 2
@@ -133,6 +139,8 @@ QUICK = Plan(
     python_floor_batches=4,
     python_floor_batch=50,
     python_floor_warmups=50,
+    back_to_back_rounds=6,
+    back_to_back_batch=50,
     invokes=500,
     load_rounds=1,
     scale_rounds=2,
@@ -287,7 +295,8 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
     every contender from the same interleaved run."""
     targets = len(peers.runtimes) * (2 if peers.rie is not None else 1) + 1  # + the floor
     python_floor = plan.python_floor_samples * 3 + plan.python_floor_batches * plan.python_floor_batch * 2
-    steps = sum(plan.warm_samples.values()) * targets + python_floor
+    back_to_back = plan.back_to_back_rounds * (plan.back_to_back_batch + plan.back_to_back_warmups) * targets
+    steps = sum(plan.warm_samples.values()) * targets + python_floor + back_to_back
     tick = progress.benchmark("warm", steps)
     rows = []
     directory = scratch / "warm"
@@ -324,10 +333,34 @@ def run_warm(peers: Peers, plan: Plan, scratch: Path, progress: Progress) -> lis
                 ]
                 label = f"warm invoke, {size} event, the runtimes alone on AWS's emulator"
                 rows.append(Row("warm", f"{key}.rie", label, "ms", on_emulator, params=params))
+        rows.append(run_back_to_back(connected, plan, prefixed(tick, "1 KB back to back: ")))
         rows.append(
             run_python_floor(connected, plan, directory, prefixed(tick, "1 KB beside the Python floor: "))
         )
     return rows
+
+
+def run_back_to_back(connected: list[warm_invoke.Target], plan: Plan, tick: Tick) -> Row:
+    """Warm 1 KB invokes in bursts: each contender's turn is `back_to_back_batch` invokes in a row
+    (warm_invoke.back_to_back_samples), where the warm rows give one invoke per turn."""
+    payload = coldstart.big_event(warm_invoke.PAYLOAD_SIZES["1 KB"])
+    timings = warm_invoke.back_to_back_samples(
+        connected,
+        payload,
+        plan.back_to_back_rounds,
+        plan.back_to_back_batch,
+        plan.back_to_back_warmups,
+        tick,
+    )
+    entries = [Entry(t.name, t.role, timings[t.name]) for t in connected]
+    params = {
+        "percentiles": True,
+        "payload_bytes": len(payload),
+        "client": RAW_CLIENT,
+        "batch": plan.back_to_back_batch,
+    }
+    label = f"warm invoke, 1 KB event, back to back ({plan.back_to_back_batch} a turn)"
+    return Row("warm", "warm.1KB.back_to_back", label, "ms", entries, params=params, note=_targets(entries))
 
 
 def run_python_floor(connected: list[warm_invoke.Target], plan: Plan, directory: Path, tick: Tick) -> Row:

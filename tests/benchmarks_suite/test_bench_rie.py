@@ -34,6 +34,9 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
         python_floor_warmups=1,
         python_floor_batches=2,
         python_floor_batch=2,
+        back_to_back_rounds=2,
+        back_to_back_batch=3,
+        back_to_back_warmups=1,
     )
     stream = io.StringIO()
     results = Results("rapidboot bench --rie", True, "now", {})
@@ -51,6 +54,15 @@ def test_rie_is_measured_as_a_second_server(rie: Path, tmp_path: Path) -> None:
         ("rie+rapidboot", "ours"),
         ("floor", "reference"),
     ]
+    # Back to back: every contender, rounds x batch samples each (the warm-ups of each turn discarded).
+    bursts = by_key["warm.1KB.back_to_back"]
+    assert bursts.label == "warm invoke, 1 KB event, back to back (3 a turn)"
+    assert [(e.name, len(e.samples)) for e in bursts.entries] == [
+        ("rapidboot", 6),
+        ("rie+rapidboot", 6),
+        ("floor", 6),
+    ]
+    assert "x the floor" in bursts.note
     # Beside the Python server floor: the same server, python_floor.py's relay, the floor; both servers' CPU.
     python_floor = by_key["warm.1KB.python_floor"]
     assert [(e.name, e.role, len(e.samples)) for e in python_floor.entries] == [
