@@ -27,13 +27,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import ids
 from ..data_plane.invocation import Invocation
 from ..errors import ServiceError
 from . import batch
@@ -211,14 +210,14 @@ class MappingPoller:
         source = self.mapping.source
         payload = batch.event(messages, source.queue.arn, source.queue.region)
         attributes = messages[0].get("Attributes") or {}
-        trace_id = attributes.get("AWSTraceHeader") or _new_trace_id()
+        trace_id = attributes.get("AWSTraceHeader") or ids.trace_id()
         backoff = THROTTLE_BACKOFF_FIRST_S
         while True:
             function = self._function(self.mapping.function_name)
             if function is None:
                 return batch.Verdict((), len(messages), "the function no longer exists")
             invocation = Invocation(
-                request_id=str(uuid.uuid4()),
+                request_id=ids.request_id(),
                 payload=payload,
                 invoked_function_arn=function.arn,
                 trace_id=trace_id,
@@ -255,8 +254,3 @@ class MappingPoller:
 
 def _size(message: dict[str, Any]) -> int:
     return len(message.get("Body", "")) + _RECORD_OVERHEAD_BYTES
-
-
-def _new_trace_id() -> str:
-    digits = os.urandom(20).hex()
-    return f"Root=1-{int(time.time()):08x}-{digits[:24]};Parent={digits[24:]};Sampled=0"

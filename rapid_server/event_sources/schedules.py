@@ -20,7 +20,6 @@ first one after now. A rate counts from when the server started (a rule's from w
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from .. import ids
 from ..async_invokes.async_queue import NewEvent
 from .expressions import ScheduleExpression, next_firings
 
@@ -196,18 +196,12 @@ class Scheduler:
             )
             return
         payload = scheduled_event(schedule, due, self._region, self._account_id)
-        request_id = str(uuid.uuid4())
-        self._accept(NewEvent(request_id, schedule.function, payload, _trace_id(due)))
+        request_id = ids.request_id()
+        self._accept(NewEvent(request_id, schedule.function, payload, ids.trace_id(due.timestamp())))
         self._notice(
             f"rapidboot: schedule {schedule.name}: invoked {schedule.function} (Event, {request_id}) "
             f"for {due.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         )
-
-
-def _trace_id(at: datetime) -> str:
-    """An X-Ray trace header, not sampled, as EventBridge's invoke gets one from Lambda."""
-    digits = os.urandom(20).hex()
-    return f"Root=1-{int(at.timestamp()):08x}-{digits[:24]};Parent={digits[24:]};Sampled=0"
 
 
 def describe(schedules: Iterable[Schedule], now: datetime, count: int = LISTED_FIRINGS) -> str:

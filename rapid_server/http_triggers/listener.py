@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import ids
 from ..data_plane.function import Function
 from ..data_plane.invocation import Invocation, InvokeResult
 from ..errors import ServiceError
@@ -60,15 +61,15 @@ class HttpTriggers:
         if request.too_large:
             return responses.too_large()
         config = self._state.config
-        origin = Origin(invoke_api._new_request_id(), time.time(), config.account_id, config.region)
+        origin = Origin(ids.request_id(), time.time(), config.account_id, config.region)
         payload = build_event(request, found, origin)
         if len(payload) > invoke_api.MAX_SYNC_PAYLOAD_BYTES:
             return _tagged(responses.too_large(), route, origin.request_id)
         invocation = Invocation(
-            request_id=invoke_api._new_request_id(),
+            request_id=ids.request_id(),
             payload=payload,
             invoked_function_arn=function.arn,
-            trace_id=request.headers.get("x-amzn-trace-id") or invoke_api._new_trace_id(),
+            trace_id=request.headers.get("x-amzn-trace-id") or ids.trace_id(),
             stream=UrlResponseStream(request.connection, origin.request_id) if route.streaming else None,
         )
         try:

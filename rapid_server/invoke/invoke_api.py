@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import base64
 import gc
-import os
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import orjson
 
-from .. import errors, rendering
+from .. import errors, ids, rendering
 from ..async_invokes.async_queue import NewEvent
 from ..config import ServerConfig
 from ..control_plane import routes
@@ -90,7 +88,7 @@ def make_handler(
     console's (observability/); `GET /metrics` is served either way."""
 
     async def handle(request: Request) -> Response | None:
-        request_id = _new_request_id()
+        request_id = ids.request_id()
         try:
             match = _INVOKE.match(request.path)
             if match is not None:
@@ -257,7 +255,7 @@ class _Dropped(Exception):
 def _traced(state: ServerState, function: Function, request: Request, event: bool) -> str:
     """The invoke's trace header, with its chain of invokes (recursion.py); a chain that has run this
     function too often is stopped and logged, unless the function allows recursion."""
-    trace = request.headers.get("x-amzn-trace-id") or _new_trace_id()
+    trace = request.headers.get("x-amzn-trace-id") or ids.trace_id()
     try:
         return recursion.traced(trace, function.arn)
     except recursion.RecursiveLoop:
@@ -447,17 +445,6 @@ def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
     return str(exc)
 
 
-def _new_request_id() -> str:
-    """A random (version 4) UUID, as Lambda's request ids are. Formatted from one hex string: str(uuid4())
-    cost ~2 us more per invoke here."""
-    digits = os.urandom(16).hex()
-    variant = _UUID_VARIANT[digits[16]]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
-
-
-_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 9562 variant
-
-
 def _client_context(header: str | None) -> str | None:
     """`X-Amz-Client-Context`: base64 of a JSON object, at most 3,583 bytes as sent (reference section 2).
     What the runtime gets (`Lambda-Runtime-Client-Context`) is the decoded JSON; kept as latin-1 text so its
@@ -479,13 +466,6 @@ def _client_context(header: str | None) -> str | None:
             400, errors.INVALID_REQUEST_CONTENT, "Client context must be a valid Base64-encoded JSON object."
         ) from None
     return decoded.decode("latin-1")
-
-
-def _new_trace_id() -> str:
-    """An X-Ray trace header as Lambda passes it when the caller sent none (not sampled). One urandom
-    call for both ids: each is a getrandom(2)."""
-    digits = os.urandom(20).hex()
-    return f"Root=1-{int(time.time()):08x}-{digits[:24]};Parent={digits[24:]};Sampled=0"
 
 
 def _list_functions(state: ServerState, request_id: str) -> Response:
