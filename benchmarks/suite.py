@@ -63,7 +63,7 @@ from rapidboot.benchmarks.machine import describe
 from rapidboot.benchmarks.peers import Peers, discover, node_version
 from rapidboot.benchmarks.python_floor import PythonFloor
 from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Check, Entry, Results, Row
-from rapidboot.benchmarks.stats import summarize
+from rapidboot.benchmarks.stats import percentile, summarize
 
 BENCHMARKS = (
     "coldstart",
@@ -458,10 +458,18 @@ def run_throughput(peers: Peers, plan: Plan, scratch: Path, progress: Progress) 
             scaling = ""
             if clients != 1 and 1 in levels:
                 scaling = f", {rate / summarize(levels[1][name].rates).median:.2f} x 1 client"
+            machine = ""
+            if level.idle_share:
+                # What the bound's denominator cannot see: the cores idle, and the kernel's interrupt work.
+                machine = (
+                    f"; the machine meanwhile {100 * percentile(level.idle_share, 0.5):.0f}% idle, "
+                    f"{100 * percentile(level.irq_share, 0.5):.0f}% in interrupts (loopback TCP's softirq, "
+                    "in no process's CPU time)"
+                )
             notes.append(
                 f"{name}: {rate:.0f}/s is {rate / bound:.2f} of the CPU bound {os.cpu_count()} cores / "
                 f"{one_server_us + one_client_us:.0f} us = {bound:.0f}/s{scaling}; CPU per invoke here "
-                f"{server_us:.0f} us server + runtime, {client_us:.0f} us client ({own_bound:.0f}/s)"
+                f"{server_us:.0f} us server + runtime, {client_us:.0f} us client ({own_bound:.0f}/s){machine}"
             )
         note = "; ".join(notes)
         rows.append(

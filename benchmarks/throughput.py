@@ -123,6 +123,10 @@ class Level:
     errors: int = 0
     server_cpu_us: list[float] = field(default_factory=list)
     client_cpu_us: list[float] = field(default_factory=list)
+    # Per round, the shares of the machine's CPU time (/proc/stat) that no process's CPU time counts: idle,
+    # and the kernel's interrupt work (loopback TCP is processed in softirq).
+    idle_share: list[float] = field(default_factory=list)
+    irq_share: list[float] = field(default_factory=list)
 
     def cpu_bound(self) -> tuple[float, float, float]:
         """(server + runtimes us, client us, invokes/s): the machine's CPU bound on throughput, all cores
@@ -130,6 +134,28 @@ class Level:
         server = percentile(self.server_cpu_us, 0.5)
         client = percentile(self.client_cpu_us, 0.5)
         return server, client, (os.cpu_count() or 1) * 1e6 / (server + client)
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU time so far by kind (/proc/stat's `cpu` line: user nice system idle iowait irq
+    softirq steal), in clock ticks; empty where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(value) for value in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def unaccounted_shares(before: list[int], after: list[int]) -> tuple[float, float] | None:
+    """(idle, interrupts): the shares of the machine's CPU time between two `machine_ticks` spent idle
+    (idle + iowait) and in interrupt work (irq + softirq)."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(spent)
+    if total <= 0:
+        return None
+    return (spent[3] + spent[4]) / total, (spent[5] + spent[6]) / total
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -178,8 +204,13 @@ def load_levels(
                 for name in names:
                     tick(f"{name}, {level} clients")
                     server_s, client_s = tree_cpu_s(server.pid), time.process_time()
+                    ticks = machine_ticks()
                     elapsed, latencies, errors = uvloop.run(load(host, port, name, level, invokes))
                     entry = results[level][name]
+                    shares = unaccounted_shares(ticks, machine_ticks())
+                    if shares is not None:
+                        entry.idle_share.append(shares[0])
+                        entry.irq_share.append(shares[1])
                     entry.server_cpu_us.append((tree_cpu_s(server.pid) - server_s) / invokes * 1e6)
                     entry.client_cpu_us.append((time.process_time() - client_s) / invokes * 1e6)
                     entry.rates.append(invokes / elapsed)

@@ -8,7 +8,9 @@ import os
 import time
 from pathlib import Path
 
-from rapidboot.benchmarks import report, suite
+import pytest
+
+from rapidboot.benchmarks import report, suite, throughput
 from rapidboot.benchmarks.machine import describe
 from rapidboot.benchmarks.results import FLOOR, OURS, PEER, REFERENCE, Entry, Results
 from rapidboot.benchmarks.throughput import Level, tree_cpu_s
@@ -62,3 +64,14 @@ def test_python_floor_line_gives_the_arithmetic_in_the_report(tmp_path: Path) ->
     report.write(results, tmp_path, draw=False)
     assert line in (tmp_path / "report.md").read_text().splitlines()
     assert Results.load(tmp_path / "results.json").rows[0].params["server_cpu_us"] == server_cpu_us
+
+
+def test_the_machines_idle_and_interrupt_shares_come_from_proc_stat_ticks() -> None:
+    """Ticks: user nice system idle iowait irq softirq steal. Idle has iowait; interrupts irq, softirq."""
+    before = [100, 0, 50, 1000, 10, 5, 20, 0]
+    after = [700, 0, 250, 1140, 20, 10, 75, 0]  # 600 + 200 + 140 + 10 + 5 + 55 = 1010 ticks
+    idle, interrupts = throughput.unaccounted_shares(before, after) or (0.0, 0.0)
+    assert idle == pytest.approx(150 / 1010)
+    assert interrupts == pytest.approx(60 / 1010)
+    assert throughput.unaccounted_shares([], after) is None
+    assert len(throughput.machine_ticks()) in (0, 8)
