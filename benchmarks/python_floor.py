@@ -41,6 +41,8 @@ from typing import Any, cast
 
 import httptools
 
+from rapidboot.rapid_server import ids  # the server's own ids: os and time, nothing more
+
 FUNCTION_NAME = "echo"
 INVOKE_PATH = b"/2015-03-31/functions/echo/invocations"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:000000000000:function:echo"
@@ -55,7 +57,7 @@ _EVENT_HEAD = (
     "Lambda-Runtime-Aws-Request-Id: {}\r\n"
     "Lambda-Runtime-Deadline-Ms: {}\r\n"
     f"Lambda-Runtime-Invoked-Function-Arn: {FUNCTION_ARN}\r\n"
-    "Lambda-Runtime-Trace-Id: Root=1-{:08x}-{};Parent={};Sampled=0\r\n"
+    "Lambda-Runtime-Trace-Id: {}\r\n"
     "Content-Length: {}\r\n\r\n"
 )
 _ANSWER_HEAD = (
@@ -72,7 +74,6 @@ _ACCEPTED = (
 )
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 _UNKNOWN_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 9562 variant
 
 
 class Relay:
@@ -86,7 +87,7 @@ class Relay:
         self.first_next: asyncio.Future[None] = loop.create_future()  # the readiness gate
 
     def invoke(self, caller: asyncio.Transport, event: bytes) -> None:
-        request_id = _request_id()
+        request_id = ids.request_id()
         if self.parked:
             self._hand(self.parked.popleft(), request_id, event, caller)
         else:
@@ -113,19 +114,9 @@ class Relay:
         self, runtime: asyncio.Transport, request_id: str, event: bytes, caller: asyncio.Transport
     ) -> None:
         self.callers[request_id] = caller
-        digits = os.urandom(20).hex()  # the trace id's two random parts, one getrandom(2)
-        now_ms = time.time_ns() // 1_000_000
-        head = _EVENT_HEAD.format(
-            request_id, now_ms + TIMEOUT_MS, now_ms // 1000, digits[:24], digits[24:], len(event)
-        )
+        deadline_ms = time.time_ns() // 1_000_000 + TIMEOUT_MS
+        head = _EVENT_HEAD.format(request_id, deadline_ms, ids.trace_id(), len(event))
         runtime.writelines((head.encode(), event))
-
-
-def _request_id() -> str:
-    """A version 4 UUID, as Lambda's request ids are, from one getrandom(2)."""
-    digits = os.urandom(16).hex()
-    variant = _UUID_VARIANT[digits[16]]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 class _Exchange(asyncio.Protocol):

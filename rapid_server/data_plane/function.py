@@ -385,7 +385,8 @@ class Function:
             if self._load[environment] == 0:
                 self._retire(environment)
             return
-        self._last_used[environment] = time.monotonic()  # not the loop's time(): a getpid(2) per invoke
+        # time.monotonic(), not asyncio.get_running_loop().time(): the lookup is a getpid(2) on Python 3.11
+        self._last_used[environment] = time.monotonic()
         stack.append(environment)  # most recently used last
 
     def _retire(self, environment: Environment, replace: bool = True) -> None:
